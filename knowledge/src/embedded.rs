@@ -1,0 +1,460 @@
+//! The embedded knowledge index: one persistent snapshot file per merchant under the data
+//! directory, exact dense search in memory, and a tantivy BM25 index built in RAM at load.
+//! Exact search is the right call at merchant scale (thousands to ~100k chunks): no
+//! approximation error, no index to tune, and it stays within a few milliseconds.
+
+use std::collections::HashMap;
+use std::fs::{self, File};
+use std::io::{BufReader, BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+use tantivy::query::{BooleanQuery, Occur, Query, TermQuery};
+use tantivy::schema::{FAST, Field, IndexRecordOption, Schema, TextFieldIndexing, TextOptions};
+use tantivy::tokenizer::{
+    AsciiFoldingFilter, Language, LowerCaser, RemoveLongFilter, SimpleTokenizer, Stemmer, StopWordFilter,
+    TextAnalyzer,
+};
+use tantivy::{Index, IndexReader, ReloadPolicy, Term, doc};
+
+use crate::chunk::Chunk;
+use crate::error::{KnowledgeError, Result};
+use crate::index::{IndexedChunk, KnowledgeIndex, SearchHit, SearchQuery, reciprocal_rank_fusion};
+use crate::merchant::MerchantId;
+
+/// Bumped whenever the snapshot layout changes; older files are rejected with a clear message.
+const SNAPSHOT_FORMAT: u32 = 1;
+const ANALYZER: &str = "parley_en";
+
+/// How many candidates each side contributes to fusion. Deep enough that a chunk ranked
+/// modestly by both signals still surfaces; shallow enough to stay cheap.
+const CANDIDATES_PER_SIDE: usize = 50;
+
+#[derive(Serialize, Deserialize)]
+struct Snapshot {
+    format: u32,
+    model_id: String,
+    dimension: usize,
+    chunks: Vec<Chunk>,
+    /// Row-major, `chunks.len() * dimension` values.
+    vectors: Vec<f32>,
+}
+
+/// One merchant's searchable content, immutable once built; a re-ingest builds a new one.
+struct Shard {
+    model_id: String,
+    dimension: usize,
+    chunks: Vec<Chunk>,
+    vectors: Vec<f32>,
+    lexical: LexicalIndex,
+    /// Lowercased SKU -> rows mentioning it. A customer who types a SKU has named the item
+    /// exactly; BM25 alone splits `SLJ-M-BLK-S` into common pieces shared by sibling products.
+    skus: HashMap<String, Vec<usize>>,
+}
+
+struct LexicalIndex {
+    index: Index,
+    reader: IndexReader,
+    body: Field,
+}
+
+pub struct EmbeddedIndex {
+    dir: PathBuf,
+    shards: RwLock<HashMap<MerchantId, Arc<Shard>>>,
+}
+
+impl std::fmt::Debug for EmbeddedIndex {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EmbeddedIndex").field("dir", &self.dir).finish()
+    }
+}
+
+impl EmbeddedIndex {
+    /// Opens (creating if needed) the index directory. Shards load lazily on first use, so
+    /// start-up time does not grow with the number of merchants.
+    pub fn open(dir: impl Into<PathBuf>) -> Result<Self> {
+        let dir = dir.into();
+        fs::create_dir_all(&dir).map_err(|err| KnowledgeError::io(&dir, err))?;
+        Ok(Self {
+            dir,
+            shards: RwLock::new(HashMap::new()),
+        })
+    }
+
+    fn snapshot_path(&self, merchant: &MerchantId) -> PathBuf {
+        self.dir.join(format!("{merchant}.snapshot"))
+    }
+
+    fn shard(&self, merchant: &MerchantId) -> Result<Arc<Shard>> {
+        if let Some(shard) = self
+            .shards
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(merchant)
+        {
+            return Ok(shard.clone());
+        }
+        let path = self.snapshot_path(merchant);
+        if !path.exists() {
+            return Err(KnowledgeError::UnknownMerchant(merchant.to_string()));
+        }
+        let shard = Arc::new(load_snapshot(&path)?);
+        let mut shards = self.shards.write().unwrap_or_else(|p| p.into_inner());
+        // Another caller may have loaded it meanwhile; keep whichever is there.
+        Ok(shards.entry(merchant.clone()).or_insert(shard).clone())
+    }
+}
+
+fn load_snapshot(path: &Path) -> Result<Shard> {
+    let file = File::open(path).map_err(|err| KnowledgeError::io(path, err))?;
+    let snapshot: Snapshot = bincode::deserialize_from(BufReader::new(file))
+        .map_err(|err| KnowledgeError::Index(format!("{}: unreadable snapshot: {err}", path.display())))?;
+    if snapshot.format != SNAPSHOT_FORMAT {
+        return Err(KnowledgeError::Index(format!(
+            "{}: snapshot format {} is not supported (expected {SNAPSHOT_FORMAT}); re-run `parley ingest`",
+            path.display(),
+            snapshot.format
+        )));
+    }
+    if snapshot.vectors.len() != snapshot.chunks.len() * snapshot.dimension {
+        return Err(KnowledgeError::Index(format!(
+            "{}: snapshot is truncated",
+            path.display()
+        )));
+    }
+    build_shard(
+        snapshot.model_id,
+        snapshot.dimension,
+        snapshot.chunks,
+        snapshot.vectors,
+    )
+}
+
+fn build_shard(model_id: String, dimension: usize, chunks: Vec<Chunk>, vectors: Vec<f32>) -> Result<Shard> {
+    let lexical = LexicalIndex::build(&chunks)?;
+    let mut skus: HashMap<String, Vec<usize>> = HashMap::new();
+    for (row, chunk) in chunks.iter().enumerate() {
+        for sku in chunk_skus(&chunk.text) {
+            let rows = skus.entry(sku).or_default();
+            if rows.last() != Some(&row) {
+                rows.push(row);
+            }
+        }
+    }
+    Ok(Shard {
+        model_id,
+        dimension,
+        chunks,
+        vectors,
+        lexical,
+        skus,
+    })
+}
+
+/// English analysis for BM25: split on non-alphanumerics (so `RL2-BLK-10` is `rl2 blk 10`,
+/// matching however a customer types it), fold accents, drop stop words, stem.
+fn analyzer() -> TextAnalyzer {
+    let stop_words = StopWordFilter::new(Language::English).expect("tantivy ships English stop words");
+    TextAnalyzer::builder(SimpleTokenizer::default())
+        .filter(RemoveLongFilter::limit(40))
+        .filter(LowerCaser)
+        .filter(AsciiFoldingFilter)
+        .filter(stop_words)
+        .filter(Stemmer::new(Language::English))
+        .build()
+}
+
+fn index_err(err: tantivy::TantivyError) -> KnowledgeError {
+    KnowledgeError::Index(format!("lexical index: {err}"))
+}
+
+impl LexicalIndex {
+    fn build(chunks: &[Chunk]) -> Result<Self> {
+        let mut schema = Schema::builder();
+        let body_options = TextOptions::default().set_indexing_options(
+            TextFieldIndexing::default()
+                .set_tokenizer(ANALYZER)
+                .set_index_option(IndexRecordOption::WithFreqsAndPositions),
+        );
+        let body = schema.add_text_field("body", body_options);
+        let row = schema.add_u64_field("row", FAST);
+        let index = Index::create_in_ram(schema.build());
+        index.tokenizers().register(ANALYZER, analyzer());
+        // One indexing thread: ingestion already keeps the other core busy embedding.
+        let mut writer = index.writer_with_num_threads(1, 50_000_000).map_err(index_err)?;
+        for (row_idx, chunk) in chunks.iter().enumerate() {
+            writer
+                .add_document(doc!(body => chunk.embedding_text(), row => row_idx as u64))
+                .map_err(index_err)?;
+        }
+        writer.commit().map_err(index_err)?;
+        let reader = index
+            .reader_builder()
+            .reload_policy(ReloadPolicy::Manual)
+            .try_into()
+            .map_err(index_err)?;
+        Ok(Self { index, reader, body })
+    }
+
+    /// BM25 over the query's analysed terms, any of which may match (OR semantics: SMS
+    /// questions are short and rarely share every word with the answer).
+    fn search(&self, text: &str, limit: usize) -> Result<Vec<(usize, f32)>> {
+        let mut analyzer = self
+            .index
+            .tokenizers()
+            .get(ANALYZER)
+            .ok_or_else(|| KnowledgeError::Index("analyzer missing".into()))?;
+        let mut terms: Vec<String> = Vec::new();
+        let mut stream = analyzer.token_stream(text);
+        while stream.advance() {
+            let token = stream.token().text.clone();
+            if !terms.contains(&token) {
+                terms.push(token);
+            }
+        }
+        if terms.is_empty() {
+            return Ok(Vec::new());
+        }
+        let clauses: Vec<(Occur, Box<dyn Query>)> = terms
+            .iter()
+            .map(|term| {
+                let query: Box<dyn Query> = Box::new(TermQuery::new(
+                    Term::from_field_text(self.body, term),
+                    IndexRecordOption::WithFreqs,
+                ));
+                (Occur::Should, query)
+            })
+            .collect();
+        let query = BooleanQuery::new(clauses);
+        let searcher = self.reader.searcher();
+        let top = searcher
+            .search(&query, &tantivy::collector::TopDocs::with_limit(limit))
+            .map_err(index_err)?;
+        let mut hits = Vec::with_capacity(top.len());
+        for (score, address) in top {
+            let rows = searcher
+                .segment_reader(address.segment_ord)
+                .fast_fields()
+                .u64("row")
+                .map_err(index_err)?;
+            if let Some(row) = rows.first(address.doc_id) {
+                hits.push((row as usize, score));
+            }
+        }
+        Ok(hits)
+    }
+}
+
+/// SKUs written in product chunks as `SKU <code>` (see `chunk::variant_line`).
+fn chunk_skus(text: &str) -> impl Iterator<Item = String> + '_ {
+    text.split("SKU ").skip(1).filter_map(|rest| {
+        let code: String = rest
+            .chars()
+            .take_while(|c| c.is_alphanumeric() || matches!(c, '-' | '_' | '.' | '/'))
+            .collect();
+        let code = code.trim_end_matches(['.', '/']).to_lowercase();
+        (!code.is_empty()).then_some(code)
+    })
+}
+
+/// Words of a question that could be SKUs, lowercased: codes have a digit or a separator.
+fn query_codes(text: &str) -> Vec<String> {
+    text.split(|c: char| !(c.is_alphanumeric() || matches!(c, '-' | '_' | '.' | '/')))
+        .map(|word| word.trim_matches(['.', '/', '-', '_']).to_lowercase())
+        .filter(|word| word.len() >= 3 && word.chars().any(|c| c.is_ascii_digit() || c == '-' || c == '_'))
+        .collect()
+}
+
+impl Shard {
+    fn dense_search(&self, query: &[f32], limit: usize) -> Vec<(usize, f32)> {
+        if query.len() != self.dimension || self.chunks.is_empty() {
+            return Vec::new();
+        }
+        let mut scored: Vec<(usize, f32)> = self
+            .vectors
+            .chunks_exact(self.dimension)
+            .map(|vector| vector.iter().zip(query).map(|(a, b)| a * b).sum::<f32>())
+            .enumerate()
+            .collect();
+        let limit = limit.min(scored.len());
+        if limit < scored.len() {
+            scored.select_nth_unstable_by(limit, |a, b| b.1.total_cmp(&a.1));
+            scored.truncate(limit);
+        }
+        scored.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+        scored
+    }
+
+    fn search(&self, query: &SearchQuery) -> Result<Vec<SearchHit>> {
+        let depth = CANDIDATES_PER_SIDE.max(query.limit);
+        let dense = self.dense_search(&query.vector, depth);
+        let lexical = self.lexical.search(&query.text, depth)?;
+        let dense_scores: HashMap<usize, f32> = dense.iter().copied().collect();
+        let lexical_scores: HashMap<usize, f32> = lexical.iter().copied().collect();
+        let mut fused = reciprocal_rank_fusion(&[dense, lexical], depth * 2);
+        // Exact SKU matches go first, in fused order; everything else keeps its place.
+        let exact: std::collections::HashSet<usize> = query_codes(&query.text)
+            .iter()
+            .filter_map(|code| self.skus.get(code))
+            .flatten()
+            .copied()
+            .collect();
+        if !exact.is_empty() {
+            for row in &exact {
+                if !fused.iter().any(|(r, _)| r == row) {
+                    fused.push((*row, 0.0));
+                }
+            }
+            fused.sort_by_key(|(row, _)| !exact.contains(row));
+        }
+        fused.truncate(query.limit);
+        Ok(fused
+            .into_iter()
+            .map(|(row, score)| SearchHit {
+                chunk: self.chunks[row].clone(),
+                score,
+                dense_score: dense_scores.get(&row).copied().or_else(|| {
+                    // Lexical-only hits still get their true similarity: cheap for one row.
+                    let vector = self
+                        .vectors
+                        .get(row * self.dimension..(row + 1) * self.dimension)?;
+                    (query.vector.len() == self.dimension)
+                        .then(|| vector.iter().zip(&query.vector).map(|(a, b)| a * b).sum())
+                }),
+                lexical_score: lexical_scores.get(&row).copied(),
+            })
+            .collect())
+    }
+}
+
+#[async_trait]
+impl KnowledgeIndex for EmbeddedIndex {
+    fn backend_name(&self) -> &'static str {
+        "embedded"
+    }
+
+    async fn stored_vectors(
+        &self,
+        merchant: &MerchantId,
+        model_id: &str,
+    ) -> Result<HashMap<String, Vec<f32>>> {
+        let shard = match self.shard(merchant) {
+            Ok(shard) => shard,
+            Err(KnowledgeError::UnknownMerchant(_)) => return Ok(HashMap::new()),
+            // A corrupt or outdated snapshot must not block a fresh ingest that replaces it.
+            Err(err) => {
+                tracing::warn!(%merchant, error = %err, "ignoring unreadable snapshot; re-embedding everything");
+                return Ok(HashMap::new());
+            }
+        };
+        if shard.model_id != model_id {
+            return Ok(HashMap::new());
+        }
+        Ok(shard
+            .chunks
+            .iter()
+            .zip(shard.vectors.chunks_exact(shard.dimension))
+            .map(|(chunk, vector)| (chunk.content_hash.clone(), vector.to_vec()))
+            .collect())
+    }
+
+    async fn replace(&self, merchant: &MerchantId, model_id: &str, chunks: Vec<IndexedChunk>) -> Result<()> {
+        let dimension = chunks.first().map(|c| c.vector.len()).unwrap_or(0);
+        if let Some(bad) = chunks.iter().find(|c| c.vector.len() != dimension) {
+            return Err(KnowledgeError::Index(format!(
+                "chunk {} has a {}-dimensional vector, expected {dimension}",
+                bad.chunk.id,
+                bad.vector.len()
+            )));
+        }
+        if let Some(foreign) = chunks.iter().find(|c| &c.chunk.merchant_id != merchant) {
+            return Err(KnowledgeError::Index(format!(
+                "chunk {} belongs to merchant {}, not {merchant}",
+                foreign.chunk.id, foreign.chunk.merchant_id
+            )));
+        }
+        let mut vectors = Vec::with_capacity(chunks.len() * dimension);
+        let mut plain_chunks = Vec::with_capacity(chunks.len());
+        for indexed in chunks {
+            vectors.extend_from_slice(&indexed.vector);
+            plain_chunks.push(indexed.chunk);
+        }
+        let snapshot = Snapshot {
+            format: SNAPSHOT_FORMAT,
+            model_id: model_id.to_owned(),
+            dimension,
+            chunks: plain_chunks,
+            vectors,
+        };
+        // Write the new snapshot beside the old one and rename it into place: a crash at any
+        // point leaves either the complete old file or the complete new one.
+        let path = self.snapshot_path(merchant);
+        let tmp = self
+            .dir
+            .join(format!(".{merchant}.snapshot.tmp-{}", std::process::id()));
+        let write = || -> std::io::Result<()> {
+            let mut out = BufWriter::new(File::create(&tmp)?);
+            bincode::serialize_into(&mut out, &snapshot).map_err(std::io::Error::other)?;
+            out.flush()?;
+            out.get_ref().sync_all()?;
+            fs::rename(&tmp, &path)?;
+            // Persist the rename itself.
+            File::open(&self.dir)?.sync_all()
+        };
+        if let Err(err) = write() {
+            let _ = fs::remove_file(&tmp);
+            return Err(KnowledgeError::io(&path, err));
+        }
+        let shard = build_shard(snapshot.model_id, dimension, snapshot.chunks, snapshot.vectors)?;
+        self.shards
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(merchant.clone(), Arc::new(shard));
+        Ok(())
+    }
+
+    async fn search(&self, merchant: &MerchantId, query: &SearchQuery) -> Result<Vec<SearchHit>> {
+        self.shard(merchant)?.search(query)
+    }
+
+    async fn merchants(&self) -> Result<Vec<MerchantId>> {
+        let entries = fs::read_dir(&self.dir).map_err(|err| KnowledgeError::io(&self.dir, err))?;
+        let mut merchants = Vec::new();
+        for entry in entries.flatten() {
+            let name = entry.file_name();
+            let Some(stem) = name.to_str().and_then(|n| n.strip_suffix(".snapshot")) else {
+                continue;
+            };
+            if let Ok(id) = MerchantId::parse(stem) {
+                merchants.push(id);
+            }
+        }
+        merchants.sort();
+        Ok(merchants)
+    }
+
+    async fn chunk_count(&self, merchant: &MerchantId) -> Result<usize> {
+        Ok(self.shard(merchant)?.chunks.len())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn skus_are_read_from_product_chunks_and_questions() {
+        let text = "- S / Black: $199.00, SKU SLJ-M-BLK-S, in stock\n- M: $5, SKU GL-VC15-30.";
+        assert_eq!(
+            chunk_skus(text).collect::<Vec<_>>(),
+            vec!["slj-m-blk-s", "gl-vc15-30"]
+        );
+        assert_eq!(
+            query_codes("is slj-m-blk-s in stock? size 10"),
+            vec!["slj-m-blk-s"]
+        );
+        assert_eq!(query_codes("Do you have GL-VC15-30."), vec!["gl-vc15-30"]);
+    }
+}

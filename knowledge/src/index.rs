@@ -1,0 +1,108 @@
+//! The knowledge index seam: what every backend (embedded today, Qdrant later) must do,
+//! and the rank fusion that combines dense and lexical results the same way everywhere.
+
+use std::collections::HashMap;
+
+use async_trait::async_trait;
+use serde::Serialize;
+
+use crate::chunk::Chunk;
+use crate::error::Result;
+use crate::merchant::MerchantId;
+
+/// A chunk with its embedding, ready to index.
+#[derive(Debug, Clone)]
+pub struct IndexedChunk {
+    pub chunk: Chunk,
+    pub vector: Vec<f32>,
+}
+
+/// A question, both as text (for the lexical side) and as a unit vector (for the dense side).
+#[derive(Debug, Clone)]
+pub struct SearchQuery {
+    pub text: String,
+    pub vector: Vec<f32>,
+    pub limit: usize,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct SearchHit {
+    pub chunk: Chunk,
+    /// Reciprocal-rank-fusion score; only its order is meaningful.
+    pub score: f32,
+    /// Cosine similarity to the question, when the chunk was a dense candidate. The agent
+    /// uses it as an absolute measure of how well the knowledge covers the question.
+    pub dense_score: Option<f32>,
+    /// BM25 score, when the chunk matched lexically.
+    pub lexical_score: Option<f32>,
+}
+
+/// Storage and search of one or many merchants' chunks. Every call is scoped to one
+/// merchant: no method can return another merchant's chunks.
+#[async_trait]
+pub trait KnowledgeIndex: Send + Sync {
+    fn backend_name(&self) -> &'static str;
+
+    /// Vectors already stored for this merchant under `model_id`, by content hash, so an
+    /// ingest re-embeds only what changed.
+    async fn stored_vectors(
+        &self,
+        merchant: &MerchantId,
+        model_id: &str,
+    ) -> Result<HashMap<String, Vec<f32>>>;
+
+    /// Makes `chunks` the merchant's whole content, atomically: readers see the old set or
+    /// the new one, and a failure leaves the old one in place.
+    async fn replace(&self, merchant: &MerchantId, model_id: &str, chunks: Vec<IndexedChunk>) -> Result<()>;
+
+    /// Hybrid search within one merchant. Unknown merchants are an error, not an empty list,
+    /// so a typo in a merchant id is never mistaken for "no knowledge".
+    async fn search(&self, merchant: &MerchantId, query: &SearchQuery) -> Result<Vec<SearchHit>>;
+
+    async fn merchants(&self) -> Result<Vec<MerchantId>>;
+
+    async fn chunk_count(&self, merchant: &MerchantId) -> Result<usize>;
+}
+
+/// The RRF constant from Cormack et al. (2009); 60 is the value every major engine defaults to.
+pub const RRF_K: f32 = 60.0;
+
+/// Fuses ranked candidate lists by reciprocal rank: score = Σ 1 / (k + rank). Inputs are
+/// (key, raw score) in rank order; the result is (key, fused score) best first.
+pub fn reciprocal_rank_fusion<K: Clone + Eq + std::hash::Hash>(
+    lists: &[Vec<(K, f32)>],
+    limit: usize,
+) -> Vec<(K, f32)> {
+    let mut fused: HashMap<K, (f32, usize)> = HashMap::new();
+    let mut order = 0;
+    for list in lists {
+        for (rank, (key, _)) in list.iter().enumerate() {
+            let entry = fused.entry(key.clone()).or_insert_with(|| {
+                order += 1;
+                (0.0, order)
+            });
+            entry.0 += 1.0 / (RRF_K + rank as f32 + 1.0);
+        }
+    }
+    let mut ranked: Vec<(K, f32, usize)> = fused.into_iter().map(|(k, (s, o))| (k, s, o)).collect();
+    // Ties break by first appearance, keeping the result deterministic.
+    ranked.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.2.cmp(&b.2)));
+    ranked.truncate(limit);
+    ranked.into_iter().map(|(k, s, _)| (k, s)).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rrf_rewards_agreement() {
+        let dense = vec![("a", 0.9), ("b", 0.8), ("c", 0.7)];
+        let lexical = vec![("c", 12.0), ("d", 9.0)];
+        let fused = reciprocal_rank_fusion(&[dense, lexical], 10);
+        let keys: Vec<&str> = fused.iter().map(|(k, _)| *k).collect();
+        // c is third in one list and first in the other: 1/63 + 1/61 beats a's 1/61.
+        assert_eq!(keys, vec!["c", "a", "b", "d"]);
+        assert!((fused[0].1 - (1.0 / 63.0 + 1.0 / 61.0)).abs() < 1e-6);
+    }
+}

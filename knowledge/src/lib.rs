@@ -1,0 +1,22 @@
+//! Parley's knowledge base: a merchant's products and policies go in (ingestion, chunking,
+//! embeddings), and the passages that best answer a customer's question come out (hybrid
+//! dense + BM25 retrieval, always scoped to one merchant). Knows nothing about HTTP.
+
+pub mod chunk;
+pub mod embed;
+pub mod embedded;
+pub mod error;
+pub mod index;
+pub mod ingest;
+pub mod merchant;
+pub mod shopify;
+pub mod text;
+
+pub use chunk::{Chunk, ChunkConfig, ChunkKind};
+pub use embed::{CachingEmbedder, Embedder, EmbedderConfig, FastEmbedder};
+pub use embedded::EmbeddedIndex;
+pub use error::{KnowledgeError, Result};
+pub use index::{IndexedChunk, KnowledgeIndex, SearchHit, SearchQuery};
+pub use ingest::{IngestProgress, IngestReport, KnowledgeBase};
+pub use merchant::{MerchantConfig, MerchantData, MerchantId, Offer};
+pub use shopify::{Order, Product, Variant};

@@ -1,0 +1,290 @@
+//! A merchant's knowledge directory: `merchant.toml`, products, policies and orders, loaded
+//! and validated as a whole before anything is written.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{KnowledgeError, Result};
+use crate::shopify::{Order, Product, load_orders_json, load_products_csv, load_products_json};
+
+/// A validated merchant id: 1-64 characters of lowercase ASCII letters, digits, `-` or `_`.
+/// The id names files under the data directory, so anything path-like is refused.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct MerchantId(String);
+
+impl MerchantId {
+    pub fn parse(raw: &str) -> Result<Self> {
+        let invalid = |reason| KnowledgeError::InvalidMerchantId {
+            id: raw.to_owned(),
+            reason,
+        };
+        if raw.is_empty() || raw.len() > 64 {
+            return Err(invalid("must be 1 to 64 characters"));
+        }
+        if !raw
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
+        {
+            return Err(invalid("use only lowercase letters, digits, '-' and '_'"));
+        }
+        Ok(Self(raw.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for MerchantId {
+    type Error = KnowledgeError;
+    fn try_from(value: String) -> Result<Self> {
+        Self::parse(&value)
+    }
+}
+
+impl From<MerchantId> for String {
+    fn from(value: MerchantId) -> Self {
+        value.0
+    }
+}
+
+impl fmt::Display for MerchantId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A discount the merchant really offers. The agent may mention these codes and no others.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Offer {
+    pub code: String,
+    pub description: String,
+    #[serde(default)]
+    pub conditions: Option<String>,
+}
+
+/// `merchant.toml`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MerchantConfig {
+    pub id: MerchantId,
+    pub name: String,
+    /// IANA time zone name, e.g. `America/Denver`.
+    pub timezone: String,
+    pub support_email: String,
+    pub support_hours: String,
+    #[serde(default)]
+    pub brand_voice: Option<String>,
+    #[serde(default)]
+    pub offers: Vec<Offer>,
+}
+
+/// Which format a policy document was written in; it decides how headings are found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum DocFormat {
+    Markdown,
+    Html,
+    Text,
+}
+
+/// One policy document, already decoded as UTF-8.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PolicyDoc {
+    /// Path relative to the merchant directory with `/` separators, e.g. `policies/returns.md`.
+    pub source: String,
+    pub format: DocFormat,
+    pub raw: String,
+}
+
+/// Everything a merchant directory holds, validated.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MerchantData {
+    pub config: MerchantConfig,
+    pub products: Vec<Product>,
+    pub policies: Vec<PolicyDoc>,
+    pub orders: Vec<Order>,
+}
+
+impl MerchantData {
+    /// Loads and validates a merchant directory. Any problem is reported with the path of the
+    /// file at fault; nothing is written anywhere, so a caller can validate before replacing.
+    pub fn load(dir: &Path) -> Result<Self> {
+        if !dir.is_dir() {
+            return Err(KnowledgeError::invalid(
+                dir,
+                "not a directory; a merchant is a directory holding merchant.toml",
+            ));
+        }
+        let config_path = dir.join("merchant.toml");
+        let config_text = read_text(&config_path)?;
+        let config: MerchantConfig = toml::from_str(&config_text)
+            .map_err(|err| KnowledgeError::invalid(&config_path, err.to_string()))?;
+        validate_config(&config, &config_path)?;
+
+        let json_path = dir.join("products.json");
+        let csv_path = dir.join("products.csv");
+        let products = match (json_path.exists(), csv_path.exists()) {
+            (true, true) => {
+                return Err(KnowledgeError::invalid(
+                    dir,
+                    "both products.json and products.csv are present; keep exactly one",
+                ));
+            }
+            (true, false) => load_products_json(&json_path, &read_text(&json_path)?)?,
+            (false, true) => load_products_csv(&csv_path, &read_text(&csv_path)?)?,
+            (false, false) => Vec::new(),
+        };
+
+        let policies = load_policies(dir)?;
+
+        let orders_path = dir.join("orders.json");
+        let orders = if orders_path.exists() {
+            load_orders_json(&orders_path, &read_text(&orders_path)?)?
+        } else {
+            Vec::new()
+        };
+
+        if products.is_empty() && policies.is_empty() {
+            return Err(KnowledgeError::invalid(
+                dir,
+                "no knowledge found: add products.json (or products.csv) and/or files under policies/",
+            ));
+        }
+        Ok(Self {
+            config,
+            products,
+            policies,
+            orders,
+        })
+    }
+}
+
+fn validate_config(config: &MerchantConfig, path: &Path) -> Result<()> {
+    for (key, value) in [
+        ("name", &config.name),
+        ("timezone", &config.timezone),
+        ("support_email", &config.support_email),
+        ("support_hours", &config.support_hours),
+    ] {
+        if value.trim().is_empty() {
+            return Err(KnowledgeError::invalid(path, format!("`{key}` is empty")));
+        }
+    }
+    // An IANA name is Area/Location (or UTC); a full tz database check belongs to the
+    // scheduling code that will need one, this catches the common "MST"/"-7" mistakes.
+    let tz = config.timezone.as_str();
+    if !(tz == "UTC" || (tz.contains('/') && !tz.contains(' '))) {
+        return Err(KnowledgeError::invalid(
+            path,
+            format!("`timezone` {tz:?} is not an IANA time zone name such as America/Denver"),
+        ));
+    }
+    for offer in &config.offers {
+        let code_ok = !offer.code.is_empty()
+            && offer
+                .code
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+        if !code_ok {
+            return Err(KnowledgeError::invalid(
+                path,
+                format!("offer code {:?} must be letters, digits, '-' or '_'", offer.code),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Reads a file as UTF-8 text, refusing empty and binary files with a message naming it.
+pub(crate) fn read_text(path: &Path) -> Result<String> {
+    let bytes = std::fs::read(path).map_err(|err| KnowledgeError::io(path, err))?;
+    decode_text(path, bytes)
+}
+
+pub(crate) fn decode_text(path: &Path, bytes: Vec<u8>) -> Result<String> {
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Err(KnowledgeError::invalid(path, "file is empty"));
+    }
+    if bytes.contains(&0) {
+        return Err(KnowledgeError::invalid(
+            path,
+            "file looks binary (contains NUL bytes); expected UTF-8 text",
+        ));
+    }
+    let mut text = String::from_utf8(bytes).map_err(|err| {
+        KnowledgeError::invalid(
+            path,
+            format!(
+                "file is not valid UTF-8 (first bad byte at offset {})",
+                err.utf8_error().valid_up_to()
+            ),
+        )
+    })?;
+    // Editors on Windows like to start files with a byte-order mark; it is not content.
+    if text.starts_with('\u{feff}') {
+        text.drain(..'\u{feff}'.len_utf8());
+    }
+    Ok(text)
+}
+
+fn load_policies(dir: &Path) -> Result<Vec<PolicyDoc>> {
+    let policies_dir = dir.join("policies");
+    if !policies_dir.exists() {
+        return Ok(Vec::new());
+    }
+    let mut files = Vec::new();
+    collect_files(&policies_dir, &mut files)?;
+    files.sort();
+    let mut docs = Vec::with_capacity(files.len());
+    for path in files {
+        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+        // Hidden files are editor and OS droppings (.DS_Store, .swp), never knowledge.
+        if name.starts_with('.') {
+            continue;
+        }
+        let extension = path
+            .extension()
+            .and_then(|e| e.to_str())
+            .map(str::to_ascii_lowercase)
+            .unwrap_or_default();
+        let format = match extension.as_str() {
+            "md" | "markdown" => DocFormat::Markdown,
+            "html" | "htm" => DocFormat::Html,
+            "txt" | "text" => DocFormat::Text,
+            _ => {
+                return Err(KnowledgeError::invalid(
+                    &path,
+                    "unsupported policy format; use .md, .html or .txt",
+                ));
+            }
+        };
+        let raw = read_text(&path)?;
+        let relative: PathBuf = path.strip_prefix(dir).unwrap_or(&path).to_path_buf();
+        let source = relative
+            .components()
+            .map(|c| c.as_os_str().to_string_lossy())
+            .collect::<Vec<_>>()
+            .join("/");
+        docs.push(PolicyDoc { source, format, raw });
+    }
+    Ok(docs)
+}
+
+fn collect_files(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
+    let entries = std::fs::read_dir(dir).map_err(|err| KnowledgeError::io(dir, err))?;
+    for entry in entries {
+        let entry = entry.map_err(|err| KnowledgeError::io(dir, err))?;
+        let path = entry.path();
+        let file_type = entry.file_type().map_err(|err| KnowledgeError::io(&path, err))?;
+        if file_type.is_dir() {
+            collect_files(&path, out)?;
+        } else {
+            out.push(path);
+        }
+    }
+    Ok(())
+}

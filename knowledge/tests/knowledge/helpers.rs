@@ -1,0 +1,75 @@
+//! Shared test setup: one real embedder per test binary, fixture paths, scratch knowledge bases.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, OnceLock};
+
+use parley_knowledge::{
+    CachingEmbedder, Embedder, EmbedderConfig, FastEmbedder, KnowledgeBase, MerchantData,
+};
+
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
+}
+
+pub fn merchant_fixture(name: &str) -> PathBuf {
+    workspace_root().join("fixtures/merchants").join(name)
+}
+
+/// The real model, loaded once and behind a cache: every test ingests the same fixture
+/// passages, and embedding a 200-token passage costs ~60 ms of one core.
+pub fn embedder() -> Arc<dyn Embedder> {
+    static EMBEDDER: OnceLock<Arc<CachingEmbedder<FastEmbedder>>> = OnceLock::new();
+    EMBEDDER
+        .get_or_init(|| {
+            let models = workspace_root().join(".cache/models");
+            let model_dir = std::env::var_os("PARLEY_MODEL_DIR")
+                .map(PathBuf::from)
+                .unwrap_or_else(|| models.join("all-MiniLM-L6-v2-int8"));
+            let mut config = EmbedderConfig::new(model_dir);
+            if std::env::var_os("ORT_DYLIB_PATH").is_none() {
+                config.ort_library = Some(models.join("onnxruntime/libonnxruntime.so"));
+            }
+            let model = FastEmbedder::load(&config)
+                .expect("embedding model missing: run `make models` (scripts/fetch-models.sh)");
+            Arc::new(CachingEmbedder::new(model, 100_000))
+        })
+        .clone()
+}
+
+pub fn no_progress() -> &'static (dyn Fn(usize, usize) + Send + Sync) {
+    &|_, _| {}
+}
+
+/// A knowledge base in a fresh temporary data directory.
+pub fn scratch_kb() -> (tempfile::TempDir, KnowledgeBase) {
+    let dir = tempfile::tempdir().unwrap();
+    let kb = KnowledgeBase::open_embedded(embedder(), dir.path()).unwrap();
+    (dir, kb)
+}
+
+/// Copies a fixture merchant into a scratch directory so a test can edit it.
+pub fn copy_fixture(name: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    copy_dir(&merchant_fixture(name), dir.path());
+    dir
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).unwrap();
+        }
+    }
+}
+
+pub fn load_fixture(name: &str) -> MerchantData {
+    MerchantData::load(&merchant_fixture(name)).unwrap()
+}

@@ -1,0 +1,8 @@
+//! Integration tests of the knowledge crate against the real embedding model and the
+//! fixture merchants.
+
+mod bad_input;
+mod chunking;
+mod helpers;
+mod ingest;
+mod retrieval;

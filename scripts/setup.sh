@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Installs everything Parley needs on a fresh machine of our kind (Debian, Rust toolchain,
+# Python 3 with pip): system tools, then the model files. Safe to run repeatedly.
+set -euo pipefail
+root="$(cd "$(dirname "$0")/.." && pwd)"
+
+need_apt=()
+command -v unzip >/dev/null || need_apt+=(unzip)
+command -v sha256sum >/dev/null || need_apt+=(coreutils)
+if ((${#need_apt[@]})); then
+  echo "setup: installing ${need_apt[*]}"
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}" >/dev/null
+fi
+for component in rustfmt clippy; do
+  if ! cargo "${component/rustfmt/fmt}" --version >/dev/null 2>&1; then
+    echo "setup: installing $component"
+    rustup component add "$component"
+  fi
+done
+bash "$root/scripts/fetch-models.sh"
