@@ -2,6 +2,7 @@
 //! whether to answer, hand to a person, or act on a compliance keyword. Pure logic: no HTTP.
 
 pub mod compliance;
+pub mod sms;
 pub mod types;
 
 pub use types::*;
