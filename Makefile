@@ -27,8 +27,10 @@ fmt:
 lint:
 	cargo clippy --workspace --all-targets --locked -- -D warnings
 
+# Ends with one plain "N passed, N failed" line summed over every test binary.
 unit:
-	cargo test --workspace --locked
+	@set -o pipefail; cargo test --workspace --locked 2>&1 | tee .cache/test.log
+	@awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($$(i+1) ~ /^passed/) p += $$i; if ($$(i+1) ~ /^failed/) f += $$i } } END { printf "tests: %d passed, %d failed\n", p, f }' .cache/test.log
 
 ## Benchmarks print figures; they assert nothing.
 bench: models
