@@ -29,7 +29,7 @@ lint:
 
 # Ends with one plain "N passed, N failed" line summed over every test binary.
 unit:
-	@set -o pipefail; cargo test --workspace --locked 2>&1 | tee .cache/test.log
+	@mkdir -p .cache; set -o pipefail; cargo test --workspace --locked 2>&1 | tee .cache/test.log
 	@awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($$(i+1) ~ /^passed/) p += $$i; if ($$(i+1) ~ /^failed/) f += $$i } } END { printf "tests: %d passed, %d failed\n", p, f }' .cache/test.log
 
 ## Benchmarks print figures; they assert nothing.
