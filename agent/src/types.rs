@@ -239,8 +239,12 @@ pub struct ConversationState {
     pub escalated: bool,
     /// Recent turns, oldest first (bounded by the pipeline).
     pub turns: Vec<Turn>,
-    /// The product last discussed, for follow-ups like "what about in black?".
-    pub last_product: Option<String>,
+    /// The product (and options) last discussed, for follow-ups like "what about in black?".
+    #[serde(default)]
+    pub last_product: Option<crate::tools::ProductMatch>,
+    /// Order names discussed, for follow-ups like "and when will it arrive?".
+    #[serde(default)]
+    pub last_orders: Vec<String>,
     /// The intent of the last answered question, for follow-ups.
     pub last_intent: Option<Intent>,
     /// AI answers since the conversation was last resolved or handed back.

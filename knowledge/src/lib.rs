@@ -19,4 +19,4 @@ pub use error::{KnowledgeError, Result};
 pub use index::{IndexedChunk, KnowledgeIndex, SearchHit, SearchQuery};
 pub use ingest::{IngestProgress, IngestReport, KnowledgeBase};
 pub use merchant::{MerchantConfig, MerchantData, MerchantId, Offer};
-pub use shopify::{Order, Product, Variant};
+pub use shopify::{Fulfillment, LineItem, Order, Product, Variant};

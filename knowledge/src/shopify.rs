@@ -102,10 +102,25 @@ pub struct Order {
     pub fulfillment_status: Option<String>,
     #[serde(default)]
     pub cancelled_at: Option<String>,
+    /// Shopify's reason code: `customer`, `inventory`, `fraud`, `declined`, `other`.
+    #[serde(default)]
+    pub cancel_reason: Option<String>,
+    /// Free text on the order. Often written by staff, so it goes to humans, not customers.
+    #[serde(default)]
+    pub note: Option<String>,
+    #[serde(default)]
+    pub shipping_lines: Vec<ShippingLine>,
     #[serde(default)]
     pub line_items: Vec<LineItem>,
     #[serde(default)]
     pub fulfillments: Vec<Fulfillment>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ShippingLine {
+    pub title: String,
+    #[serde(default)]
+    pub price: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -115,6 +130,21 @@ pub struct LineItem {
     pub sku: String,
     pub quantity: u32,
     pub price: String,
+    #[serde(default)]
+    pub variant_title: Option<String>,
+    /// `fulfilled`, `partial` or null (not shipped yet).
+    #[serde(default)]
+    pub fulfillment_status: Option<String>,
+}
+
+/// A line item inside a fulfillment (a shipment): which items travel under its tracking number.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FulfillmentLineItem {
+    pub title: String,
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub sku: String,
+    #[serde(default)]
+    pub quantity: Option<u32>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -129,6 +159,12 @@ pub struct Fulfillment {
     pub tracking_url: Option<String>,
     #[serde(default)]
     pub shipment_status: Option<String>,
+    #[serde(default)]
+    pub created_at: Option<String>,
+    #[serde(default)]
+    pub updated_at: Option<String>,
+    #[serde(default)]
+    pub line_items: Vec<FulfillmentLineItem>,
 }
 
 fn null_as_default<'de, D, T>(deserializer: D) -> std::result::Result<T, D::Error>

@@ -15,6 +15,7 @@ const TEMPLATES: &[(&str, &str)] = &[
     ("opt_out", include_str!("../templates/opt_out.j2")),
     ("opt_in", include_str!("../templates/opt_in.j2")),
     ("handoff_summary", include_str!("../templates/handoff_summary.j2")),
+    ("smalltalk", include_str!("../templates/smalltalk.j2")),
 ];
 
 #[derive(Debug, thiserror::Error)]

@@ -6,7 +6,12 @@ use std::sync::Arc;
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
+use parley_agent::classifier::builtin_examples;
+use parley_agent::llm::LlmGenerator;
+use parley_agent::{Agent, Classifier, Generator};
+use parley_evals::{Gates, Suite, check_gates, run_suites};
 use parley_knowledge::{EmbedderConfig, FastEmbedder, KnowledgeBase, MerchantId};
+use parley_prompts::Prompts;
 use parley_server::settings::Settings;
 use parley_server::{AppState, run};
 use tracing_subscriber::EnvFilter;
@@ -38,6 +43,31 @@ enum Command {
         #[arg(required = true)]
         merchant_dirs: Vec<PathBuf>,
     },
+    /// Run eval suites through the agent and score the replies (see fixtures/evals/).
+    Eval {
+        /// Directory holding one folder per merchant named in the suites.
+        #[arg(long, default_value = "fixtures/merchants")]
+        merchants: PathBuf,
+        #[arg(long = "suite", required = true)]
+        suites: Vec<PathBuf>,
+        /// Write report.json and report.html here.
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Fail when the resolution rate is below this (0..1).
+        #[arg(long)]
+        min_resolution: Option<f64>,
+        /// Fail when the escalation recall is below this (0..1).
+        #[arg(long)]
+        min_escalation_recall: Option<f64>,
+        /// A previous report.json: fail when a rate falls more than --tolerance below it.
+        #[arg(long)]
+        baseline: Option<PathBuf>,
+        #[arg(long, default_value_t = 0.02)]
+        tolerance: f64,
+        /// Knowledge state for the eval merchants, kept apart from the service's data.
+        #[arg(long, default_value = ".cache/eval")]
+        data_dir: PathBuf,
+    },
     /// Search a merchant's knowledge and print ranked passages.
     Search {
         #[arg(long)]
@@ -65,6 +95,85 @@ fn open_knowledge(settings: &Settings) -> anyhow::Result<Arc<KnowledgeBase>> {
     let knowledge = KnowledgeBase::open_embedded(Arc::new(embedder), &settings.data_dir)
         .with_context(|| format!("opening the data directory {}", settings.data_dir.display()))?;
     Ok(Arc::new(knowledge))
+}
+
+/// Builds the reply agent: the classifier trained on the built-in examples (embedded with
+/// the knowledge base's model) and the configured generator.
+async fn build_agent(settings: &Settings, knowledge: Arc<KnowledgeBase>) -> anyhow::Result<Agent> {
+    let embedder = knowledge.embedder().clone();
+    let classifier =
+        tokio::task::spawn_blocking(move || Classifier::train(embedder.as_ref(), builtin_examples()))
+            .await
+            .context("classifier task")?
+            .context("embedding the classifier examples")?;
+    let prompts = Arc::new(Prompts::builtin());
+    let generator: Option<Arc<dyn Generator>> = match &settings.llm {
+        Some(config) => {
+            tracing::info!(base_url = %config.base_url, model = %config.model, "replies by LLM");
+            Some(Arc::new(LlmGenerator::new(config.clone(), prompts.clone())?))
+        }
+        None => None,
+    };
+    Ok(Agent::new(
+        knowledge,
+        Arc::new(classifier),
+        generator,
+        prompts,
+        settings.agent.clone(),
+    ))
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn eval(
+    settings: &Settings,
+    merchants: &std::path::Path,
+    suite_paths: &[PathBuf],
+    out: Option<&std::path::Path>,
+    gates: Gates,
+    data_dir: &std::path::Path,
+) -> anyhow::Result<bool> {
+    let suites = suite_paths
+        .iter()
+        .map(|path| Suite::load(path))
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut eval_settings = settings.clone();
+    eval_settings.data_dir = data_dir.to_owned();
+    let knowledge = open_knowledge(&eval_settings)?;
+    let mut ingested: Vec<&str> = Vec::new();
+    for suite in &suites {
+        if !ingested.contains(&suite.merchant.as_str()) {
+            let dir = merchants.join(&suite.merchant);
+            anyhow::ensure!(
+                dir.is_dir(),
+                "suite {}: merchant directory {} does not exist",
+                suite.path.display(),
+                dir.display()
+            );
+            ingest(&knowledge, &dir).await?;
+            ingested.push(&suite.merchant);
+        }
+    }
+    let agent = build_agent(&eval_settings, knowledge).await?;
+    let total: usize = suites.iter().map(Suite::n_turns).sum();
+    let bar = ProgressBar::new(total as u64).with_style(
+        ProgressStyle::with_template("evaluating [{bar:30}] {pos}/{len} turns ({elapsed})")
+            .expect("static template")
+            .progress_chars("=> "),
+    );
+    let progress = |done: usize, _total: usize| bar.set_position(done as u64);
+    let report = run_suites(&agent, &suites, &progress).await;
+    bar.finish_and_clear();
+    let report = report?;
+    print!("{}", parley_evals::report::terminal_table(&report));
+    if let Some(dir) = out {
+        parley_evals::report::write(&report, dir).with_context(|| format!("writing {}", dir.display()))?;
+        println!("wrote {0}/report.json and {0}/report.html", dir.display());
+    }
+    let failures = check_gates(&report, &gates);
+    for failure in &failures {
+        eprintln!("eval gate failed: {failure}");
+    }
+    Ok(failures.is_empty())
 }
 
 async fn ingest(knowledge: &KnowledgeBase, dir: &std::path::Path) -> anyhow::Result<()> {
@@ -125,6 +234,35 @@ async fn main() -> anyhow::Result<()> {
             let knowledge = open_knowledge(&settings)?;
             for dir in &merchant_dirs {
                 ingest(&knowledge, dir).await?;
+            }
+        }
+        Command::Eval {
+            merchants,
+            suites,
+            out,
+            min_resolution,
+            min_escalation_recall,
+            baseline,
+            tolerance,
+            data_dir,
+        } => {
+            let baseline = match baseline {
+                Some(path) => {
+                    let text = std::fs::read_to_string(&path)
+                        .with_context(|| format!("reading the baseline {}", path.display()))?;
+                    Some(serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))?)
+                }
+                None => None,
+            };
+            let gates = Gates {
+                min_resolution,
+                min_escalation_recall,
+                baseline,
+                tolerance,
+            };
+            let passed = eval(&settings, &merchants, &suites, out.as_deref(), gates, &data_dir).await?;
+            if !passed {
+                std::process::exit(1);
             }
         }
         Command::Search {

@@ -12,6 +12,13 @@ pub struct Settings {
     pub data_dir: PathBuf,
     pub server: ServerSettings,
     pub embedding: EmbeddingSettings,
+    /// The reply agent's decision policy.
+    #[serde(default)]
+    pub agent: parley_agent::AgentConfig,
+    /// An OpenAI-compatible LLM for replies. Absent (the default): the offline extractive
+    /// responder answers. Any `[llm]` key, or `PARLEY__LLM__BASE_URL`, turns it on.
+    #[serde(default)]
+    pub llm: Option<parley_agent::llm::LlmConfig>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -86,6 +93,16 @@ impl Settings {
             });
         }
         self.listen_addr()?;
+        self.agent.validate().map_err(|problem| SettingsError::Invalid {
+            key: "agent",
+            problem,
+        })?;
+        if let Some(llm) = &self.llm {
+            llm.validate().map_err(|err| SettingsError::Invalid {
+                key: "llm",
+                problem: err.to_string(),
+            })?;
+        }
         Ok(())
     }
 

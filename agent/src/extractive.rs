@@ -1,0 +1,375 @@
+//! The offline, grounded responder (the default generator): it answers with facts from the
+//! tools and the passage sentences that best match the question, composed through the
+//! `reply` template. It never writes a claim of its own, so everything it says is quoted
+//! from the merchant's data; when nothing matches well enough it asks for a person.
+
+use std::collections::HashMap;
+use std::sync::{Arc, LazyLock};
+
+use async_trait::async_trait;
+use parley_prompts::Prompts;
+use regex::Regex;
+
+use crate::generate::{Draft, Fact, GenerateError, GenerationRequest, Generator, Passage};
+use crate::text::{terms, terms_match};
+
+/// Longest reply body the responder composes from passages, in characters: two GSM-7
+/// segments. Order and offer facts may use nearly three (tracking numbers are long).
+const MAX_BODY_CHARS: usize = 306;
+const MAX_FACT_BODY_CHARS: usize = 420;
+/// Passages whose sentences are considered.
+const MAX_PASSAGES: usize = 4;
+/// Share of the question's (weighted) terms the chosen sentences must cover to be an answer.
+const MIN_COVERAGE: f32 = 0.34;
+
+#[derive(Debug)]
+pub struct ExtractiveResponder {
+    prompts: Arc<Prompts>,
+}
+
+impl ExtractiveResponder {
+    pub fn new(prompts: Arc<Prompts>) -> Self {
+        Self { prompts }
+    }
+}
+
+#[async_trait]
+impl Generator for ExtractiveResponder {
+    fn name(&self) -> &str {
+        "extractive"
+    }
+
+    async fn generate(&self, request: &GenerationRequest<'_>) -> Result<Draft, GenerateError> {
+        let Some((body, sources)) = compose(request) else {
+            return Ok(Draft::Escalate);
+        };
+        let text = self
+            .prompts
+            .render("reply", serde_json::json!({ "body": body, "follow_up": "" }))?;
+        Ok(Draft::Text { text, sources })
+    }
+}
+
+/// A sentence that could go into the reply.
+#[derive(Debug, Clone)]
+struct Candidate {
+    text: String,
+    source: String,
+    /// Stemmed terms of the sentence, and of its heading/title (which count half).
+    terms: Vec<String>,
+    context_terms: Vec<String>,
+    rank: usize,
+    /// Position of the sentence inside its passage.
+    position: usize,
+    is_fact: bool,
+}
+
+fn compose(request: &GenerationRequest<'_>) -> Option<(String, Vec<String>)> {
+    let query_terms = dedup(terms(request.resolved_query));
+    // Order and offer facts are the answer by themselves: quote them in order.
+    let fact_first = request
+        .facts
+        .iter()
+        .any(|f| f.source.starts_with("orders/") || f.source.starts_with("offers/"));
+    if fact_first {
+        let mut body = String::new();
+        let mut sources = Vec::new();
+        for fact in request.facts {
+            if !append(&mut body, &fact.text, MAX_FACT_BODY_CHARS) {
+                continue;
+            }
+            push_unique(&mut sources, &fact.source);
+        }
+        return Some((body, sources));
+    }
+
+    let candidates = candidates(request.passages, request.facts);
+    if candidates.is_empty() || query_terms.is_empty() {
+        return None;
+    }
+    let weights = term_weights(&query_terms, &candidates);
+    let total_weight: f32 = weights.values().sum();
+    let wants = Wants::of(request.message);
+
+    let mut scored: Vec<(f32, &Candidate, Vec<&String>)> = candidates
+        .iter()
+        .map(|candidate| {
+            let mut score = 0.0;
+            let mut covered = Vec::new();
+            for term in &query_terms {
+                let weight = weights[term];
+                if candidate.terms.iter().any(|t| terms_match(t, term)) {
+                    score += weight;
+                    covered.push(term);
+                } else if candidate.context_terms.iter().any(|t| terms_match(t, term)) {
+                    // The heading ("The return window") often carries the topic the
+                    // sentence itself leaves implicit.
+                    score += 0.7 * weight;
+                    covered.push(term);
+                }
+            }
+            score /= total_weight.max(f32::EPSILON);
+            score += 0.12 / (candidate.rank as f32 + 1.0);
+            if candidate.is_fact {
+                score += 0.2;
+            }
+            score += wants.bonus(&candidate.text);
+            // Very long sentences make poor texts; very short ones rarely answer.
+            if candidate.text.len() > 240 {
+                score -= 0.1;
+            }
+            (score, candidate, covered)
+        })
+        .collect();
+    scored.sort_by(|a, b| b.0.total_cmp(&a.0));
+
+    let (best_score, best, best_covered) = scored.first()?;
+    let mut covered: Vec<&String> = best_covered.clone();
+    let mut chosen: Vec<&Candidate> = vec![best];
+    // Up to two more sentences when they are nearly as good and add something: a term the
+    // first did not cover, or the figure the question asks for.
+    for (score, candidate, candidate_covered) in scored.iter().skip(1).take(8) {
+        if chosen.len() == 3 {
+            break;
+        }
+        let adds =
+            candidate_covered.iter().any(|t| !covered.contains(t)) || wants.bonus(&candidate.text) > 0.0;
+        let close = *score >= best_score * 0.75;
+        let related = candidate.source == best.source || candidate.is_fact;
+        let fits =
+            chosen.iter().map(|c| c.text.len() + 1).sum::<usize>() + candidate.text.len() <= MAX_BODY_CHARS;
+        if adds && close && related && fits && !chosen.iter().any(|c| c.text == candidate.text) {
+            chosen.push(candidate);
+            covered.extend(candidate_covered.iter().copied());
+        }
+    }
+    // Read in document order within a passage: facts first, then by rank and position.
+    chosen.sort_by_key(|c| (!c.is_fact, c.rank, c.position));
+    let mut body = String::new();
+    let mut sources = Vec::new();
+    for candidate in chosen {
+        if append(&mut body, &candidate.text, MAX_BODY_CHARS.max(best.text.len())) {
+            push_unique(&mut sources, &candidate.source);
+        }
+    }
+    let coverage: f32 =
+        dedup_refs(&covered).iter().map(|t| weights[*t]).sum::<f32>() / total_weight.max(f32::EPSILON);
+    if coverage < MIN_COVERAGE {
+        return None;
+    }
+    Some((body, sources))
+}
+
+/// What kind of figure the question asks for, so a sentence that has one ranks higher.
+struct Wants {
+    money: bool,
+    duration: bool,
+}
+
+impl Wants {
+    fn of(message: &str) -> Self {
+        static MONEY: LazyLock<Regex> = LazyLock::new(|| {
+            // "how much" for a price; not "how much water" style is rare in support texts.
+            Regex::new(r"(?i)\b(how much|hw much|cost|costs|price|prices|priced|fee|fees|charge|pay|\$)")
+                .expect("valid")
+        });
+        static DURATION: LazyLock<Regex> = LazyLock::new(|| {
+            Regex::new(r"(?i)\b(how long|when|how soon|how many days|how fast|by when|window|last day|deadline|expire)").expect("valid")
+        });
+        Self {
+            money: MONEY.is_match(message),
+            duration: DURATION.is_match(message),
+        }
+    }
+
+    fn bonus(&self, sentence: &str) -> f32 {
+        static HAS_MONEY: LazyLock<Regex> =
+            LazyLock::new(|| Regex::new(r"(?i)(\$\d|\bfree\b)").expect("valid"));
+        static HAS_DURATION: LazyLock<Regex> = LazyLock::new(|| {
+            Regex::new(r"(?i)(\b\d+\s?(-|to|–)?\s?\d*\s+(business\s+)?(hours?|days?|weeks?|months?|years?)\b|\b(january|february|march|april|may|june|july|august|september|october|november|december)\b|\blifetime\b)").expect("valid")
+        });
+        let mut bonus = 0.0;
+        if self.money && HAS_MONEY.is_match(sentence) {
+            bonus += 0.2;
+        }
+        if self.duration && HAS_DURATION.is_match(sentence) {
+            bonus += 0.2;
+        }
+        bonus
+    }
+}
+
+fn candidates(passages: &[Passage], facts: &[Fact]) -> Vec<Candidate> {
+    let mut out = Vec::new();
+    for (position, fact) in facts.iter().enumerate() {
+        out.push(Candidate {
+            terms: terms(&fact.text),
+            context_terms: Vec::new(),
+            text: fact.text.clone(),
+            source: fact.source.clone(),
+            rank: 0,
+            position,
+            is_fact: true,
+        });
+    }
+    for (rank, passage) in passages.iter().take(MAX_PASSAGES).enumerate() {
+        let context_terms = terms(&format!("{} {}", passage.title, passage.heading));
+        for (position, sentence) in sentences(&passage.text).into_iter().enumerate() {
+            out.push(Candidate {
+                terms: terms(&sentence),
+                context_terms: context_terms.clone(),
+                text: sentence,
+                source: passage.source.clone(),
+                rank,
+                position,
+                is_fact: false,
+            });
+        }
+    }
+    out
+}
+
+/// Splits a passage into clean, self-contained sentences: markdown emphasis and list
+/// markers removed, headings and fragments dropped.
+fn sentences(text: &str) -> Vec<String> {
+    static LIST_MARKER: LazyLock<Regex> =
+        LazyLock::new(|| Regex::new(r"^\s*([-*•]|\d+[.)])\s+").expect("valid"));
+    let mut out = Vec::new();
+    let mut table_header: Option<Vec<String>> = None;
+    for line in text.lines() {
+        let line = line.trim();
+        if line.starts_with('|') {
+            // Table rows become sentences: "Standard: Cost $6.95; Delivery time 3-7 days."
+            let cells: Vec<String> = line
+                .trim_matches('|')
+                .split('|')
+                .map(|c| c.trim().replace("**", ""))
+                .collect();
+            if cells
+                .iter()
+                .all(|c| c.chars().all(|ch| matches!(ch, '-' | ':' | ' ')))
+            {
+                continue;
+            }
+            match &table_header {
+                None => table_header = Some(cells),
+                Some(header) => out.push(table_row_sentence(header, &cells)),
+            }
+            continue;
+        }
+        table_header = None;
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let line = LIST_MARKER.replace(line, "");
+        let line = line.replace("**", "").replace("__", "").replace('`', "");
+        for sentence in parley_knowledge::text::split_sentences(&line) {
+            let sentence = sentence.trim();
+            // Fragments ("Gift cards") and label lines ("Note:") say too little alone.
+            if sentence.len() < 20 || sentence.ends_with(':') || sentence.split_whitespace().count() < 4 {
+                continue;
+            }
+            let mut sentence = sentence.to_owned();
+            if !sentence.ends_with(['.', '!', '?', ')']) {
+                sentence.push('.');
+            }
+            out.push(sentence);
+        }
+    }
+    out
+}
+
+fn table_row_sentence(header: &[String], cells: &[String]) -> String {
+    let mut parts = Vec::new();
+    for (idx, cell) in cells.iter().enumerate().skip(1) {
+        if cell.is_empty() {
+            continue;
+        }
+        match header.get(idx).filter(|h| !h.is_empty()) {
+            Some(name) => parts.push(format!("{} {cell}", name.to_lowercase())),
+            None => parts.push(cell.clone()),
+        }
+    }
+    let first = cells.first().map(String::as_str).unwrap_or_default();
+    format!("{first}: {}.", parts.join("; "))
+}
+
+/// Inverse document frequency of each query term over the candidate sentences: a term that
+/// is in every sentence ("order") says less than one in a few ("canada").
+fn term_weights(query_terms: &[String], candidates: &[Candidate]) -> HashMap<String, f32> {
+    let n = candidates.len() as f32;
+    query_terms
+        .iter()
+        .map(|term| {
+            let df = candidates
+                .iter()
+                .filter(|c| {
+                    c.terms
+                        .iter()
+                        .chain(&c.context_terms)
+                        .any(|t| terms_match(t, term))
+                })
+                .count() as f32;
+            // Unseen terms still count (a little): a question about something the passages
+            // never mention is a question they do not answer.
+            let weight = if df == 0.0 { 0.6 } else { 1.0 + (n / df).ln() };
+            (term.clone(), weight)
+        })
+        .collect()
+}
+
+/// Appends a sentence if the body stays within `limit` characters (the first always goes in).
+fn append(body: &mut String, sentence: &str, limit: usize) -> bool {
+    let extra = if body.is_empty() { 0 } else { 1 };
+    if !body.is_empty() && body.len() + extra + sentence.len() > limit {
+        return false;
+    }
+    if !body.is_empty() {
+        body.push(' ');
+    }
+    body.push_str(sentence);
+    true
+}
+
+fn push_unique(list: &mut Vec<String>, item: &str) {
+    if !list.iter().any(|x| x == item) {
+        list.push(item.to_owned());
+    }
+}
+
+fn dedup(list: Vec<String>) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for item in list {
+        if !out.contains(&item) {
+            out.push(item);
+        }
+    }
+    out
+}
+
+fn dedup_refs<'a>(list: &[&'a String]) -> Vec<&'a String> {
+    let mut out: Vec<&String> = Vec::new();
+    for item in list {
+        if !out.contains(item) {
+            out.push(item);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sentences_are_cleaned() {
+        let text = "## Window\n- You have **30 days from delivery** to return.\n- Gift cards\nNote:\n";
+        assert_eq!(sentences(text), vec!["You have 30 days from delivery to return."]);
+        let table =
+            "| Method | Cost | Time |\n|---|---|---|\n| Standard | $6.95, **free over $75** | 3-7 days |\n";
+        assert_eq!(
+            sentences(table),
+            vec!["Standard: cost $6.95, free over $75; time 3-7 days."]
+        );
+    }
+}

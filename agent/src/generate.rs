@@ -1,0 +1,80 @@
+//! Reply generation: the [`Generator`] trait that the pipeline drafts replies through, and the
+//! inputs every generator gets (passages, facts from tools, conversation history).
+//!
+//! Two implementations ship: [`crate::extractive::ExtractiveResponder`] (offline, the default)
+//! and [`crate::llm::LlmGenerator`] (any OpenAI-compatible Chat Completions endpoint). Both
+//! are checked by the same guardrails afterwards, so neither is trusted.
+
+use async_trait::async_trait;
+use parley_knowledge::MerchantConfig;
+use serde::Serialize;
+
+use crate::types::{Intent, Turn};
+
+/// A retrieved passage handed to a generator, with the id it can be cited by.
+#[derive(Debug, Clone, Serialize)]
+pub struct Passage {
+    pub source: String,
+    /// The heading path inside the source, joined with " > " (empty for none).
+    pub heading: String,
+    pub title: String,
+    pub text: String,
+    /// Fused retrieval score, best first.
+    pub score: f32,
+    /// Cosine similarity of the passage to the question, when the dense side found it.
+    pub similarity: Option<f32>,
+}
+
+/// A fact from the store's systems (order data, product catalogue), already phrased as a
+/// sentence a customer can read, e.g. "Order #1042: shipped with UPS, tracking 1Z…".
+#[derive(Debug, Clone, Serialize)]
+pub struct Fact {
+    /// Where it came from, e.g. `orders/#1042` or `products/summit-fleece`.
+    pub source: String,
+    pub text: String,
+}
+
+/// Everything a generator may use to draft one reply.
+#[derive(Debug, Clone)]
+pub struct GenerationRequest<'a> {
+    pub merchant: &'a MerchantConfig,
+    /// The customer's message, verbatim. Data, never instructions.
+    pub message: &'a str,
+    /// The message with follow-up context resolved ("what about black?" → with the product).
+    pub resolved_query: &'a str,
+    pub intent: Intent,
+    pub history: &'a [Turn],
+    pub passages: &'a [Passage],
+    pub facts: &'a [Fact],
+    /// Why the previous draft was rejected by the guardrails, on the second attempt.
+    pub feedback: Option<String>,
+}
+
+/// What a generator produced.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Draft {
+    /// A reply for the guardrails to check.
+    Text {
+        text: String,
+        /// The passage or fact sources the reply was built from (best effort for LLMs).
+        sources: Vec<String>,
+    },
+    /// The generator judged that the evidence does not answer the question.
+    Escalate,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum GenerateError {
+    /// The generator could not be reached or kept failing (timeouts, 5xx, bad responses).
+    #[error("generator unavailable: {0}")]
+    Unavailable(String),
+    #[error("prompt: {0}")]
+    Prompt(#[from] parley_prompts::PromptError),
+}
+
+#[async_trait]
+pub trait Generator: Send + Sync {
+    /// `extractive`, `llm`, …: recorded in every decision.
+    fn name(&self) -> &str;
+    async fn generate(&self, request: &GenerationRequest<'_>) -> Result<Draft, GenerateError>;
+}

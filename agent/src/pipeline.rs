@@ -1,0 +1,1034 @@
+//! The conversation pipeline: one customer message in, one [`Decision`] out.
+//!
+//! Stages, in order, each timed and traced: compliance keywords → consent/ownership gates →
+//! embedding → classifier → retrieval (with follow-up resolution) → tools (orders, products,
+//! offers) → escalation policy → generation → guardrails (regenerate once, then escalate).
+//! The order is the policy: a STOP never reaches anything after the first stage, and a
+//! conversation a person owns never reaches the generator.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use parley_knowledge::{KnowledgeBase, MerchantData, MerchantId, SearchHit};
+use parley_prompts::Prompts;
+use serde::Deserialize;
+use serde_json::json;
+use tracing::{Instrument, info_span};
+
+use crate::classifier::{Classification, Classifier};
+use crate::compliance::{self, ComplianceAction};
+use crate::extractive::ExtractiveResponder;
+use crate::generate::{Draft, Fact, GenerateError, GenerationRequest, Generator, Passage};
+use crate::guardrails::{self, Evidence, GuardrailConfig};
+use crate::sms;
+use crate::tools::{self, OrderLookup};
+use crate::types::*;
+
+/// Tunables of the decision policy, loaded from the `[agent]` config section.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AgentConfig {
+    /// Below this classifier confidence, with weak retrieval, a person answers.
+    pub min_confidence: f32,
+    /// Dense similarity of the best passage below which the knowledge base is judged not to
+    /// cover the question (when no tool produced facts either).
+    pub min_passage_similarity: f32,
+    /// AI answers to one unresolved issue before a person takes over ("a complex issue
+    /// reaches a human within two AI responses").
+    pub max_ai_turns_per_issue: u32,
+    pub max_segments: usize,
+    pub retrieval_limit: usize,
+    /// Turns of history kept in the state and shown to an LLM.
+    pub history_turns: usize,
+}
+
+impl Default for AgentConfig {
+    fn default() -> Self {
+        Self {
+            min_confidence: 0.35,
+            min_passage_similarity: 0.30,
+            max_ai_turns_per_issue: 2,
+            max_segments: 3,
+            retrieval_limit: 5,
+            history_turns: 8,
+        }
+    }
+}
+
+impl AgentConfig {
+    pub fn validate(&self) -> Result<(), String> {
+        if !(0.0..=1.0).contains(&self.min_confidence) {
+            return Err(format!(
+                "agent.min_confidence must be in 0..1, got {}",
+                self.min_confidence
+            ));
+        }
+        if !(-1.0..=1.0).contains(&self.min_passage_similarity) {
+            return Err(format!(
+                "agent.min_passage_similarity must be in -1..1, got {}",
+                self.min_passage_similarity
+            ));
+        }
+        if self.max_segments == 0 || self.max_segments > 10 {
+            return Err(format!(
+                "agent.max_segments must be 1..=10, got {}",
+                self.max_segments
+            ));
+        }
+        if self.retrieval_limit == 0 || self.retrieval_limit > 50 {
+            return Err(format!(
+                "agent.retrieval_limit must be 1..=50, got {}",
+                self.retrieval_limit
+            ));
+        }
+        if self.max_ai_turns_per_issue == 0 {
+            return Err("agent.max_ai_turns_per_issue must be at least 1".into());
+        }
+        Ok(())
+    }
+}
+
+/// One inbound message.
+#[derive(Debug, Clone, Copy)]
+pub struct Inbound<'a> {
+    pub merchant: &'a MerchantId,
+    /// The customer's phone (E.164), used for order lookup; `None` when unknown.
+    pub customer_phone: Option<&'a str>,
+    pub text: &'a str,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum AgentError {
+    /// The merchant is not known to the knowledge base.
+    #[error(transparent)]
+    Knowledge(#[from] parley_knowledge::KnowledgeError),
+    #[error(transparent)]
+    Prompt(#[from] parley_prompts::PromptError),
+}
+
+/// The reply agent. Cheap to share: everything inside is behind `Arc`.
+#[derive(Clone)]
+pub struct Agent {
+    knowledge: Arc<KnowledgeBase>,
+    classifier: Arc<Classifier>,
+    generator: Arc<dyn Generator>,
+    /// Always available: drafts suggested replies for humans, and answers when the
+    /// configured LLM is down.
+    extractive: Arc<ExtractiveResponder>,
+    prompts: Arc<Prompts>,
+    config: AgentConfig,
+}
+
+impl std::fmt::Debug for Agent {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Agent")
+            .field("generator", &self.generator.name())
+            .field("config", &self.config)
+            .finish()
+    }
+}
+
+/// What the stages found, threaded through to the decision.
+struct Work<'a> {
+    inbound: Inbound<'a>,
+    data: Arc<MerchantData>,
+    state: ConversationState,
+    timings: StageTimings,
+    classification: Option<Classification>,
+    hits: Vec<SearchHit>,
+    facts: Vec<Fact>,
+    resolved_query: String,
+    started: Instant,
+}
+
+impl Agent {
+    pub fn new(
+        knowledge: Arc<KnowledgeBase>,
+        classifier: Arc<Classifier>,
+        generator: Option<Arc<dyn Generator>>,
+        prompts: Arc<Prompts>,
+        config: AgentConfig,
+    ) -> Self {
+        let extractive = Arc::new(ExtractiveResponder::new(prompts.clone()));
+        let generator = generator.unwrap_or_else(|| extractive.clone() as Arc<dyn Generator>);
+        Self {
+            knowledge,
+            classifier,
+            generator,
+            extractive,
+            prompts,
+            config,
+        }
+    }
+
+    pub fn knowledge(&self) -> &Arc<KnowledgeBase> {
+        &self.knowledge
+    }
+
+    pub fn generator_name(&self) -> &str {
+        self.generator.name()
+    }
+
+    pub fn prompt_version(&self) -> &str {
+        self.prompts.version()
+    }
+
+    /// Decides what happens with one customer message, given the conversation so far.
+    pub async fn decide(
+        &self,
+        inbound: Inbound<'_>,
+        state: ConversationState,
+    ) -> Result<Decision, AgentError> {
+        let span = info_span!("decide", merchant = %inbound.merchant, generator = self.generator.name());
+        self.decide_inner(inbound, state).instrument(span).await
+    }
+
+    async fn decide_inner(
+        &self,
+        inbound: Inbound<'_>,
+        state: ConversationState,
+    ) -> Result<Decision, AgentError> {
+        let started = Instant::now();
+        let data = self.knowledge.merchant(inbound.merchant)?;
+        let mut work = Work {
+            inbound,
+            data,
+            state,
+            timings: StageTimings::default(),
+            classification: None,
+            hits: Vec::new(),
+            facts: Vec::new(),
+            resolved_query: inbound.text.to_owned(),
+            started,
+        };
+
+        // 1. Compliance keywords: before anything else, never sent to a model.
+        let stage = Instant::now();
+        let action =
+            info_span!("compliance").in_scope(|| compliance::detect(inbound.text, work.state.opted_out));
+        work.timings.compliance_us = micros(stage);
+        if let Some(action) = action {
+            return self.compliance_decision(work, action);
+        }
+        push_turn(
+            &mut work.state,
+            Role::Customer,
+            inbound.text,
+            self.config.history_turns,
+        );
+
+        // 2. Gates: nothing may be texted to an opted-out number; a person owns an escalated
+        // conversation until they hand it back.
+        if work.state.opted_out {
+            return self.escalate(work, EscalationReason::OptedOut, None, false).await;
+        }
+        if work.state.escalated {
+            return self
+                .escalate(work, EscalationReason::AlreadyEscalated, None, false)
+                .await;
+        }
+
+        // 3. Embed once; the classifier and retrieval share the vector.
+        let stage = Instant::now();
+        let vector = match self
+            .knowledge
+            .embed_query(inbound.text)
+            .instrument(info_span!("embed"))
+            .await
+        {
+            Ok(vector) => vector,
+            Err(err) => {
+                tracing::error!(error = %err, "embedding failed; escalating");
+                return self
+                    .escalate(work, EscalationReason::KnowledgeUnavailable, None, true)
+                    .await;
+            }
+        };
+        work.timings.embed_us = micros(stage);
+
+        // 4. Classify, carrying the topic over for short follow-ups.
+        let stage = Instant::now();
+        let mut classification =
+            info_span!("classify").in_scope(|| self.classifier.classify(inbound.text, &vector));
+        let follow_up = is_follow_up(inbound.text);
+        let carried = work
+            .state
+            .last_intent
+            .filter(|previous| !matches!(previous, Intent::GreetingSmalltalk | Intent::FeedbackPositive));
+        if let Some(previous) = carried
+            .filter(|_| follow_up && classification.confidence < 0.6 && classification.risks.is_empty())
+        {
+            classification.intent = previous;
+        }
+        work.timings.classify_us = micros(stage);
+        let intent = classification.intent;
+        work.classification = Some(classification.clone());
+
+        // 5. Retrieve, with the previous question prepended to a follow-up so "what about
+        // in black?" searches for the product discussed.
+        let stage = Instant::now();
+        let previous_question = previous_customer_text(&work.state);
+        let retrieval = if follow_up && previous_question.is_some() {
+            let resolved = format!("{} {}", previous_question.unwrap_or_default(), inbound.text);
+            work.resolved_query = resolved.clone();
+            match self.knowledge.embed_query(&resolved).await {
+                Ok(resolved_vector) => {
+                    self.knowledge
+                        .search_with_vector(
+                            inbound.merchant,
+                            &resolved,
+                            resolved_vector,
+                            self.config.retrieval_limit,
+                        )
+                        .await
+                }
+                Err(err) => Err(err),
+            }
+        } else {
+            self.knowledge
+                .search_with_vector(
+                    inbound.merchant,
+                    inbound.text,
+                    vector,
+                    self.config.retrieval_limit,
+                )
+                .instrument(info_span!("retrieve"))
+                .await
+        };
+        work.timings.retrieve_us = micros(stage);
+        match retrieval {
+            Ok(hits) => work.hits = hits,
+            Err(err) => {
+                // Answering without knowledge would be guessing.
+                tracing::error!(error = %err, "retrieval failed; escalating");
+                return self
+                    .escalate(work, EscalationReason::KnowledgeUnavailable, None, true)
+                    .await;
+            }
+        }
+
+        // 6. Escalation policy on what the message is.
+        if !classification.risks.is_empty() {
+            let reason = EscalationReason::Risk(classification.risks.clone());
+            return self.escalate(work, reason, None, true).await;
+        }
+        // Routing intents act only when the classifier is sure, or a rule saw the signal:
+        // "am I texting with a bot?" is a question, not a request for a person.
+        let sure = |threshold: f32| classification.rule_matched || classification.confidence >= threshold;
+        let intent = match intent {
+            Intent::HumanRequest if sure(0.7) => {
+                return self
+                    .escalate(work, EscalationReason::HumanRequested, None, true)
+                    .await;
+            }
+            Intent::Complaint if sure(0.6) => {
+                return self.escalate(work, EscalationReason::Complaint, None, true).await;
+            }
+            Intent::AbuseSpam if sure(0.6) => {
+                return self.escalate(work, EscalationReason::Abuse, None, false).await;
+            }
+            Intent::GreetingSmalltalk | Intent::FeedbackPositive if sure(0.5) => {
+                return self.smalltalk(work, intent, classification.confidence);
+            }
+            Intent::HumanRequest | Intent::Complaint | Intent::AbuseSpam => Intent::Other,
+            other => other,
+        };
+        if let Some(c) = work.classification.as_mut() {
+            c.intent = intent;
+        }
+
+        // 7. Tools.
+        let stage = Instant::now();
+        let order_question =
+            intent == Intent::OrderStatus || !tools::mentioned_order_numbers(inbound.text).is_empty();
+        if order_question {
+            match tools::lookup_orders(
+                &work.data,
+                inbound.customer_phone,
+                inbound.text,
+                &work.state.last_orders,
+            ) {
+                OrderLookup::Found(orders) => {
+                    work.state.last_orders = orders.iter().map(|o| o.name.clone()).collect();
+                    for order in &orders {
+                        work.facts.extend(tools::order_facts(order, inbound.text));
+                    }
+                }
+                OrderLookup::NotFound { .. } => {
+                    // Never guess about an order, and never confirm whose it is.
+                    work.timings.tools_us = micros(stage);
+                    return self
+                        .escalate(work, EscalationReason::UnknownOrder, None, true)
+                        .await;
+                }
+                // No phone to look up by (a channel without caller id): the policies may still
+                // answer a general question ("tracking says delivered but nothing's here").
+                OrderLookup::NoCustomer => {}
+            }
+        } else {
+            let product_intent = matches!(
+                intent,
+                Intent::ProductQuestion | Intent::Availability | Intent::SizingFit | Intent::Other
+            );
+            let handles: Vec<String> = work
+                .hits
+                .iter()
+                .filter_map(|hit| hit.chunk.source.strip_prefix("products/").map(str::to_owned))
+                .collect();
+            if product_intent {
+                let previous = if follow_up {
+                    work.state.last_product.as_ref()
+                } else {
+                    None
+                };
+                if let Some(found) = tools::find_product(&work.data, inbound.text, &handles, previous) {
+                    if asks_price_or_stock(inbound.text) || !found.options.is_empty() {
+                        work.facts.extend(tools::product_facts(&work.data, &found));
+                    }
+                    work.state.last_product = Some(found);
+                }
+            }
+            if intent == Intent::DiscountRequest {
+                work.facts.extend(offer_facts(&work.data, inbound.text));
+            }
+        }
+        work.timings.tools_us = micros(stage);
+
+        // 8. Turn limit: a complex issue reaches a person within N AI answers.
+        let complex = matches!(intent, Intent::OrderStatus | Intent::CheckoutHelp | Intent::Other);
+        if complex && work.state.last_intent == Some(intent) {
+            if work.state.ai_turns_on_issue >= self.config.max_ai_turns_per_issue {
+                return self.escalate(work, EscalationReason::TurnLimit, None, true).await;
+            }
+        } else if work.state.last_intent != Some(intent) {
+            work.state.ai_turns_on_issue = 0;
+        }
+
+        // 9. Does the knowledge cover the question at all?
+        let best_similarity = work
+            .hits
+            .iter()
+            .filter_map(|h| h.dense_score)
+            .fold(f32::MIN, f32::max);
+        if work.facts.is_empty()
+            && best_similarity < self.config.min_passage_similarity
+            && classification.confidence < self.config.min_confidence
+        {
+            return self
+                .escalate(work, EscalationReason::LowConfidence, None, true)
+                .await;
+        }
+
+        // 10. Generate and check; one regeneration with the findings as feedback.
+        self.generate_checked(work, intent).await
+    }
+
+    async fn generate_checked(&self, mut work: Work<'_>, intent: Intent) -> Result<Decision, AgentError> {
+        let passages = passages(&work.hits);
+        let evidence = self.evidence(&work, &passages);
+        let mut feedback: Option<String> = None;
+        let mut all_findings: Vec<Finding> = Vec::new();
+        let mut generator: &dyn Generator = self.generator.as_ref();
+        for attempt in 0..2 {
+            let request = GenerationRequest {
+                merchant: &work.data.config,
+                message: work.inbound.text,
+                resolved_query: &work.resolved_query,
+                intent,
+                history: history_before_current(&work.state),
+                passages: &passages,
+                facts: &work.facts,
+                feedback: feedback.clone(),
+            };
+            let stage = Instant::now();
+            let draft = generator
+                .generate(&request)
+                .instrument(info_span!("generate", attempt))
+                .await;
+            work.timings.generate_us += micros(stage);
+            let (text, sources) = match draft {
+                Ok(Draft::Text { text, sources }) => (text, sources),
+                Ok(Draft::Escalate) => {
+                    return self
+                        .escalate(work, EscalationReason::LowConfidence, None, true)
+                        .await;
+                }
+                Err(GenerateError::Unavailable(reason)) => {
+                    tracing::warn!(%reason, generator = generator.name(), "generator unavailable");
+                    if generator.name() != self.extractive.name() {
+                        // The customer still gets a grounded answer, or a person.
+                        generator = self.extractive.as_ref();
+                        continue;
+                    }
+                    return self
+                        .escalate(work, EscalationReason::GeneratorUnavailable, None, true)
+                        .await;
+                }
+                Err(GenerateError::Prompt(err)) => return Err(err.into()),
+            };
+            let stage = Instant::now();
+            let text = fit_segments(&sms::to_gsm_friendly(&text), self.config.max_segments);
+            let findings = info_span!("guardrails").in_scope(|| {
+                guardrails::check(
+                    &text,
+                    &evidence,
+                    work.inbound.text,
+                    &GuardrailConfig {
+                        max_segments: self.config.max_segments,
+                    },
+                )
+            });
+            work.timings.guardrails_us += micros(stage);
+            if findings.is_empty() {
+                return Ok(self.reply(work, intent, text, sources, all_findings, generator.name()));
+            }
+            tracing::debug!(
+                attempt,
+                n_findings = findings.len(),
+                "draft rejected by guardrails"
+            );
+            feedback = Some(
+                findings
+                    .iter()
+                    .map(|f| format!("{:?} \"{}\"", f.kind, f.text))
+                    .collect::<Vec<_>>()
+                    .join("; "),
+            );
+            all_findings.extend(findings);
+            if attempt == 0 && generator.name() == self.extractive.name() {
+                // The extractive responder is deterministic: a second try would repeat itself.
+                break;
+            }
+        }
+        let mut decision = self
+            .escalate(work, EscalationReason::GuardrailsFailed, None, true)
+            .await?;
+        decision.guardrail_findings = all_findings;
+        Ok(decision)
+    }
+
+    fn evidence(&self, work: &Work<'_>, passages: &[Passage]) -> Evidence {
+        let config = &work.data.config;
+        let mut texts: Vec<String> = passages.iter().map(|p| p.text.clone()).collect();
+        texts.extend(work.facts.iter().map(|f| f.text.clone()));
+        texts.extend(config.offers.iter().map(|o| {
+            format!(
+                "{} {} {}",
+                o.code,
+                o.description,
+                o.conditions.as_deref().unwrap_or("")
+            )
+        }));
+        texts.push(format!("{} {}", config.support_email, config.support_hours));
+        let system_prompt = self
+            .prompts
+            .render("system", json!({ "merchant": merchant_context(&work.data) }))
+            .ok();
+        Evidence {
+            texts,
+            offer_codes: config.offers.iter().map(|o| o.code.clone()).collect(),
+            merchant_contacts: vec![config.support_email.clone()],
+            system_prompt,
+        }
+    }
+
+    fn compliance_decision(
+        &self,
+        mut work: Work<'_>,
+        action: ComplianceAction,
+    ) -> Result<Decision, AgentError> {
+        let merchant = merchant_context(&work.data);
+        let (route, template) = match action {
+            ComplianceAction::OptOut => {
+                work.state.opted_out = true;
+                (Route::OptOut, "opt_out")
+            }
+            ComplianceAction::OptIn => {
+                work.state.opted_out = false;
+                (Route::OptIn, "opt_in")
+            }
+            ComplianceAction::Help => (Route::Help, "help"),
+        };
+        let reply = self.prompts.render(template, json!({ "merchant": merchant }))?;
+        push_turn(
+            &mut work.state,
+            Role::Customer,
+            work.inbound.text,
+            self.config.history_turns,
+        );
+        push_turn(&mut work.state, Role::Agent, &reply, self.config.history_turns);
+        Ok(self.finish(
+            work,
+            route,
+            None,
+            1.0,
+            Some(reply),
+            Vec::new(),
+            Vec::new(),
+            None,
+            "template",
+        ))
+    }
+
+    fn smalltalk(&self, mut work: Work<'_>, intent: Intent, confidence: f32) -> Result<Decision, AgentError> {
+        let lower = work.inbound.text.to_lowercase();
+        let kind = if intent == Intent::FeedbackPositive {
+            "feedback"
+        } else if [
+            "thank",
+            "thx",
+            "ty",
+            "appreciate",
+            "great",
+            "awesome",
+            "perfect",
+            "cool",
+        ]
+        .iter()
+        .any(|w| lower.contains(w))
+        {
+            "thanks"
+        } else {
+            "greeting"
+        };
+        let reply = self.prompts.render(
+            "smalltalk",
+            json!({ "merchant": merchant_context(&work.data), "kind": kind }),
+        )?;
+        push_turn(&mut work.state, Role::Agent, &reply, self.config.history_turns);
+        work.state.last_intent = Some(intent);
+        Ok(self.finish(
+            work,
+            Route::Reply,
+            Some(intent),
+            confidence,
+            Some(reply),
+            Vec::new(),
+            Vec::new(),
+            None,
+            "template",
+        ))
+    }
+
+    fn reply(
+        &self,
+        mut work: Work<'_>,
+        intent: Intent,
+        text: String,
+        sources: Vec<String>,
+        findings: Vec<Finding>,
+        generator: &str,
+    ) -> Decision {
+        push_turn(&mut work.state, Role::Agent, &text, self.config.history_turns);
+        work.state.ai_turns += 1;
+        if work.state.last_intent == Some(intent) {
+            work.state.ai_turns_on_issue += 1;
+        } else {
+            work.state.ai_turns_on_issue = 1;
+        }
+        work.state.last_intent = Some(intent);
+        let confidence = work.classification.as_ref().map_or(0.0, |c| c.confidence);
+        let generator = generator.to_owned();
+        self.finish(
+            work,
+            Route::Reply,
+            Some(intent),
+            confidence,
+            Some(text),
+            sources,
+            findings,
+            None,
+            &generator,
+        )
+    }
+
+    /// Hands the conversation to a person: a holding message (unless the customer must not
+    /// be texted, or is abusive), a summary and a suggested reply for the human.
+    async fn escalate(
+        &self,
+        mut work: Work<'_>,
+        reason: EscalationReason,
+        suggested: Option<String>,
+        send_holding: bool,
+    ) -> Result<Decision, AgentError> {
+        let already = matches!(
+            reason,
+            EscalationReason::AlreadyEscalated | EscalationReason::OptedOut
+        );
+        let config = &work.data.config;
+        let reply = if send_holding && !work.state.opted_out {
+            Some(self.prompts.render(
+                "holding",
+                json!({ "merchant": merchant_context(&work.data), "support_hours": config.support_hours }),
+            )?)
+        } else {
+            None
+        };
+        let intent = work.classification.as_ref().map(|c| c.intent);
+        let suggested = match suggested {
+            Some(s) => Some(s),
+            None if !already && !matches!(reason, EscalationReason::Abuse) => self.suggest(&work).await,
+            None => None,
+        };
+        let own_orders: Vec<String> =
+            match tools::lookup_orders(&work.data, work.inbound.customer_phone, "", &[]) {
+                OrderLookup::Found(orders) => orders
+                    .iter()
+                    .flat_map(|o| tools::order_facts(o, ""))
+                    .map(|f| f.text)
+                    .collect(),
+                _ => Vec::new(),
+            };
+        let summary = self.prompts.render(
+            "handoff_summary",
+            json!({
+                "reason": reason.to_string(),
+                "intent": intent.map_or("unknown".to_owned(), |i| i.to_string()),
+                "risks": work.classification.as_ref().map(|c| c.risks.iter().map(|r| r.to_string()).collect::<Vec<_>>()).unwrap_or_default(),
+                "message": work.inbound.text,
+                "orders": own_orders,
+                "sources": work.hits.iter().take(3).map(|h| h.chunk.source.clone()).collect::<Vec<_>>(),
+                "ai_turns": work.state.ai_turns,
+            }),
+        )?;
+        if let Some(reply) = &reply {
+            push_turn(&mut work.state, Role::Agent, reply, self.config.history_turns);
+        }
+        work.state.escalated = !matches!(reason, EscalationReason::OptedOut) || work.state.escalated;
+        let confidence = work.classification.as_ref().map_or(0.0, |c| c.confidence);
+        let handoff = Handoff {
+            reason,
+            summary,
+            suggested_reply: suggested,
+        };
+        let generator = if reply.is_some() { "template" } else { "none" };
+        Ok(self.finish(
+            work,
+            Route::Escalate,
+            intent,
+            confidence,
+            reply,
+            Vec::new(),
+            Vec::new(),
+            Some(handoff),
+            generator,
+        ))
+    }
+
+    /// A grounded draft for the human, from the offline responder (fast, never invents).
+    async fn suggest(&self, work: &Work<'_>) -> Option<String> {
+        let passages = passages(&work.hits);
+        if passages.is_empty() && work.facts.is_empty() {
+            return None;
+        }
+        let request = GenerationRequest {
+            merchant: &work.data.config,
+            message: work.inbound.text,
+            resolved_query: &work.resolved_query,
+            intent: work.classification.as_ref().map_or(Intent::Other, |c| c.intent),
+            history: history_before_current(&work.state),
+            passages: &passages,
+            facts: &work.facts,
+            feedback: None,
+        };
+        match self.extractive.generate(&request).await {
+            Ok(Draft::Text { text, .. }) => {
+                let text = sms::to_gsm_friendly(&text);
+                let findings = guardrails::check(
+                    &text,
+                    &self.evidence(work, &passages),
+                    work.inbound.text,
+                    &GuardrailConfig {
+                        max_segments: self.config.max_segments,
+                    },
+                );
+                findings.is_empty().then_some(text)
+            }
+            _ => None,
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn finish(
+        &self,
+        mut work: Work<'_>,
+        route: Route,
+        intent: Option<Intent>,
+        confidence: f32,
+        reply: Option<String>,
+        sources_used: Vec<String>,
+        guardrail_findings: Vec<Finding>,
+        handoff: Option<Handoff>,
+        generator: &str,
+    ) -> Decision {
+        work.timings.total_us = micros(work.started);
+        let risks = work
+            .classification
+            .as_ref()
+            .map(|c| c.risks.clone())
+            .unwrap_or_default();
+        let retrieved = work
+            .hits
+            .iter()
+            .map(|hit| RetrievedSource {
+                source: hit.chunk.source.clone(),
+                score: hit.score,
+                similarity: hit.dense_score,
+            })
+            .collect();
+        Decision {
+            route,
+            intent,
+            confidence,
+            risks,
+            reply,
+            sources_used,
+            retrieved,
+            guardrail_findings,
+            handoff,
+            generator: generator.to_owned(),
+            prompt_version: self.prompts.version().to_owned(),
+            timings: work.timings,
+            state: work.state,
+        }
+    }
+}
+
+/// Resolves the conversation back to the AI after a person handled it.
+pub fn hand_back(state: &mut ConversationState) {
+    state.escalated = false;
+    state.ai_turns_on_issue = 0;
+}
+
+fn micros(since: Instant) -> u64 {
+    since.elapsed().as_micros().min(u128::from(u64::MAX)) as u64
+}
+
+fn merchant_context(data: &MerchantData) -> serde_json::Value {
+    let config = &data.config;
+    json!({
+        "name": config.name,
+        "brand_voice": config.brand_voice,
+        "support_email": config.support_email,
+        "support_hours": config.support_hours,
+        "offers": config.offers.iter().map(|o| json!({"code": o.code, "description": o.description})).collect::<Vec<_>>(),
+    })
+}
+
+fn passages(hits: &[SearchHit]) -> Vec<Passage> {
+    hits.iter()
+        .map(|hit| Passage {
+            source: hit.chunk.source.clone(),
+            heading: hit.chunk.heading_path.join(" > "),
+            title: hit.chunk.title.clone(),
+            text: hit.chunk.text.clone(),
+            score: hit.score,
+            similarity: hit.dense_score,
+        })
+        .collect()
+}
+
+fn push_turn(state: &mut ConversationState, role: Role, text: &str, keep: usize) {
+    state.turns.push(Turn {
+        role,
+        text: text.to_owned(),
+    });
+    if state.turns.len() > keep {
+        let excess = state.turns.len() - keep;
+        state.turns.drain(..excess);
+    }
+}
+
+/// History shown to a generator: everything before the current customer turn.
+fn history_before_current(state: &ConversationState) -> &[Turn] {
+    match state.turns.split_last() {
+        Some((last, rest)) if last.role == Role::Customer => rest,
+        _ => &state.turns,
+    }
+}
+
+fn previous_customer_text(state: &ConversationState) -> Option<String> {
+    history_before_current(state)
+        .iter()
+        .rev()
+        .find(|t| t.role == Role::Customer)
+        .map(|t| t.text.clone())
+}
+
+/// Short messages that lean on what came before: "what about brown?", "price?", "and the
+/// sleeping bag?", "is that one in stock?".
+fn is_follow_up(text: &str) -> bool {
+    let lower = text.trim().to_lowercase();
+    let n_words = lower.split_whitespace().count();
+    let starts = [
+        "and ",
+        "what about",
+        "how about",
+        "also ",
+        "ok and",
+        "so ",
+        "what if",
+        "is that",
+        "is it",
+        "are they",
+        "does it",
+        "do they",
+        "will it",
+        "which ",
+    ];
+    let pronoun = [
+        " it",
+        " it?",
+        " they",
+        " them",
+        " that one",
+        " those",
+        " this one",
+        " the shorter",
+        " the longer",
+        " the long",
+        " the short",
+    ];
+    n_words <= 3
+        || (n_words <= 9 && starts.iter().any(|s| lower.starts_with(s)))
+        || (n_words <= 6
+            && pronoun.iter().any(|p| {
+                format!("{lower} ").contains(&format!("{p} ")) || lower.ends_with(p.trim_end_matches('?'))
+            }))
+}
+
+fn asks_price_or_stock(text: &str) -> bool {
+    let lower = text.to_lowercase();
+    [
+        "how much",
+        "price",
+        "cost",
+        "$",
+        "in stock",
+        "stock",
+        "available",
+        "availability",
+        "have the",
+        "have it",
+        "have them",
+        "do you have",
+        "come in",
+        "comes in",
+        "sold out",
+        "on sale",
+        "sale",
+        "sizes",
+        "colors",
+        "colours",
+        "sku",
+        "carry",
+        "hw much",
+        "u have",
+        "you have",
+    ]
+    .iter()
+    .any(|needle| lower.contains(needle))
+}
+
+/// The merchant's offers as facts, the most relevant first (a veteran asking gets the
+/// military code first). Only `[[offers]]` are ever quoted.
+fn offer_facts(data: &MerchantData, message: &str) -> Vec<Fact> {
+    let message_terms = crate::text::terms(message);
+    let mut scored: Vec<(usize, Fact)> = data
+        .config
+        .offers
+        .iter()
+        .map(|offer| {
+            let text = format!(
+                "{} {}",
+                offer.description,
+                offer.conditions.as_deref().unwrap_or("")
+            );
+            let offer_terms = crate::text::terms(&text);
+            let overlap = message_terms
+                .iter()
+                .filter(|t| offer_terms.iter().any(|o| crate::text::terms_match(o, t)))
+                .count();
+            let fact = Fact {
+                source: format!("offers/{}", offer.code),
+                text: format!(
+                    "Code {}: {}.",
+                    offer.code,
+                    offer.description.trim_end_matches('.')
+                ),
+            };
+            (overlap, fact)
+        })
+        .collect();
+    scored.sort_by_key(|(overlap, _)| std::cmp::Reverse(*overlap));
+    let best = scored.first().map_or(0, |(o, _)| *o);
+    let mut facts: Vec<Fact> = Vec::new();
+    for (overlap, mut fact) in scored {
+        // The clear winner gets its conditions spelled out.
+        let conditions = data
+            .config
+            .offers
+            .iter()
+            .find(|o| fact.source.ends_with(&o.code))
+            .and_then(|o| o.conditions.as_deref());
+        if let Some(conditions) = conditions.filter(|_| facts.is_empty() && best > 0 && overlap == best) {
+            fact.text = format!("{} {}.", fact.text, conditions.trim_end_matches('.'));
+        }
+        facts.push(fact);
+    }
+    facts
+}
+
+/// Trims a reply to the segment limit at a sentence boundary.
+fn fit_segments(text: &str, max_segments: usize) -> String {
+    if sms::segments(text).segments <= max_segments {
+        return text.to_owned();
+    }
+    let mut kept = String::new();
+    for sentence in parley_knowledge::text::split_sentences(text) {
+        let candidate = if kept.is_empty() {
+            sentence.trim().to_owned()
+        } else {
+            format!("{kept} {}", sentence.trim())
+        };
+        if sms::segments(&candidate).segments > max_segments {
+            break;
+        }
+        kept = candidate;
+    }
+    if kept.is_empty() { text.to_owned() } else { kept }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn follow_ups_are_recognised() {
+        for text in [
+            "what about brown?",
+            "price?",
+            "and the sleeping bag?",
+            "is that one in stock?",
+            "black?",
+            "moss?",
+        ] {
+            assert!(is_follow_up(text), "{text}");
+        }
+        for text in [
+            "How much are the Ridgeline 2 boots?",
+            "do you ship to Canada and how much is it?",
+        ] {
+            assert!(!is_follow_up(text), "{text}");
+        }
+    }
+
+    #[test]
+    fn config_validation_names_the_key() {
+        let config = AgentConfig {
+            max_segments: 0,
+            ..AgentConfig::default()
+        };
+        assert!(config.validate().unwrap_err().contains("agent.max_segments"));
+    }
+}

@@ -1,0 +1,645 @@
+//! Tools over the merchant's own systems: order lookup by the customer's phone and order
+//! name, and product/variant lookup (price, stock, options). Their results become [`Fact`]s:
+//! sentences a customer can read, which generators quote and guardrails accept as evidence.
+//!
+//! Order answers come from order data only. An order is shown only to the phone number that
+//! placed it: "check #1004 for my buddy" is not answered, whatever the message claims.
+
+use std::collections::HashSet;
+use std::sync::LazyLock;
+
+use parley_knowledge::shopify::Fulfillment;
+use parley_knowledge::{MerchantData, Order, Product, Variant};
+use regex::Regex;
+
+use crate::generate::Fact;
+use crate::text::{normalize_phone, stem, terms_match, words};
+
+static ORDER_REF: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"(?i)(?:#\s?(\d{3,8})\b|\border\s*(?:number|num|no\.?)?\s*#?\s*(\d{3,8})\b)")
+        .expect("valid regex")
+});
+
+/// Order numbers the customer mentioned, e.g. "#1042" or "order 1042" → ["1042"].
+pub fn mentioned_order_numbers(message: &str) -> Vec<String> {
+    let mut numbers = Vec::new();
+    for caps in ORDER_REF.captures_iter(message) {
+        if let Some(number) = caps.get(1).or_else(|| caps.get(2)) {
+            let number = number.as_str().to_owned();
+            if !numbers.contains(&number) {
+                numbers.push(number);
+            }
+        }
+    }
+    numbers
+}
+
+/// What an order lookup found.
+#[derive(Debug, Clone, PartialEq)]
+pub enum OrderLookup {
+    /// The customer's orders relevant to the message, most relevant first.
+    Found(Vec<Order>),
+    /// The customer has no orders here, or named one that is not theirs. Never guess.
+    NotFound { mentioned: Vec<String> },
+    /// The channel gave no phone number to look up by.
+    NoCustomer,
+}
+
+/// Finds the customer's orders the message is about. `previous` carries the order names
+/// discussed earlier in the conversation, so "and when will it arrive?" stays on them.
+pub fn lookup_orders(
+    data: &MerchantData,
+    phone: Option<&str>,
+    message: &str,
+    previous: &[String],
+) -> OrderLookup {
+    let mentioned = mentioned_order_numbers(message);
+    let Some(phone) = phone.and_then(normalize_phone) else {
+        return if mentioned.is_empty() {
+            OrderLookup::NoCustomer
+        } else {
+            OrderLookup::NotFound { mentioned }
+        };
+    };
+    let mut own: Vec<&Order> = data
+        .orders
+        .iter()
+        .filter(|order| order.phone.as_deref().and_then(normalize_phone).as_deref() == Some(phone.as_str()))
+        .collect();
+    // Newest first: "where's my order?" means the latest one.
+    own.sort_by(|a, b| b.created_at.cmp(&a.created_at));
+    if own.is_empty() {
+        return OrderLookup::NotFound { mentioned };
+    }
+    if !mentioned.is_empty() {
+        let number_of = |order: &Order| order.name.trim_start_matches('#').to_owned();
+        let found: Vec<Order> = own
+            .iter()
+            .filter(|order| mentioned.contains(&number_of(order)))
+            .map(|order| (*order).clone())
+            .collect();
+        // Any order named that is not this customer's means we cannot answer about it.
+        return if found.len() == mentioned.len() {
+            OrderLookup::Found(found)
+        } else {
+            OrderLookup::NotFound { mentioned }
+        };
+    }
+    // Which of their orders does the message mean? Items named ("my boots"), then what was
+    // discussed before, then the newest.
+    let message_words = stemmed_words(message);
+    let item_score = |order: &Order| -> usize {
+        order
+            .line_items
+            .iter()
+            .map(|item| {
+                stemmed_words(&item.title)
+                    .iter()
+                    .filter(|w| w.len() > 2 && message_words.iter().any(|m| terms_match(m, w)))
+                    .count()
+            })
+            .max()
+            .unwrap_or(0)
+    };
+    let best = own.iter().map(|order| item_score(order)).max().unwrap_or(0);
+    let chosen: Vec<Order> = if best > 0 {
+        own.iter()
+            .filter(|order| item_score(order) == best)
+            .map(|order| (*order).clone())
+            .collect()
+    } else if let Some(order) = own.iter().find(|order| previous.contains(&order.name)) {
+        vec![(*order).clone()]
+    } else {
+        vec![own[0].clone()]
+    };
+    OrderLookup::Found(chosen)
+}
+
+/// One sentence per shipment or state of the order: what the customer may be told.
+pub fn order_facts(order: &Order, message: &str) -> Vec<Fact> {
+    let source = format!("orders/{}", order.name);
+    let fact = |text: String| Fact {
+        source: source.clone(),
+        text,
+    };
+    let items = |titles: Vec<&str>| -> String { join_natural(&titles) };
+    let all_titles: Vec<&str> = order.line_items.iter().map(|i| i.title.as_str()).collect();
+
+    if order.cancelled_at.is_some() {
+        let mut text = format!("Order {} ({}) was cancelled", order.name, items(all_titles));
+        if let Some(date) = order.cancelled_at.as_deref().and_then(short_date) {
+            text.push_str(&format!(" on {date}"));
+        }
+        match order.cancel_reason.as_deref() {
+            Some("inventory") => text.push_str(" because the item was no longer available"),
+            Some("customer") => text.push_str(" at your request"),
+            _ => {}
+        }
+        match order.financial_status.as_deref() {
+            Some("refunded") => text.push_str(" and fully refunded"),
+            Some("partially_refunded") => text.push_str(" and partly refunded"),
+            _ => {}
+        }
+        text.push('.');
+        return vec![fact(text)];
+    }
+
+    let mut facts = Vec::new();
+    let pickup = order
+        .shipping_lines
+        .iter()
+        .any(|line| line.title.to_lowercase().contains("pickup"));
+    // Shipments the message is about: those carrying a named item, else all of them.
+    let message_words = stemmed_words(message);
+    let names_item = |text: &str| {
+        stemmed_words(text)
+            .iter()
+            .filter(|w| w.len() > 2 && message_words.iter().any(|m| terms_match(m, w)))
+            .count()
+    };
+    for shipment in &order.fulfillments {
+        if shipment
+            .status
+            .as_deref()
+            .is_some_and(|s| s == "cancelled" || s == "failure")
+        {
+            continue;
+        }
+        let titles: Vec<&str> = if shipment.line_items.is_empty() {
+            all_titles.clone()
+        } else {
+            shipment.line_items.iter().map(|i| i.title.as_str()).collect()
+        };
+        facts.push(fact(shipment_sentence(order, shipment, &items(titles))));
+    }
+    let unshipped: Vec<&str> = order
+        .line_items
+        .iter()
+        .filter(|item| {
+            item.fulfillment_status.is_none() || item.fulfillment_status.as_deref() == Some("partial")
+        })
+        .map(|item| item.title.as_str())
+        .collect();
+    // A fulfilled order with items whose own status was never set is shipped in full.
+    let order_unfulfilled = order.fulfillment_status.is_none();
+    if !unshipped.is_empty() && (order_unfulfilled || order.fulfillment_status.as_deref() == Some("partial"))
+    {
+        let verb = if unshipped.len() == 1 { "hasn't" } else { "haven't" };
+        let mut text = if order.fulfillments.is_empty() {
+            format!(
+                "Order {} ({}) {verb} shipped yet",
+                order.name,
+                items(unshipped.clone())
+            )
+        } else {
+            format!(
+                "From order {}, {} {verb} shipped yet",
+                order.name,
+                items(unshipped.clone())
+            )
+        };
+        if pickup && order_unfulfilled {
+            text = format!(
+                "Order {} ({}) is a store pickup order and isn't ready for pickup yet",
+                order.name,
+                items(unshipped.clone())
+            );
+        }
+        match order.financial_status.as_deref() {
+            Some("pending") | Some("authorized") => text.push_str(": the payment is still pending"),
+            _ if order.fulfillments.is_empty() && !pickup => text.push_str(": it's being prepared"),
+            _ => {}
+        }
+        text.push('.');
+        facts.push(fact(text));
+    }
+    if facts.is_empty() {
+        facts.push(fact(format!(
+            "Order {} ({}) has been fulfilled.",
+            order.name,
+            items(all_titles)
+        )));
+    }
+    // Put the shipments carrying what the customer named first.
+    facts.sort_by_key(|f| std::cmp::Reverse(names_item(&f.text)));
+    facts
+}
+
+fn shipment_sentence(order: &Order, shipment: &Fulfillment, items: &str) -> String {
+    let carrier = shipment.tracking_company.as_deref().unwrap_or("the carrier");
+    let status = match shipment.shipment_status.as_deref() {
+        Some("delivered") => match shipment.updated_at.as_deref().and_then(short_date) {
+            Some(date) => format!("was delivered on {date}"),
+            None => "was delivered".to_owned(),
+        },
+        Some("out_for_delivery") => format!("is out for delivery today with {carrier}"),
+        Some("in_transit") => format!("shipped with {carrier} and is in transit"),
+        Some("label_printed") | Some("label_purchased") | Some("confirmed") => {
+            format!("has a {carrier} shipping label and is waiting for {carrier} to pick it up")
+        }
+        Some("attempted_delivery") => format!("had a delivery attempt by {carrier}"),
+        Some("failure") => format!("could not be delivered by {carrier} (a delivery exception)"),
+        Some("ready_for_pickup") => "is ready for pickup".to_owned(),
+        _ => format!("shipped with {carrier}"),
+    };
+    let mut text = format!("Order {} ({items}) {status}", order.name);
+    if let Some(number) = &shipment.tracking_number {
+        text.push_str(&format!(", tracking {number}"));
+    }
+    text.push('.');
+    text
+}
+
+/// "2026-11-12T15:12:00-07:00" → "Nov 12".
+fn short_date(timestamp: &str) -> Option<String> {
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    let month: usize = timestamp.get(5..7)?.parse().ok()?;
+    let day: u32 = timestamp.get(8..10)?.parse().ok()?;
+    Some(format!("{} {day}", MONTHS.get(month.checked_sub(1)?)?))
+}
+
+fn join_natural(items: &[&str]) -> String {
+    let mut unique: Vec<&str> = Vec::new();
+    for item in items {
+        if !unique.contains(item) {
+            unique.push(item);
+        }
+    }
+    match unique.as_slice() {
+        [] => "your items".to_owned(),
+        [one] => (*one).to_owned(),
+        [first, second] => format!("{first} and {second}"),
+        [rest @ .., last] => format!("{}, and {last}", rest.join(", ")),
+    }
+}
+
+fn stemmed_words(text: &str) -> Vec<String> {
+    words(text).iter().map(|w| stem(w)).collect()
+}
+
+// ---------------------------------------------------------------------------------------
+// Products
+// ---------------------------------------------------------------------------------------
+
+/// Words in product titles that name a category rather than a product.
+const GENERIC_TITLE_WORDS: &[&str] = &["women", "men", "s", "the", "and", "with", "for", "of", "-", "&"];
+
+/// A product the message is about, with the option values it named.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct ProductMatch {
+    pub handle: String,
+    /// (option name, value) pairs the customer asked about, e.g. [("Color", "Black")].
+    pub options: Vec<(String, String)>,
+    /// An exact SKU the customer typed.
+    pub sku: Option<String>,
+}
+
+/// Finds the product a message is about: an exact SKU, else the title that the message names
+/// best, else (for follow-ups) the product discussed before. Retrieved product sources break
+/// ties. Option values named in the message ("black", "size 11.5", "medium") are attached;
+/// values carried over from the previous turn are kept unless the message replaces them.
+pub fn find_product(
+    data: &MerchantData,
+    message: &str,
+    retrieved_handles: &[String],
+    previous: Option<&ProductMatch>,
+) -> Option<ProductMatch> {
+    let message_words = words(message);
+    // An exact SKU wins outright.
+    for product in data.products.iter().filter(|p| p.is_active()) {
+        for variant in &product.variants {
+            if !variant.sku.is_empty() && message_words.iter().any(|w| w.eq_ignore_ascii_case(&variant.sku)) {
+                return Some(ProductMatch {
+                    handle: product.handle.clone(),
+                    options: option_pairs(product, variant),
+                    sku: Some(variant.sku.clone()),
+                });
+            }
+        }
+    }
+
+    let message_stems: Vec<String> = message_words.iter().map(|w| stem(w)).collect();
+    let n_products = data.products.len().max(1) as f32;
+    // Stem every title once; a title word's rarity across the catalogue is its weight.
+    let title_stems: Vec<Vec<String>> = data.products.iter().map(|p| stemmed_words(&p.title)).collect();
+    let mut frequency: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
+    for stems in &title_stems {
+        let unique: HashSet<&str> = stems.iter().map(String::as_str).collect();
+        for word in unique {
+            *frequency.entry(word).or_default() += 1;
+        }
+    }
+    let document_frequency = |word: &str| frequency.get(word).copied().unwrap_or(1).max(1) as f32;
+    let wants_women = message_words
+        .iter()
+        .any(|w| matches!(w.as_str(), "women" | "womens" | "ladies" | "woman"));
+    let mut best: Option<(f32, &Product)> = None;
+    for (product, stems) in data
+        .products
+        .iter()
+        .zip(&title_stems)
+        .filter(|(p, _)| p.is_active())
+    {
+        let title_words: Vec<String> = stems
+            .iter()
+            .filter(|w| !GENERIC_TITLE_WORDS.contains(&w.as_str()))
+            .cloned()
+            .collect();
+        let mut score = 0.0;
+        let mut matched_distinctive = false;
+        for word in &title_words {
+            let hit = message_stems
+                .iter()
+                .any(|m| m == word || (word.len() >= 5 && terms_match(m, word)));
+            let idf = (n_products / document_frequency(word)).ln();
+            if hit {
+                score += idf;
+                // A number alone ("2") is not a product name.
+                if idf > 1.5 && !word.chars().all(|c| c.is_ascii_digit() || c == '.') {
+                    matched_distinctive = true;
+                }
+            } else {
+                // Prefer "Ridgeline 2 Boot" over "Ridgeline 2 Wide Boot" when "wide" is unsaid.
+                score -= 0.15 * idf.max(0.0);
+            }
+        }
+        if !matched_distinctive {
+            continue;
+        }
+        let is_women = product.title.to_lowercase().starts_with("women");
+        if is_women != wants_women {
+            score -= 1.0;
+        }
+        if let Some(rank) = retrieved_handles.iter().position(|h| *h == product.handle) {
+            score += 0.5 / (rank as f32 + 1.0);
+        }
+        if best.is_none_or(|(best_score, _)| score > best_score) {
+            best = Some((score, product));
+        }
+    }
+
+    let (product, carried) = match (best, previous) {
+        (Some((_, product)), Some(prev)) if prev.handle == product.handle => (product, prev.options.clone()),
+        (Some((_, product)), _) => (product, Vec::new()),
+        (None, Some(prev)) => (
+            data.products.iter().find(|p| p.handle == prev.handle)?,
+            prev.options.clone(),
+        ),
+        (None, None) => return None,
+    };
+    let named = named_options(product, message);
+    let mut options = carried;
+    for (name, value) in named {
+        options.retain(|(n, _)| *n != name);
+        options.push((name, value));
+    }
+    Some(ProductMatch {
+        handle: product.handle.clone(),
+        options,
+        sku: None,
+    })
+}
+
+fn option_pairs(product: &Product, variant: &Variant) -> Vec<(String, String)> {
+    product
+        .options
+        .iter()
+        .zip(variant.option_values())
+        .map(|(option, value)| (option.name.clone(), value.to_owned()))
+        .collect()
+}
+
+/// Option values of `product` named in the message.
+fn named_options(product: &Product, message: &str) -> Vec<(String, String)> {
+    let lower = format!(" {} ", words(message).join(" "));
+    let title_words: HashSet<String> = words(&product.title).into_iter().collect();
+    let mut named = Vec::new();
+    for option in &product.options {
+        // Longest values first, so "Lake Blue" wins over "Blue" and "Long Wide" over "Long".
+        let mut values: Vec<&String> = option.values.iter().collect();
+        values.sort_by_key(|v| std::cmp::Reverse(v.len()));
+        for value in values {
+            let value_words = words(value);
+            if value_words.is_empty() || value == "Default Title" {
+                continue;
+            }
+            // A number that is part of the product's name ("Basecamp 2") is not a size.
+            if value_words.len() == 1 && title_words.contains(&value_words[0]) {
+                continue;
+            }
+            let mut spellings = vec![value_words.join(" ")];
+            spellings.extend(
+                size_synonyms(&value_words.join(" "))
+                    .iter()
+                    .map(|s| (*s).to_owned()),
+            );
+            if spellings.iter().any(|s| lower.contains(&format!(" {s} "))) {
+                named.push((option.name.clone(), value.clone()));
+                break;
+            }
+        }
+    }
+    named
+}
+
+fn size_synonyms(value: &str) -> &'static [&'static str] {
+    match value {
+        "xs" => &["extra small", "x-small", "xsmall"],
+        "s" => &["small", "sm"],
+        "m" => &["medium", "med"],
+        "l" => &["large", "lg"],
+        "xl" => &["extra large", "x-large", "xlarge"],
+        "xxl" => &["2xl", "xx-large", "xxlarge"],
+        "s/m" | "s m" => &["small/medium", "s/m", "sm/md"],
+        "m/l" | "m l" => &["medium/large", "m/l"],
+        "left" => &["left zip", "left zipper", "left-hand"],
+        "right" => &["right zip", "right zipper", "right-hand"],
+        _ => &[],
+    }
+}
+
+/// Sentences about the product and the variants the customer asked about.
+pub fn product_facts(data: &MerchantData, found: &ProductMatch) -> Vec<Fact> {
+    let Some(product) = data.products.iter().find(|p| p.handle == found.handle) else {
+        return Vec::new();
+    };
+    let source = format!("products/{}", product.handle);
+    let fact = |text: String| Fact {
+        source: source.clone(),
+        text,
+    };
+    let matching: Vec<&Variant> = product
+        .variants
+        .iter()
+        .filter(|variant| {
+            let pairs = option_pairs(product, variant);
+            found
+                .options
+                .iter()
+                .all(|(name, value)| pairs.iter().any(|(n, v)| n == name && v == value))
+        })
+        .collect();
+    let mut facts = Vec::new();
+    let described: String = if found.options.is_empty() {
+        product.title.clone()
+    } else {
+        let values: Vec<String> = found
+            .options
+            .iter()
+            .map(|(name, value)| {
+                if name.eq_ignore_ascii_case("size") {
+                    format!("size {value}")
+                } else {
+                    value.clone()
+                }
+            })
+            .collect();
+        format!("{} in {}", product.title, values.join(", "))
+    };
+    if matching.is_empty() {
+        facts.push(fact(format!(
+            "The {described} is not a combination the store offers."
+        )));
+        facts.push(fact(options_sentence(product)));
+        return facts;
+    }
+    let price = price_phrase(&matching);
+    let options_named = found.options.len();
+    let total_options = product
+        .options
+        .iter()
+        .filter(|o| !o.values.iter().all(|v| v == "Default Title"))
+        .count();
+    let in_stock: Vec<&&Variant> = matching.iter().filter(|v| v.in_stock() != Some(false)).collect();
+    if options_named >= total_options || matching.len() == 1 {
+        let stock = match matching[0].in_stock() {
+            Some(true) => "and in stock",
+            Some(false) => "but sold out right now",
+            None => "and available to order",
+        };
+        facts.push(fact(format!("The {described} is {price} {stock}.")));
+    } else if in_stock.is_empty() {
+        facts.push(fact(format!(
+            "The {described} is {price} but sold out in every option right now."
+        )));
+    } else {
+        // Which values of the options the customer did not name are in stock.
+        let mut stock_parts = Vec::new();
+        for (idx, option) in product.options.iter().enumerate() {
+            if found.options.iter().any(|(name, _)| *name == option.name) {
+                continue;
+            }
+            let mut available: Vec<String> = Vec::new();
+            for variant in &in_stock {
+                let value = variant.option_values().get(idx).copied();
+                if let Some(value) = value.filter(|value| !available.iter().any(|v| v == value)) {
+                    available.push(value.to_owned());
+                }
+            }
+            let sold_out: Vec<&str> = option
+                .values
+                .iter()
+                .filter(|v| !available.contains(v))
+                .map(String::as_str)
+                .collect();
+            let mut part = format!(
+                "{} {}",
+                option.name.to_lowercase(),
+                join_natural(&available.iter().map(String::as_str).collect::<Vec<_>>())
+            );
+            if !sold_out.is_empty() {
+                part.push_str(&format!(" ({} sold out)", join_natural(&sold_out)));
+            }
+            stock_parts.push(part);
+        }
+        facts.push(fact(format!(
+            "The {described} is {price}, in stock in {}.",
+            stock_parts.join("; ")
+        )));
+    }
+    if let Some(sku) = &found.sku {
+        facts.insert(0, fact(format!("SKU {sku} is the {described}.")));
+    }
+    facts
+}
+
+fn options_sentence(product: &Product) -> String {
+    let parts: Vec<String> = product
+        .options
+        .iter()
+        .filter(|o| !o.values.iter().all(|v| v == "Default Title"))
+        .map(|o| {
+            let values: Vec<&str> = o.values.iter().map(String::as_str).collect();
+            format!(
+                "{} {}",
+                o.name.to_lowercase(),
+                join_natural(&values).replace(", and ", " and ")
+            )
+        })
+        .collect();
+    if parts.is_empty() {
+        format!("The {} comes in one version.", product.title)
+    } else {
+        format!("The {} comes in {}.", product.title, parts.join("; "))
+    }
+}
+
+fn price_phrase(variants: &[&Variant]) -> String {
+    let price = |raw: &str| raw.parse::<f64>().ok();
+    let mut prices: Vec<f64> = variants.iter().filter_map(|v| price(&v.price)).collect();
+    prices.sort_by(f64::total_cmp);
+    prices.dedup();
+    let on_sale: Vec<&&Variant> = variants
+        .iter()
+        .filter(
+            |v| match (price(&v.price), v.compare_at_price.as_deref().and_then(price)) {
+                (Some(now), Some(was)) => was > now,
+                _ => false,
+            },
+        )
+        .collect();
+    let money = |value: f64| format!("${value:.2}");
+    let mut phrase = match prices.as_slice() {
+        [] => "priced at checkout".to_owned(),
+        [one] => money(*one),
+        [low, .., high] => format!("{} to {}", money(*low), money(*high)),
+    };
+    let regular = on_sale
+        .first()
+        .and_then(|v| v.compare_at_price.as_deref().and_then(price));
+    if let Some(was) = regular {
+        if on_sale.len() == variants.len() {
+            phrase = format!("on sale at {phrase} (regularly {})", money(was));
+        } else {
+            phrase.push_str(" (some options are on sale)");
+        }
+    }
+    phrase
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn order_references_are_found() {
+        assert_eq!(
+            mentioned_order_numbers("any update on order #1042?"),
+            vec!["1042"]
+        );
+        assert_eq!(mentioned_order_numbers("order 2291 - did it ship?"), vec!["2291"]);
+        assert_eq!(
+            mentioned_order_numbers("order number 1003 and #1004"),
+            vec!["1003", "1004"]
+        );
+        assert!(mentioned_order_numbers("I wear a size 10").is_empty());
+    }
+
+    #[test]
+    fn dates_are_short() {
+        assert_eq!(short_date("2026-11-12T15:12:00-07:00").as_deref(), Some("Nov 12"));
+        assert_eq!(short_date("garbage"), None);
+    }
+}
