@@ -66,6 +66,9 @@ pub struct Classification {
 
 pub struct Classifier {
     examples: Vec<(LabelledExample, Vec<f32>)>,
+    /// Softmax regression over the embeddings: one weight row (plus bias) per intent.
+    weights: Vec<Vec<f32>>,
+    biases: Vec<f32>,
 }
 
 impl std::fmt::Debug for Classifier {
@@ -84,8 +87,12 @@ impl Classifier {
         for batch in texts.chunks(64) {
             vectors.extend(embedder.embed(batch)?);
         }
+        let examples: Vec<(LabelledExample, Vec<f32>)> = examples.into_iter().zip(vectors).collect();
+        let (weights, biases) = train_softmax(&examples);
         Ok(Self {
-            examples: examples.into_iter().zip(vectors).collect(),
+            examples,
+            weights,
+            biases,
         })
     }
 
@@ -111,16 +118,21 @@ impl Classifier {
                 entry.push(*similarity);
             }
         }
+        // Two views, added: the regression's logits (scaled to the kNN's range) and the mean
+        // similarity of each intent's nearest examples. The regression generalises across
+        // phrasings; the neighbours keep one-off labelled examples effective.
         let mut scores: Vec<(Intent, f32)> = Intent::ALL
             .iter()
-            .map(|intent| {
+            .enumerate()
+            .map(|(idx, intent)| {
                 let sims = per_intent.get(intent).map(Vec::as_slice).unwrap_or(&[]);
                 let mean = if sims.is_empty() {
                     0.0
                 } else {
                     sims.iter().sum::<f32>() / sims.len() as f32
                 };
-                (*intent, mean)
+                let logit = dot(&self.weights[idx], vector) + self.biases[idx];
+                (*intent, KNN_WEIGHT * mean + TEMPERATURE * logit)
             })
             .collect();
         for (intent, boost) in rule_boosts(text) {
@@ -146,6 +158,60 @@ impl Classifier {
             nearest_similarity,
         }
     }
+}
+
+/// Weight of the neighbours' similarity next to the regression (both in similarity units).
+const KNN_WEIGHT: f32 = 1.0;
+const SOFTMAX_EPOCHS: usize = 300;
+const SOFTMAX_LEARNING_RATE: f32 = 8.0;
+const SOFTMAX_L2: f32 = 1e-4;
+
+/// Full-batch gradient descent on the softmax cross-entropy: a few hundred passes over a few
+/// hundred 384-dimensional examples take well under a second, at start-up only.
+fn train_softmax(examples: &[(LabelledExample, Vec<f32>)]) -> (Vec<Vec<f32>>, Vec<f32>) {
+    let n_classes = Intent::ALL.len();
+    let dim = examples.first().map_or(0, |(_, v)| v.len());
+    let mut weights = vec![vec![0.0f32; dim]; n_classes];
+    let mut biases = vec![0.0f32; n_classes];
+    if examples.is_empty() {
+        return (weights, biases);
+    }
+    let labels: Vec<usize> = examples
+        .iter()
+        .map(|(e, _)| Intent::ALL.iter().position(|i| *i == e.intent).unwrap_or(0))
+        .collect();
+    let n = examples.len() as f32;
+    let mut probabilities = vec![0.0f32; n_classes];
+    for _ in 0..SOFTMAX_EPOCHS {
+        let mut weight_grad = vec![vec![0.0f32; dim]; n_classes];
+        let mut bias_grad = vec![0.0f32; n_classes];
+        for ((_, x), label) in examples.iter().zip(&labels) {
+            let mut max = f32::MIN;
+            for (class, p) in probabilities.iter_mut().enumerate() {
+                *p = dot(&weights[class], x) + biases[class];
+                max = max.max(*p);
+            }
+            let mut total = 0.0;
+            for p in probabilities.iter_mut() {
+                *p = (*p - max).exp();
+                total += *p;
+            }
+            for (class, p) in probabilities.iter().enumerate() {
+                let error = p / total - if class == *label { 1.0 } else { 0.0 };
+                bias_grad[class] += error;
+                for (g, xi) in weight_grad[class].iter_mut().zip(x) {
+                    *g += error * xi;
+                }
+            }
+        }
+        for class in 0..n_classes {
+            for (w, g) in weights[class].iter_mut().zip(&weight_grad[class]) {
+                *w -= SOFTMAX_LEARNING_RATE * (g / n + SOFTMAX_L2 * *w);
+            }
+            biases[class] -= SOFTMAX_LEARNING_RATE * bias_grad[class] / n;
+        }
+    }
+    (weights, biases)
 }
 
 fn dot(a: &[f32], b: &[f32]) -> f32 {

@@ -7,6 +7,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, LazyLock};
 
 use async_trait::async_trait;
+use parley_knowledge::Embedder;
 use parley_prompts::Prompts;
 use regex::Regex;
 
@@ -18,18 +19,58 @@ use crate::text::{terms, terms_match};
 const MAX_BODY_CHARS: usize = 306;
 const MAX_FACT_BODY_CHARS: usize = 420;
 /// Passages whose sentences are considered.
-const MAX_PASSAGES: usize = 4;
+const MAX_PASSAGES: usize = 5;
 /// Share of the question's (weighted) terms the chosen sentences must cover to be an answer.
 const MIN_COVERAGE: f32 = 0.34;
 
-#[derive(Debug)]
+/// Candidates (best by words) whose meaning is compared with the question's.
+const DENSE_RERANK: usize = 16;
+/// Weight of sentence-question cosine similarity against the lexical score.
+const DENSE_WEIGHT: f32 = 1.5;
+
 pub struct ExtractiveResponder {
     prompts: Arc<Prompts>,
+    /// Embeds candidate sentences so meaning, not only shared words, picks the answer
+    /// ("can I return boots after 3 weeks?" ↔ "You have 30 days from delivery…").
+    embedder: Option<Arc<dyn Embedder>>,
+}
+
+impl std::fmt::Debug for ExtractiveResponder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ExtractiveResponder")
+            .field("dense_rerank", &self.embedder.is_some())
+            .finish()
+    }
 }
 
 impl ExtractiveResponder {
     pub fn new(prompts: Arc<Prompts>) -> Self {
-        Self { prompts }
+        Self {
+            prompts,
+            embedder: None,
+        }
+    }
+
+    pub fn with_embedder(mut self, embedder: Arc<dyn Embedder>) -> Self {
+        self.embedder = Some(embedder);
+        self
+    }
+}
+
+/// Lets a shared `Arc<dyn Embedder>` sit inside a [`parley_knowledge::CachingEmbedder`].
+pub struct SharedEmbedder(pub Arc<dyn Embedder>);
+
+impl Embedder for SharedEmbedder {
+    fn model_id(&self) -> &str {
+        self.0.model_id()
+    }
+
+    fn dimension(&self) -> usize {
+        self.0.dimension()
+    }
+
+    fn embed(&self, texts: &[String]) -> parley_knowledge::Result<Vec<Vec<f32>>> {
+        self.0.embed(texts)
     }
 }
 
@@ -40,7 +81,11 @@ impl Generator for ExtractiveResponder {
     }
 
     async fn generate(&self, request: &GenerationRequest<'_>) -> Result<Draft, GenerateError> {
-        let Some((body, sources)) = compose(request) else {
+        let dense = match (&self.embedder, request.query_vector) {
+            (Some(embedder), Some(query)) => Some((embedder.clone(), query.to_vec())),
+            _ => None,
+        };
+        let Some((body, sources)) = compose(request, dense).await else {
             return Ok(Draft::Escalate);
         };
         let text = self
@@ -64,7 +109,10 @@ struct Candidate {
     is_fact: bool,
 }
 
-fn compose(request: &GenerationRequest<'_>) -> Option<(String, Vec<String>)> {
+async fn compose(
+    request: &GenerationRequest<'_>,
+    dense: Option<(Arc<dyn Embedder>, Vec<f32>)>,
+) -> Option<(String, Vec<String>)> {
     let query_terms = dedup(terms(request.resolved_query));
     // Order and offer facts are the answer by themselves: quote them in order.
     let fact_first = request
@@ -118,11 +166,27 @@ fn compose(request: &GenerationRequest<'_>) -> Option<(String, Vec<String>)> {
             if candidate.text.len() > 240 {
                 score -= 0.1;
             }
+            // "It takes about 3-4 weeks." means nothing without the sentence before it.
+            let first_word = candidate.text.split_whitespace().next().unwrap_or("");
+            if !candidate.is_fact
+                && matches!(
+                    first_word,
+                    "It" | "It's" | "This" | "That" | "They" | "These" | "Those"
+                )
+            {
+                score -= 0.2;
+            }
             (score, candidate, covered)
         })
         .collect();
     scored.sort_by(|a, b| b.0.total_cmp(&a.0));
+    if let Some((embedder, query)) = dense {
+        rerank_by_meaning(&mut scored, embedder, &query).await;
+    }
 
+    for (score, candidate, _) in scored.iter().take(3) {
+        tracing::trace!(score, source = %candidate.source, "candidate sentence");
+    }
     let (best_score, best, best_covered) = scored.first()?;
     let mut covered: Vec<&String> = best_covered.clone();
     let mut chosen: Vec<&Candidate> = vec![best];
@@ -158,6 +222,30 @@ fn compose(request: &GenerationRequest<'_>) -> Option<(String, Vec<String>)> {
         return None;
     }
     Some((body, sources))
+}
+
+/// Adds the cosine similarity between the question and each of the best few sentences, then
+/// re-sorts. Embedding runs on a blocking thread; on failure the lexical order stands.
+async fn rerank_by_meaning(
+    scored: &mut [(f32, &Candidate, Vec<&String>)],
+    embedder: Arc<dyn Embedder>,
+    query: &[f32],
+) {
+    let n = scored.len().min(DENSE_RERANK);
+    let texts: Vec<String> = scored[..n].iter().map(|(_, c, _)| c.text.clone()).collect();
+    let vectors = match tokio::task::spawn_blocking(move || embedder.embed(&texts)).await {
+        Ok(Ok(vectors)) => vectors,
+        _ => return,
+    };
+    for ((score, _, _), vector) in scored[..n].iter_mut().zip(&vectors) {
+        let cosine: f32 = query.iter().zip(vector).map(|(a, b)| a * b).sum();
+        *score += DENSE_WEIGHT * cosine;
+    }
+    // Sentences beyond the re-ranked few keep their lexical score, which now ranks below.
+    for (score, _, _) in scored[n..].iter_mut() {
+        *score -= 1.0;
+    }
+    scored.sort_by(|a, b| b.0.total_cmp(&a.0));
 }
 
 /// What kind of figure the question asks for, so a sentence that has one ranks higher.
@@ -265,8 +353,15 @@ fn sentences(text: &str) -> Vec<String> {
         let line = line.replace("**", "").replace("__", "").replace('`', "");
         for sentence in parley_knowledge::text::split_sentences(&line) {
             let sentence = sentence.trim();
-            // Fragments ("Gift cards") and label lines ("Note:") say too little alone.
-            if sentence.len() < 20 || sentence.ends_with(':') || sentence.split_whitespace().count() < 4 {
+            // Fragments ("Gift cards"), label lines ("Note:") and catalogue metadata ("Tags:
+            // …", "Serum (Skincare, by Glowleaf).") say too little alone.
+            let metadata =
+                sentence.starts_with("Tags:") || (sentence.contains(", by ") && sentence.ends_with(")."));
+            if metadata
+                || sentence.len() < 20
+                || sentence.ends_with(':')
+                || sentence.split_whitespace().count() < 4
+            {
                 continue;
             }
             let mut sentence = sentence.to_owned();

@@ -48,6 +48,8 @@ pub struct GenerationRequest<'a> {
     pub facts: &'a [Fact],
     /// Why the previous draft was rejected by the guardrails, on the second attempt.
     pub feedback: Option<String>,
+    /// The embedding of `resolved_query`, when the pipeline has it (for ranking sentences).
+    pub query_vector: Option<&'a [f32]>,
 }
 
 /// What a generator produced.

@@ -542,7 +542,8 @@ mod tests {
 
     #[test]
     fn validation_names_the_bad_field() {
-        let cases: [(&str, fn(&mut LlmConfig)); 7] = [
+        type Breakage = fn(&mut LlmConfig);
+        let cases: [(&str, Breakage); 7] = [
             ("base_url", |c| c.base_url = "localhost:8088".into()),
             ("model", |c| c.model = " ".into()),
             ("api_key", |c| c.api_key = Some("sk-1\n".into())),

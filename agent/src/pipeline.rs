@@ -138,6 +138,8 @@ struct Work<'a> {
     hits: Vec<SearchHit>,
     facts: Vec<Fact>,
     resolved_query: String,
+    /// Embedding of `resolved_query`.
+    query_vector: Option<Vec<f32>>,
     started: Instant,
 }
 
@@ -149,7 +151,12 @@ impl Agent {
         prompts: Arc<Prompts>,
         config: AgentConfig,
     ) -> Self {
-        let extractive = Arc::new(ExtractiveResponder::new(prompts.clone()));
+        // Passage sentences recur across questions: cache their vectors (about 1.5 KB each).
+        let sentence_embedder = Arc::new(parley_knowledge::CachingEmbedder::new(
+            crate::extractive::SharedEmbedder(knowledge.embedder().clone()),
+            20_000,
+        ));
+        let extractive = Arc::new(ExtractiveResponder::new(prompts.clone()).with_embedder(sentence_embedder));
         let generator = generator.unwrap_or_else(|| extractive.clone() as Arc<dyn Generator>);
         Self {
             knowledge,
@@ -199,6 +206,7 @@ impl Agent {
             hits: Vec::new(),
             facts: Vec::new(),
             resolved_query: inbound.text.to_owned(),
+            query_vector: None,
             started,
         };
 
@@ -273,6 +281,7 @@ impl Agent {
             work.resolved_query = resolved.clone();
             match self.knowledge.embed_query(&resolved).await {
                 Ok(resolved_vector) => {
+                    work.query_vector = Some(resolved_vector.clone());
                     self.knowledge
                         .search_with_vector(
                             inbound.merchant,
@@ -285,6 +294,7 @@ impl Agent {
                 Err(err) => Err(err),
             }
         } else {
+            work.query_vector = Some(vector.clone());
             self.knowledge
                 .search_with_vector(
                     inbound.merchant,
@@ -439,6 +449,7 @@ impl Agent {
                 passages: &passages,
                 facts: &work.facts,
                 feedback: feedback.clone(),
+                query_vector: work.query_vector.as_deref(),
             };
             let stage = Instant::now();
             let draft = generator
@@ -730,6 +741,7 @@ impl Agent {
             passages: &passages,
             facts: &work.facts,
             feedback: None,
+            query_vector: work.query_vector.as_deref(),
         };
         match self.extractive.generate(&request).await {
             Ok(Draft::Text { text, .. }) => {

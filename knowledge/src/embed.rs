@@ -43,6 +43,21 @@ impl EmbedderConfig {
             batch_size: 64,
         }
     }
+
+    /// The files `scripts/fetch-models.sh` installs under `<root>/.cache/models`, unless
+    /// `PARLEY_MODEL_DIR` / `ORT_DYLIB_PATH` say otherwise: how tests, benches and tools
+    /// running inside a checkout find the model.
+    pub fn for_checkout(root: &Path) -> Self {
+        let models = root.join(".cache/models");
+        let model_dir = std::env::var_os("PARLEY_MODEL_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| models.join("all-MiniLM-L6-v2-int8"));
+        let mut config = Self::new(model_dir);
+        if std::env::var_os("ORT_DYLIB_PATH").is_none() {
+            config.ort_library = Some(models.join("onnxruntime/libonnxruntime.so"));
+        }
+        config
+    }
 }
 
 /// fastembed over a user-supplied model directory (mean pooling, as sentence-transformers

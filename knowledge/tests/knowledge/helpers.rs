@@ -24,14 +24,7 @@ pub fn embedder() -> Arc<dyn Embedder> {
     static EMBEDDER: OnceLock<Arc<CachingEmbedder<FastEmbedder>>> = OnceLock::new();
     EMBEDDER
         .get_or_init(|| {
-            let models = workspace_root().join(".cache/models");
-            let model_dir = std::env::var_os("PARLEY_MODEL_DIR")
-                .map(PathBuf::from)
-                .unwrap_or_else(|| models.join("all-MiniLM-L6-v2-int8"));
-            let mut config = EmbedderConfig::new(model_dir);
-            if std::env::var_os("ORT_DYLIB_PATH").is_none() {
-                config.ort_library = Some(models.join("onnxruntime/libonnxruntime.so"));
-            }
+            let config = EmbedderConfig::for_checkout(&workspace_root());
             let model = FastEmbedder::load(&config)
                 .expect("embedding model missing: run `make models` (scripts/fetch-models.sh)");
             Arc::new(CachingEmbedder::new(model, 100_000))
