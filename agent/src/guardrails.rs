@@ -189,8 +189,15 @@ pub fn check(
         "PASSAGES",
         "FACTS (from",
         "CUSTOMER MESSAGE",
+        "CONVERSATION SO FAR",
         "Rules, in order of priority",
         "ESCALATE",
+        // The prompt's scaffolding echoed back is leakage too.
+        "knowledge base):",
+        "[policies/",
+        "[products/",
+        "<<<",
+        ">>>",
     ] {
         if draft.contains(marker) {
             push(FindingKind::PromptLeak, marker);
@@ -222,6 +229,10 @@ pub fn check(
         }
     }
 
+    if is_degenerate(draft) {
+        push(FindingKind::Degenerate, "repetitive or garbled text");
+    }
+
     let info = sms::segments(draft);
     if info.segments > config.max_segments {
         push(
@@ -233,6 +244,23 @@ pub fn check(
         );
     }
     findings
+}
+
+/// Small models sometimes loop ("BROWN-BROWN-BROWN…"): a word repeated four times in a row,
+/// or one word making up over a third of a longer reply, is not a message for a customer.
+fn is_degenerate(draft: &str) -> bool {
+    let words: Vec<String> = draft
+        .split(|c: char| !c.is_alphanumeric())
+        .filter(|w| !w.is_empty())
+        .map(str::to_lowercase)
+        .collect();
+    let looping = words.windows(4).any(|w| w.iter().all(|x| *x == w[0]));
+    let mut counts: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
+    for word in words.iter().filter(|w| w.len() > 3) {
+        *counts.entry(word).or_default() += 1;
+    }
+    let dominant = words.len() >= 12 && counts.values().any(|n| *n * 3 > words.len());
+    looping || dominant
 }
 
 fn digits(text: &str) -> String {
@@ -422,6 +450,18 @@ mod tests {
             &GuardrailConfig::default(),
         );
         assert!(customer_gave_it.is_empty(), "{customer_gave_it:?}");
+    }
+
+    #[test]
+    fn scaffolding_and_loops_are_caught() {
+        let texts = ["Returns are free."];
+        let leak = kinds(
+            "PATCHES (from the store's knowledge base):\n[policies/warranty.md > FAQ",
+            &texts,
+        );
+        assert!(leak.contains(&FindingKind::PromptLeak), "{leak:?}");
+        assert!(kinds("PATCHY-BROWN-BROWN-BROWN-BROWN-BROWN", &texts).contains(&FindingKind::Degenerate));
+        assert!(kinds("Returns are free, and free exchanges too.", &texts).is_empty());
     }
 
     #[test]

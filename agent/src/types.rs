@@ -274,6 +274,8 @@ pub enum FindingKind {
     MedicalOrLegalAdvice,
     TooManySegments,
     PiiEcho,
+    /// Looping or garbled model output.
+    Degenerate,
 }
 
 impl Finding {
