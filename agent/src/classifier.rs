@@ -135,8 +135,9 @@ impl Classifier {
                 (*intent, KNN_WEIGHT * mean + TEMPERATURE * logit)
             })
             .collect();
-        for (intent, boost) in rule_boosts(text) {
-            if let Some(score) = scores.iter_mut().find(|(i, _)| *i == intent) {
+        let boosts = rule_boosts(text);
+        for (intent, boost) in &boosts {
+            if let Some(score) = scores.iter_mut().find(|(i, _)| i == intent) {
                 score.1 += boost;
             }
         }
@@ -148,7 +149,7 @@ impl Classifier {
             .max_by(|a, b| a.1.total_cmp(&b.1))
             .unwrap_or((Intent::Other, 0.0));
         let confidence = ((best - max) / TEMPERATURE).exp() / total;
-        let rule_matched = rule_boosts(text).iter().any(|(i, _)| *i == intent);
+        let rule_matched = boosts.iter().any(|(i, _)| *i == intent);
 
         Classification {
             intent,

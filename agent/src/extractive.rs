@@ -12,7 +12,7 @@ use parley_prompts::Prompts;
 use regex::Regex;
 
 use crate::generate::{Draft, Fact, GenerateError, GenerationRequest, Generator, Passage};
-use crate::text::{terms, terms_match};
+use crate::text::{terms, terms_match, unique};
 
 /// Longest reply body the responder composes from passages, in characters: two GSM-7
 /// segments. Order and offer facts may use nearly three (tracking numbers are long).
@@ -113,7 +113,7 @@ async fn compose(
     request: &GenerationRequest<'_>,
     dense: Option<(Arc<dyn Embedder>, Vec<f32>)>,
 ) -> Option<(String, Vec<String>)> {
-    let query_terms = dedup(terms(request.resolved_query));
+    let query_terms = unique(terms(request.resolved_query));
     // Order and offer facts are the answer by themselves: quote them in order.
     let fact_first = request
         .facts
@@ -216,8 +216,11 @@ async fn compose(
             push_unique(&mut sources, &candidate.source);
         }
     }
-    let coverage: f32 =
-        dedup_refs(&covered).iter().map(|t| weights[*t]).sum::<f32>() / total_weight.max(f32::EPSILON);
+    let coverage: f32 = unique(covered.iter().copied())
+        .iter()
+        .map(|t| weights[*t])
+        .sum::<f32>()
+        / total_weight.max(f32::EPSILON);
     if coverage < MIN_COVERAGE {
         return None;
     }
@@ -430,26 +433,6 @@ fn push_unique(list: &mut Vec<String>, item: &str) {
     if !list.iter().any(|x| x == item) {
         list.push(item.to_owned());
     }
-}
-
-fn dedup(list: Vec<String>) -> Vec<String> {
-    let mut out: Vec<String> = Vec::new();
-    for item in list {
-        if !out.contains(&item) {
-            out.push(item);
-        }
-    }
-    out
-}
-
-fn dedup_refs<'a>(list: &[&'a String]) -> Vec<&'a String> {
-    let mut out: Vec<&String> = Vec::new();
-    for item in list {
-        if !out.contains(item) {
-            out.push(item);
-        }
-    }
-    out
 }
 
 #[cfg(test)]

@@ -6,7 +6,8 @@
 //! are checked by the same guardrails afterwards, so neither is trusted.
 
 use async_trait::async_trait;
-use parley_knowledge::MerchantConfig;
+use parley_knowledge::{MerchantConfig, Offer};
+use parley_prompts::{PromptError, Prompts};
 use serde::Serialize;
 
 use crate::types::{Intent, Turn};
@@ -79,4 +80,37 @@ pub trait Generator: Send + Sync {
     /// `extractive`, `llm`, …: recorded in every decision.
     fn name(&self) -> &str;
     async fn generate(&self, request: &GenerationRequest<'_>) -> Result<Draft, GenerateError>;
+}
+
+/// The merchant as the prompt templates see it.
+#[derive(Debug, Serialize)]
+pub(crate) struct MerchantView<'a> {
+    pub name: &'a str,
+    pub brand_voice: Option<&'a str>,
+    pub offers: &'a [Offer],
+}
+
+impl<'a> MerchantView<'a> {
+    pub fn of(merchant: &'a MerchantConfig) -> Self {
+        Self {
+            name: &merchant.name,
+            brand_voice: merchant.brand_voice.as_deref(),
+            offers: &merchant.offers,
+        }
+    }
+}
+
+/// The system prompt for a merchant: what an LLM generator sends, and what the guardrails
+/// look for in a draft to catch leakage. One rendering serves both.
+pub fn system_prompt(prompts: &Prompts, merchant: &MerchantConfig) -> Result<String, PromptError> {
+    #[derive(Serialize)]
+    struct SystemContext<'a> {
+        merchant: MerchantView<'a>,
+    }
+    prompts.render(
+        "system",
+        SystemContext {
+            merchant: MerchantView::of(merchant),
+        },
+    )
 }

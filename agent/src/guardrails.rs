@@ -107,6 +107,8 @@ pub fn check(
         .collect::<Vec<_>>()
         .join("\n");
     let corpus_lower = corpus.to_lowercase();
+    let corpus_upper = corpus.to_uppercase();
+    let corpus_digits = digits(&corpus);
 
     let evidence_prices = numbers(&PRICE, &corpus);
     for caps in PRICE.captures_iter(draft) {
@@ -154,7 +156,7 @@ pub fn check(
 
     for found in ORDER_OR_TRACKING.find_iter(draft) {
         let compact: String = found.as_str().chars().filter(|c| !c.is_whitespace()).collect();
-        let in_evidence = corpus.to_uppercase().contains(&compact.to_uppercase());
+        let in_evidence = corpus_upper.contains(&compact.to_uppercase());
         let is_phone = PHONE.is_match(found.as_str());
         if !in_evidence && !is_phone {
             push(FindingKind::UnsupportedOrderOrTracking, found.as_str());
@@ -224,7 +226,7 @@ pub fn check(
     for found in PHONE.find_iter(draft) {
         let number = digits(found.as_str());
         let tail = &number[number.len().saturating_sub(10)..];
-        if !allowed_digits.iter().any(|a| a.contains(tail)) && !digits(&corpus).contains(tail) {
+        if !allowed_digits.iter().any(|a| a.contains(tail)) && !corpus_digits.contains(tail) {
             push(FindingKind::PiiEcho, found.as_str());
         }
     }

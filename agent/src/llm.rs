@@ -19,13 +19,13 @@ use async_openai::types::chat::{
     CreateChatCompletionRequest, CreateChatCompletionResponse,
 };
 use async_trait::async_trait;
-use parley_knowledge::Offer;
 use parley_knowledge::text::count_tokens;
 use parley_prompts::Prompts;
 use serde::{Deserialize, Deserializer, Serialize};
 use tracing::{debug, instrument, warn};
 
-use crate::generate::{Draft, GenerateError, GenerationRequest, Generator};
+use crate::generate::{Draft, GenerateError, GenerationRequest, Generator, MerchantView, system_prompt};
+use crate::text::unique;
 use crate::types::Turn;
 
 /// Backoff never grows past this: a customer waiting on an SMS is better served by a person
@@ -229,14 +229,8 @@ impl LlmGenerator {
     /// Renders both messages, dropping the lowest-ranked passages and then the oldest turns
     /// until they fit the token budget.
     fn build_prompt(&self, request: &GenerationRequest<'_>) -> Result<Prompt, GenerateError> {
-        let merchant = MerchantView {
-            name: &request.merchant.name,
-            brand_voice: request.merchant.brand_voice.as_deref(),
-            offers: &request.merchant.offers,
-        };
-        let system = self
-            .prompts
-            .render("system", SystemContext { merchant: &merchant })?;
+        let merchant = MerchantView::of(request.merchant);
+        let system = system_prompt(&self.prompts, request.merchant)?;
         let system_tokens = count_tokens(&system);
         let facts: Vec<FactView<'_>> = request
             .facts
@@ -292,16 +286,12 @@ impl LlmGenerator {
                     n_turns_dropped = first_turn,
                     "prompt built"
                 );
-                let mut sources: Vec<String> = Vec::new();
-                let used = request.passages[..n_passages]
-                    .iter()
-                    .map(|passage| &passage.source)
-                    .chain(request.facts.iter().map(|fact| &fact.source));
-                for source in used {
-                    if !sources.contains(source) {
-                        sources.push(source.clone());
-                    }
-                }
+                let sources = unique(
+                    request.passages[..n_passages]
+                        .iter()
+                        .map(|passage| passage.source.clone())
+                        .chain(request.facts.iter().map(|fact| fact.source.clone())),
+                );
                 return Ok(Prompt {
                     system,
                     user,
@@ -459,18 +449,6 @@ struct Prompt {
 
 // The template contexts spell out exactly what the templates may use, so a new field on
 // `MerchantConfig` or `Passage` does not silently reach the model.
-
-#[derive(Serialize)]
-struct MerchantView<'a> {
-    name: &'a str,
-    brand_voice: Option<&'a str>,
-    offers: &'a [Offer],
-}
-
-#[derive(Serialize)]
-struct SystemContext<'a> {
-    merchant: &'a MerchantView<'a>,
-}
 
 #[derive(Serialize)]
 struct PassageView<'a> {

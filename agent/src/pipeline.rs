@@ -6,7 +6,8 @@
 //! The order is the policy: a STOP never reaches anything after the first stage, and a
 //! conversation a person owns never reaches the generator.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use parley_knowledge::{KnowledgeBase, MerchantData, MerchantId, SearchHit};
@@ -21,7 +22,7 @@ use crate::extractive::ExtractiveResponder;
 use crate::generate::{Draft, Fact, GenerateError, GenerationRequest, Generator, Passage};
 use crate::guardrails::{self, Evidence, GuardrailConfig};
 use crate::sms;
-use crate::tools::{self, OrderLookup};
+use crate::tools::{self, Catalog, OrderLookup};
 use crate::types::*;
 
 /// Tunables of the decision policy, loaded from the `[agent]` config section.
@@ -117,6 +118,8 @@ pub struct Agent {
     extractive: Arc<ExtractiveResponder>,
     prompts: Arc<Prompts>,
     config: AgentConfig,
+    /// Per merchant, the tools' lookups over its data as last ingested (shared by clones).
+    catalogs: Arc<Mutex<HashMap<MerchantId, Arc<Catalog>>>>,
 }
 
 impl std::fmt::Debug for Agent {
@@ -131,7 +134,7 @@ impl std::fmt::Debug for Agent {
 /// What the stages found, threaded through to the decision.
 struct Work<'a> {
     inbound: Inbound<'a>,
-    data: Arc<MerchantData>,
+    catalog: Arc<Catalog>,
     state: ConversationState,
     timings: StageTimings,
     classification: Option<Classification>,
@@ -140,6 +143,9 @@ struct Work<'a> {
     resolved_query: String,
     /// Embedding of `resolved_query`.
     query_vector: Option<Vec<f32>>,
+    /// The offline responder already drafted this turn and declined or was rejected: a
+    /// suggested reply from it would be the same draft again.
+    extractive_failed: bool,
     started: Instant,
 }
 
@@ -165,6 +171,22 @@ impl Agent {
             extractive,
             prompts,
             config,
+            catalogs: Arc::default(),
+        }
+    }
+
+    /// The merchant's data with its lookups, rebuilt only when the knowledge base holds a
+    /// newer ingest than the cached one.
+    fn catalog(&self, merchant: &MerchantId) -> Result<Arc<Catalog>, AgentError> {
+        let data = self.knowledge.merchant(merchant)?;
+        let mut catalogs = self.catalogs.lock().unwrap_or_else(|p| p.into_inner());
+        match catalogs.get(merchant) {
+            Some(catalog) if Arc::ptr_eq(catalog.data(), &data) => Ok(catalog.clone()),
+            _ => {
+                let catalog = Arc::new(Catalog::new(data));
+                catalogs.insert(merchant.clone(), catalog.clone());
+                Ok(catalog)
+            }
         }
     }
 
@@ -196,10 +218,10 @@ impl Agent {
         state: ConversationState,
     ) -> Result<Decision, AgentError> {
         let started = Instant::now();
-        let data = self.knowledge.merchant(inbound.merchant)?;
+        let catalog = self.catalog(inbound.merchant)?;
         let mut work = Work {
             inbound,
-            data,
+            catalog,
             state,
             timings: StageTimings::default(),
             classification: None,
@@ -207,6 +229,7 @@ impl Agent {
             facts: Vec::new(),
             resolved_query: inbound.text.to_owned(),
             query_vector: None,
+            extractive_failed: false,
             started,
         };
 
@@ -228,11 +251,11 @@ impl Agent {
         // 2. Gates: nothing may be texted to an opted-out number; a person owns an escalated
         // conversation until they hand it back.
         if work.state.opted_out {
-            return self.escalate(work, EscalationReason::OptedOut, None, false).await;
+            return self.escalate(work, EscalationReason::OptedOut, false).await;
         }
         if work.state.escalated {
             return self
-                .escalate(work, EscalationReason::AlreadyEscalated, None, false)
+                .escalate(work, EscalationReason::AlreadyEscalated, false)
                 .await;
         }
 
@@ -248,7 +271,7 @@ impl Agent {
             Err(err) => {
                 tracing::error!(error = %err, "embedding failed; escalating");
                 return self
-                    .escalate(work, EscalationReason::KnowledgeUnavailable, None, true)
+                    .escalate(work, EscalationReason::KnowledgeUnavailable, true)
                     .await;
             }
         };
@@ -275,35 +298,31 @@ impl Agent {
         // 5. Retrieve, with the previous question prepended to a follow-up so "what about
         // in black?" searches for the product discussed.
         let stage = Instant::now();
-        let previous_question = previous_customer_text(&work.state);
-        let retrieval = if follow_up && previous_question.is_some() {
-            let resolved = format!("{} {}", previous_question.unwrap_or_default(), inbound.text);
-            work.resolved_query = resolved.clone();
-            match self.knowledge.embed_query(&resolved).await {
-                Ok(resolved_vector) => {
-                    work.query_vector = Some(resolved_vector.clone());
-                    self.knowledge
-                        .search_with_vector(
-                            inbound.merchant,
-                            &resolved,
-                            resolved_vector,
-                            self.config.retrieval_limit,
-                        )
-                        .await
-                }
-                Err(err) => Err(err),
+        let resolved = match previous_customer_text(&work.state).filter(|_| follow_up) {
+            Some(previous) => {
+                let resolved = format!("{previous} {}", inbound.text);
+                self.knowledge
+                    .embed_query(&resolved)
+                    .await
+                    .map(|resolved_vector| (resolved, resolved_vector))
             }
-        } else {
-            work.query_vector = Some(vector.clone());
-            self.knowledge
-                .search_with_vector(
-                    inbound.merchant,
-                    inbound.text,
-                    vector,
-                    self.config.retrieval_limit,
-                )
-                .instrument(info_span!("retrieve"))
-                .await
+            None => Ok((inbound.text.to_owned(), vector)),
+        };
+        let retrieval = match resolved {
+            Ok((query, query_vector)) => {
+                work.resolved_query = query;
+                work.query_vector = Some(query_vector.clone());
+                self.knowledge
+                    .search_with_vector(
+                        inbound.merchant,
+                        &work.resolved_query,
+                        query_vector,
+                        self.config.retrieval_limit,
+                    )
+                    .instrument(info_span!("retrieve"))
+                    .await
+            }
+            Err(err) => Err(err),
         };
         work.timings.retrieve_us = micros(stage);
         match retrieval {
@@ -312,7 +331,7 @@ impl Agent {
                 // Answering without knowledge would be guessing.
                 tracing::error!(error = %err, "retrieval failed; escalating");
                 return self
-                    .escalate(work, EscalationReason::KnowledgeUnavailable, None, true)
+                    .escalate(work, EscalationReason::KnowledgeUnavailable, true)
                     .await;
             }
         }
@@ -320,22 +339,20 @@ impl Agent {
         // 6. Escalation policy on what the message is.
         if !classification.risks.is_empty() {
             let reason = EscalationReason::Risk(classification.risks.clone());
-            return self.escalate(work, reason, None, true).await;
+            return self.escalate(work, reason, true).await;
         }
         // Routing intents act only when the classifier is sure, or a rule saw the signal:
         // "am I texting with a bot?" is a question, not a request for a person.
         let sure = |threshold: f32| classification.rule_matched || classification.confidence >= threshold;
         let intent = match intent {
             Intent::HumanRequest if sure(0.7) => {
-                return self
-                    .escalate(work, EscalationReason::HumanRequested, None, true)
-                    .await;
+                return self.escalate(work, EscalationReason::HumanRequested, true).await;
             }
             Intent::Complaint if sure(0.6) => {
-                return self.escalate(work, EscalationReason::Complaint, None, true).await;
+                return self.escalate(work, EscalationReason::Complaint, true).await;
             }
             Intent::AbuseSpam if sure(0.6) => {
-                return self.escalate(work, EscalationReason::Abuse, None, false).await;
+                return self.escalate(work, EscalationReason::Abuse, false).await;
             }
             Intent::GreetingSmalltalk | Intent::FeedbackPositive if sure(0.5) => {
                 return self.smalltalk(work, intent, classification.confidence);
@@ -353,7 +370,7 @@ impl Agent {
             intent == Intent::OrderStatus || !tools::mentioned_order_numbers(inbound.text).is_empty();
         if order_question {
             match tools::lookup_orders(
-                &work.data,
+                &work.catalog,
                 inbound.customer_phone,
                 inbound.text,
                 &work.state.last_orders,
@@ -367,9 +384,7 @@ impl Agent {
                 OrderLookup::NotFound { .. } => {
                     // Never guess about an order, and never confirm whose it is.
                     work.timings.tools_us = micros(stage);
-                    return self
-                        .escalate(work, EscalationReason::UnknownOrder, None, true)
-                        .await;
+                    return self.escalate(work, EscalationReason::UnknownOrder, true).await;
                 }
                 // No phone to look up by (a channel without caller id): the policies may still
                 // answer a general question ("tracking says delivered but nothing's here").
@@ -380,26 +395,26 @@ impl Agent {
                 intent,
                 Intent::ProductQuestion | Intent::Availability | Intent::SizingFit | Intent::Other
             );
-            let handles: Vec<String> = work
-                .hits
-                .iter()
-                .filter_map(|hit| hit.chunk.source.strip_prefix("products/").map(str::to_owned))
-                .collect();
             if product_intent {
+                let handles: Vec<String> = work
+                    .hits
+                    .iter()
+                    .filter_map(|hit| hit.chunk.source.strip_prefix("products/").map(str::to_owned))
+                    .collect();
                 let previous = if follow_up {
                     work.state.last_product.as_ref()
                 } else {
                     None
                 };
-                if let Some(found) = tools::find_product(&work.data, inbound.text, &handles, previous) {
+                if let Some(found) = tools::find_product(&work.catalog, inbound.text, &handles, previous) {
                     if asks_price_or_stock(inbound.text) || !found.options.is_empty() {
-                        work.facts.extend(tools::product_facts(&work.data, &found));
+                        work.facts.extend(tools::product_facts(&work.catalog, &found));
                     }
                     work.state.last_product = Some(found);
                 }
             }
             if intent == Intent::DiscountRequest {
-                work.facts.extend(offer_facts(&work.data, inbound.text));
+                work.facts.extend(offer_facts(work.catalog.data(), inbound.text));
             }
         }
         work.timings.tools_us = micros(stage);
@@ -408,7 +423,7 @@ impl Agent {
         let complex = matches!(intent, Intent::OrderStatus | Intent::CheckoutHelp | Intent::Other);
         if complex && work.state.last_intent == Some(intent) {
             if work.state.ai_turns_on_issue >= self.config.max_ai_turns_per_issue {
-                return self.escalate(work, EscalationReason::TurnLimit, None, true).await;
+                return self.escalate(work, EscalationReason::TurnLimit, true).await;
             }
         } else if work.state.last_intent != Some(intent) {
             work.state.ai_turns_on_issue = 0;
@@ -424,9 +439,7 @@ impl Agent {
             && best_similarity < self.config.min_passage_similarity
             && classification.confidence < self.config.min_confidence
         {
-            return self
-                .escalate(work, EscalationReason::LowConfidence, None, true)
-                .await;
+            return self.escalate(work, EscalationReason::LowConfidence, true).await;
         }
 
         // 10. Generate and check; one regeneration with the findings as feedback.
@@ -441,7 +454,7 @@ impl Agent {
         let mut generator: &dyn Generator = self.generator.as_ref();
         for attempt in 0..2 {
             let request = GenerationRequest {
-                merchant: &work.data.config,
+                merchant: &work.catalog.data().config,
                 message: work.inbound.text,
                 resolved_query: &work.resolved_query,
                 intent,
@@ -460,9 +473,8 @@ impl Agent {
             let (text, sources) = match draft {
                 Ok(Draft::Text { text, sources }) => (text, sources),
                 Ok(Draft::Escalate) => {
-                    return self
-                        .escalate(work, EscalationReason::LowConfidence, None, true)
-                        .await;
+                    work.extractive_failed |= generator.name() == self.extractive.name();
+                    return self.escalate(work, EscalationReason::LowConfidence, true).await;
                 }
                 Err(GenerateError::Unavailable(reason)) => {
                     tracing::warn!(%reason, generator = generator.name(), "generator unavailable");
@@ -472,7 +484,7 @@ impl Agent {
                         continue;
                     }
                     return self
-                        .escalate(work, EscalationReason::GeneratorUnavailable, None, true)
+                        .escalate(work, EscalationReason::GeneratorUnavailable, true)
                         .await;
                 }
                 Err(GenerateError::Prompt(err)) => return Err(err.into()),
@@ -506,20 +518,21 @@ impl Agent {
                     .join("; "),
             );
             all_findings.extend(findings);
-            if attempt == 0 && generator.name() == self.extractive.name() {
+            if generator.name() == self.extractive.name() {
+                work.extractive_failed = true;
                 // The extractive responder is deterministic: a second try would repeat itself.
                 break;
             }
         }
         let mut decision = self
-            .escalate(work, EscalationReason::GuardrailsFailed, None, true)
+            .escalate(work, EscalationReason::GuardrailsFailed, true)
             .await?;
         decision.guardrail_findings = all_findings;
         Ok(decision)
     }
 
     fn evidence(&self, work: &Work<'_>, passages: &[Passage]) -> Evidence {
-        let config = &work.data.config;
+        let config = &work.catalog.data().config;
         let mut texts: Vec<String> = passages.iter().map(|p| p.text.clone()).collect();
         texts.extend(work.facts.iter().map(|f| f.text.clone()));
         texts.extend(config.offers.iter().map(|o| {
@@ -531,10 +544,7 @@ impl Agent {
             )
         }));
         texts.push(format!("{} {}", config.support_email, config.support_hours));
-        let system_prompt = self
-            .prompts
-            .render("system", json!({ "merchant": merchant_context(&work.data) }))
-            .ok();
+        let system_prompt = crate::generate::system_prompt(&self.prompts, config).ok();
         Evidence {
             texts,
             offer_codes: config.offers.iter().map(|o| o.code.clone()).collect(),
@@ -548,7 +558,7 @@ impl Agent {
         mut work: Work<'_>,
         action: ComplianceAction,
     ) -> Result<Decision, AgentError> {
-        let merchant = merchant_context(&work.data);
+        let merchant = merchant_context(work.catalog.data());
         let (route, template) = match action {
             ComplianceAction::OptOut => {
                 work.state.opted_out = true;
@@ -604,7 +614,7 @@ impl Agent {
         };
         let reply = self.prompts.render(
             "smalltalk",
-            json!({ "merchant": merchant_context(&work.data), "kind": kind }),
+            json!({ "merchant": merchant_context(work.catalog.data()), "kind": kind }),
         )?;
         push_turn(&mut work.state, Role::Agent, &reply, self.config.history_turns);
         work.state.last_intent = Some(intent);
@@ -659,30 +669,30 @@ impl Agent {
         &self,
         mut work: Work<'_>,
         reason: EscalationReason,
-        suggested: Option<String>,
         send_holding: bool,
     ) -> Result<Decision, AgentError> {
         let already = matches!(
             reason,
             EscalationReason::AlreadyEscalated | EscalationReason::OptedOut
         );
-        let config = &work.data.config;
+        let config = &work.catalog.data().config;
         let reply = if send_holding && !work.state.opted_out {
             Some(self.prompts.render(
                 "holding",
-                json!({ "merchant": merchant_context(&work.data), "support_hours": config.support_hours }),
+                json!({ "merchant": merchant_context(work.catalog.data()), "support_hours": config.support_hours }),
             )?)
         } else {
             None
         };
         let intent = work.classification.as_ref().map(|c| c.intent);
-        let suggested = match suggested {
-            Some(s) => Some(s),
-            None if !already && !matches!(reason, EscalationReason::Abuse) => self.suggest(&work).await,
-            None => None,
+        let wants_suggestion = !already && !matches!(reason, EscalationReason::Abuse);
+        let suggested = if wants_suggestion {
+            self.suggest(&work).await
+        } else {
+            None
         };
         let own_orders: Vec<String> =
-            match tools::lookup_orders(&work.data, work.inbound.customer_phone, "", &[]) {
+            match tools::lookup_orders(&work.catalog, work.inbound.customer_phone, "", &[]) {
                 OrderLookup::Found(orders) => orders
                     .iter()
                     .flat_map(|o| tools::order_facts(o, ""))
@@ -729,11 +739,11 @@ impl Agent {
     /// A grounded draft for the human, from the offline responder (fast, never invents).
     async fn suggest(&self, work: &Work<'_>) -> Option<String> {
         let passages = passages(&work.hits);
-        if passages.is_empty() && work.facts.is_empty() {
+        if work.extractive_failed || (passages.is_empty() && work.facts.is_empty()) {
             return None;
         }
         let request = GenerationRequest {
-            merchant: &work.data.config,
+            merchant: &work.catalog.data().config,
             message: work.inbound.text,
             resolved_query: &work.resolved_query,
             intent: work.classification.as_ref().map_or(Intent::Other, |c| c.intent),
@@ -816,14 +826,14 @@ fn micros(since: Instant) -> u64 {
     since.elapsed().as_micros().min(u128::from(u64::MAX)) as u64
 }
 
+/// The merchant as the customer-facing templates (HELP, holding, confirmations) see it; the
+/// system prompt has its own view in `generate`.
 fn merchant_context(data: &MerchantData) -> serde_json::Value {
     let config = &data.config;
     json!({
         "name": config.name,
-        "brand_voice": config.brand_voice,
         "support_email": config.support_email,
         "support_hours": config.support_hours,
-        "offers": config.offers.iter().map(|o| json!({"code": o.code, "description": o.description})).collect::<Vec<_>>(),
     })
 }
 
@@ -946,7 +956,7 @@ fn asks_price_or_stock(text: &str) -> bool {
 /// military code first). Only `[[offers]]` are ever quoted.
 fn offer_facts(data: &MerchantData, message: &str) -> Vec<Fact> {
     let message_terms = crate::text::terms(message);
-    let mut scored: Vec<(usize, Fact)> = data
+    let mut scored: Vec<(usize, &parley_knowledge::Offer)> = data
         .config
         .offers
         .iter()
@@ -961,34 +971,30 @@ fn offer_facts(data: &MerchantData, message: &str) -> Vec<Fact> {
                 .iter()
                 .filter(|t| offer_terms.iter().any(|o| crate::text::terms_match(o, t)))
                 .count();
-            let fact = Fact {
-                source: format!("offers/{}", offer.code),
-                text: format!(
-                    "Code {}: {}.",
-                    offer.code,
-                    offer.description.trim_end_matches('.')
-                ),
-            };
-            (overlap, fact)
+            (overlap, offer)
         })
         .collect();
     scored.sort_by_key(|(overlap, _)| std::cmp::Reverse(*overlap));
-    let best = scored.first().map_or(0, |(o, _)| *o);
-    let mut facts: Vec<Fact> = Vec::new();
-    for (overlap, mut fact) in scored {
-        // The clear winner gets its conditions spelled out.
-        let conditions = data
-            .config
-            .offers
-            .iter()
-            .find(|o| fact.source.ends_with(&o.code))
-            .and_then(|o| o.conditions.as_deref());
-        if let Some(conditions) = conditions.filter(|_| facts.is_empty() && best > 0 && overlap == best) {
-            fact.text = format!("{} {}.", fact.text, conditions.trim_end_matches('.'));
-        }
-        facts.push(fact);
-    }
-    facts
+    let best = scored.first().map_or(0, |(overlap, _)| *overlap);
+    scored
+        .iter()
+        .enumerate()
+        .map(|(rank, (_, offer))| {
+            let mut text = format!(
+                "Code {}: {}.",
+                offer.code,
+                offer.description.trim_end_matches('.')
+            );
+            // The clear winner gets its conditions spelled out.
+            if let Some(conditions) = offer.conditions.as_deref().filter(|_| rank == 0 && best > 0) {
+                text = format!("{text} {}.", conditions.trim_end_matches('.'));
+            }
+            Fact {
+                source: format!("offers/{}", offer.code),
+                text,
+            }
+        })
+        .collect()
 }
 
 /// Trims a reply to the segment limit at a sentence boundary.

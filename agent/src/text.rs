@@ -117,6 +117,18 @@ fn within_one_edit(a: &[char], b: &[char]) -> bool {
     }
 }
 
+/// The items in first-seen order without repeats (for the short lists the agent handles;
+/// quadratic, but allocation-free beyond the result).
+pub fn unique<T: PartialEq>(items: impl IntoIterator<Item = T>) -> Vec<T> {
+    let mut out = Vec::new();
+    for item in items {
+        if !out.contains(&item) {
+            out.push(item);
+        }
+    }
+    out
+}
+
 /// Normalises a phone number to its digits with a leading `+` and country code, so
 /// "(720) 555-0123", "720-555-0123" and "+17205550123" compare equal (NANP assumed for
 /// 10-digit numbers: both fixture stores are in the US).

@@ -5,15 +5,111 @@
 //! Order answers come from order data only. An order is shown only to the phone number that
 //! placed it: "check #1004 for my buddy" is not answered, whatever the message claims.
 
-use std::collections::HashSet;
-use std::sync::LazyLock;
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, LazyLock};
 
 use parley_knowledge::shopify::Fulfillment;
 use parley_knowledge::{MerchantData, Order, Product, Variant};
 use regex::Regex;
 
 use crate::generate::Fact;
-use crate::text::{normalize_phone, stem, terms_match, words};
+use crate::text::{normalize_phone, stem, terms_match, unique, words};
+
+/// A merchant's data with the lookups the tools need built once, not per message: orders by
+/// phone, products by handle and SKU, and each title's words weighted by their rarity in the
+/// catalogue. Rebuilt when the merchant is re-ingested (the pipeline caches one per
+/// `Arc<MerchantData>`).
+#[derive(Debug)]
+pub struct Catalog {
+    data: Arc<MerchantData>,
+    /// Order indices per normalised phone, newest first.
+    orders_by_phone: HashMap<String, Vec<usize>>,
+    product_by_handle: HashMap<String, usize>,
+    /// Upper-cased SKU → (product, variant), active products only; the first one wins.
+    variant_by_sku: HashMap<String, (usize, usize)>,
+    /// Per product: its title's stemmed words (generic ones removed) with their IDF.
+    title_terms: Vec<Vec<(String, f32)>>,
+}
+
+impl Catalog {
+    pub fn new(data: Arc<MerchantData>) -> Self {
+        let mut orders_by_phone: HashMap<String, Vec<usize>> = HashMap::new();
+        for (idx, order) in data.orders.iter().enumerate() {
+            if let Some(phone) = order.phone.as_deref().and_then(normalize_phone) {
+                orders_by_phone.entry(phone).or_default().push(idx);
+            }
+        }
+        // Newest first: "where's my order?" means the latest one.
+        for indices in orders_by_phone.values_mut() {
+            indices.sort_by(|a, b| data.orders[*b].created_at.cmp(&data.orders[*a].created_at));
+        }
+        let product_by_handle = data
+            .products
+            .iter()
+            .enumerate()
+            .map(|(idx, p)| (p.handle.clone(), idx))
+            .rev() // so the first product with a handle wins, as a linear search would
+            .collect();
+        let mut variant_by_sku = HashMap::new();
+        for (product_idx, product) in data.products.iter().enumerate().filter(|(_, p)| p.is_active()) {
+            for (variant_idx, variant) in product.variants.iter().enumerate() {
+                if !variant.sku.is_empty() {
+                    variant_by_sku
+                        .entry(variant.sku.to_ascii_uppercase())
+                        .or_insert((product_idx, variant_idx));
+                }
+            }
+        }
+        // A title word's rarity across the catalogue is its weight.
+        let title_stems: Vec<Vec<String>> = data.products.iter().map(|p| stemmed_words(&p.title)).collect();
+        let mut frequency: HashMap<&str, usize> = HashMap::new();
+        for stems in &title_stems {
+            let unique: HashSet<&str> = stems.iter().map(String::as_str).collect();
+            for word in unique {
+                *frequency.entry(word).or_default() += 1;
+            }
+        }
+        let n_products = data.products.len().max(1) as f32;
+        let title_terms = title_stems
+            .iter()
+            .map(|stems| {
+                stems
+                    .iter()
+                    .filter(|w| !GENERIC_TITLE_WORDS.contains(&w.as_str()))
+                    .map(|w| {
+                        let df = frequency.get(w.as_str()).copied().unwrap_or(1).max(1) as f32;
+                        (w.clone(), (n_products / df).ln())
+                    })
+                    .collect()
+            })
+            .collect();
+        Self {
+            data,
+            orders_by_phone,
+            product_by_handle,
+            variant_by_sku,
+            title_terms,
+        }
+    }
+
+    pub fn data(&self) -> &Arc<MerchantData> {
+        &self.data
+    }
+
+    fn product(&self, handle: &str) -> Option<&Product> {
+        self.product_by_handle
+            .get(handle)
+            .map(|idx| &self.data.products[*idx])
+    }
+
+    /// The orders placed from this phone, newest first.
+    fn orders_of(&self, phone: &str) -> Vec<&Order> {
+        self.orders_by_phone
+            .get(phone)
+            .map(|indices| indices.iter().map(|idx| &self.data.orders[*idx]).collect())
+            .unwrap_or_default()
+    }
+}
 
 static ORDER_REF: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r"(?i)(?:#\s?(\d{3,8})\b|\border\s*(?:number|num|no\.?)?\s*#?\s*(\d{3,8})\b)")
@@ -22,16 +118,12 @@ static ORDER_REF: LazyLock<Regex> = LazyLock::new(|| {
 
 /// Order numbers the customer mentioned, e.g. "#1042" or "order 1042" → ["1042"].
 pub fn mentioned_order_numbers(message: &str) -> Vec<String> {
-    let mut numbers = Vec::new();
-    for caps in ORDER_REF.captures_iter(message) {
-        if let Some(number) = caps.get(1).or_else(|| caps.get(2)) {
-            let number = number.as_str().to_owned();
-            if !numbers.contains(&number) {
-                numbers.push(number);
-            }
-        }
-    }
-    numbers
+    unique(
+        ORDER_REF
+            .captures_iter(message)
+            .filter_map(|caps| caps.get(1).or_else(|| caps.get(2)))
+            .map(|number| number.as_str().to_owned()),
+    )
 }
 
 /// What an order lookup found.
@@ -48,7 +140,7 @@ pub enum OrderLookup {
 /// Finds the customer's orders the message is about. `previous` carries the order names
 /// discussed earlier in the conversation, so "and when will it arrive?" stays on them.
 pub fn lookup_orders(
-    data: &MerchantData,
+    catalog: &Catalog,
     phone: Option<&str>,
     message: &str,
     previous: &[String],
@@ -61,13 +153,7 @@ pub fn lookup_orders(
             OrderLookup::NotFound { mentioned }
         };
     };
-    let mut own: Vec<&Order> = data
-        .orders
-        .iter()
-        .filter(|order| order.phone.as_deref().and_then(normalize_phone).as_deref() == Some(phone.as_str()))
-        .collect();
-    // Newest first: "where's my order?" means the latest one.
-    own.sort_by(|a, b| b.created_at.cmp(&a.created_at));
+    let own = catalog.orders_of(&phone);
     if own.is_empty() {
         return OrderLookup::NotFound { mentioned };
     }
@@ -261,13 +347,7 @@ fn short_date(timestamp: &str) -> Option<String> {
 }
 
 fn join_natural(items: &[&str]) -> String {
-    let mut unique: Vec<&str> = Vec::new();
-    for item in items {
-        if !unique.contains(item) {
-            unique.push(item);
-        }
-    }
-    match unique.as_slice() {
+    match unique(items.iter().copied()).as_slice() {
         [] => "your items".to_owned(),
         [one] => (*one).to_owned(),
         [first, second] => format!("{first} and {second}"),
@@ -301,59 +381,46 @@ pub struct ProductMatch {
 /// ties. Option values named in the message ("black", "size 11.5", "medium") are attached;
 /// values carried over from the previous turn are kept unless the message replaces them.
 pub fn find_product(
-    data: &MerchantData,
+    catalog: &Catalog,
     message: &str,
     retrieved_handles: &[String],
     previous: Option<&ProductMatch>,
 ) -> Option<ProductMatch> {
+    let data = catalog.data();
     let message_words = words(message);
-    // An exact SKU wins outright.
-    for product in data.products.iter().filter(|p| p.is_active()) {
-        for variant in &product.variants {
-            if !variant.sku.is_empty() && message_words.iter().any(|w| w.eq_ignore_ascii_case(&variant.sku)) {
-                return Some(ProductMatch {
-                    handle: product.handle.clone(),
-                    options: option_pairs(product, variant),
-                    sku: Some(variant.sku.clone()),
-                });
-            }
-        }
+    // An exact SKU wins outright (the first in catalogue order, if several are named).
+    let sku_hit = message_words
+        .iter()
+        .filter_map(|w| catalog.variant_by_sku.get(&w.to_ascii_uppercase()))
+        .min();
+    if let Some((product_idx, variant_idx)) = sku_hit {
+        let product = &data.products[*product_idx];
+        let variant = &product.variants[*variant_idx];
+        return Some(ProductMatch {
+            handle: product.handle.clone(),
+            options: option_pairs(product, variant),
+            sku: Some(variant.sku.clone()),
+        });
     }
 
     let message_stems: Vec<String> = message_words.iter().map(|w| stem(w)).collect();
-    let n_products = data.products.len().max(1) as f32;
-    // Stem every title once; a title word's rarity across the catalogue is its weight.
-    let title_stems: Vec<Vec<String>> = data.products.iter().map(|p| stemmed_words(&p.title)).collect();
-    let mut frequency: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
-    for stems in &title_stems {
-        let unique: HashSet<&str> = stems.iter().map(String::as_str).collect();
-        for word in unique {
-            *frequency.entry(word).or_default() += 1;
-        }
-    }
-    let document_frequency = |word: &str| frequency.get(word).copied().unwrap_or(1).max(1) as f32;
     let wants_women = message_words
         .iter()
         .any(|w| matches!(w.as_str(), "women" | "womens" | "ladies" | "woman"));
     let mut best: Option<(f32, &Product)> = None;
-    for (product, stems) in data
+    for (product, title_terms) in data
         .products
         .iter()
-        .zip(&title_stems)
+        .zip(&catalog.title_terms)
         .filter(|(p, _)| p.is_active())
     {
-        let title_words: Vec<String> = stems
-            .iter()
-            .filter(|w| !GENERIC_TITLE_WORDS.contains(&w.as_str()))
-            .cloned()
-            .collect();
         let mut score = 0.0;
         let mut matched_distinctive = false;
-        for word in &title_words {
+        for (word, idf) in title_terms {
+            let idf = *idf;
             let hit = message_stems
                 .iter()
                 .any(|m| m == word || (word.len() >= 5 && terms_match(m, word)));
-            let idf = (n_products / document_frequency(word)).ln();
             if hit {
                 score += idf;
                 // A number alone ("2") is not a product name.
@@ -383,10 +450,7 @@ pub fn find_product(
     let (product, carried) = match (best, previous) {
         (Some((_, product)), Some(prev)) if prev.handle == product.handle => (product, prev.options.clone()),
         (Some((_, product)), _) => (product, Vec::new()),
-        (None, Some(prev)) => (
-            data.products.iter().find(|p| p.handle == prev.handle)?,
-            prev.options.clone(),
-        ),
+        (None, Some(prev)) => (catalog.product(&prev.handle)?, prev.options.clone()),
         (None, None) => return None,
     };
     let named = named_options(product, message);
@@ -461,8 +525,8 @@ fn size_synonyms(value: &str) -> &'static [&'static str] {
 }
 
 /// Sentences about the product and the variants the customer asked about.
-pub fn product_facts(data: &MerchantData, found: &ProductMatch) -> Vec<Fact> {
-    let Some(product) = data.products.iter().find(|p| p.handle == found.handle) else {
+pub fn product_facts(catalog: &Catalog, found: &ProductMatch) -> Vec<Fact> {
+    let Some(product) = catalog.product(&found.handle) else {
         return Vec::new();
     };
     let source = format!("products/{}", product.handle);
@@ -531,24 +595,18 @@ pub fn product_facts(data: &MerchantData, found: &ProductMatch) -> Vec<Fact> {
             if found.options.iter().any(|(name, _)| *name == option.name) {
                 continue;
             }
-            let mut available: Vec<String> = Vec::new();
-            for variant in &in_stock {
-                let value = variant.option_values().get(idx).copied();
-                if let Some(value) = value.filter(|value| !available.iter().any(|v| v == value)) {
-                    available.push(value.to_owned());
-                }
-            }
+            let available: Vec<&str> = unique(
+                in_stock
+                    .iter()
+                    .filter_map(|variant| variant.option_values().get(idx).copied()),
+            );
             let sold_out: Vec<&str> = option
                 .values
                 .iter()
-                .filter(|v| !available.contains(v))
                 .map(String::as_str)
+                .filter(|v| !available.contains(v))
                 .collect();
-            let mut part = format!(
-                "{} {}",
-                option.name.to_lowercase(),
-                join_natural(&available.iter().map(String::as_str).collect::<Vec<_>>())
-            );
+            let mut part = format!("{} {}", option.name.to_lowercase(), join_natural(&available));
             if !sold_out.is_empty() {
                 part.push_str(&format!(" ({} sold out)", join_natural(&sold_out)));
             }

@@ -9,7 +9,9 @@ use parley_agent::classifier::builtin_examples;
 use parley_agent::{Agent, AgentConfig, Classifier, ConversationState, Decision, Generator, Inbound};
 use parley_knowledge::{CachingEmbedder, Embedder, EmbedderConfig, FastEmbedder, KnowledgeBase, MerchantId};
 use parley_prompts::Prompts;
+use serde_json::json;
 use tokio::sync::OnceCell;
+use wiremock::ResponseTemplate;
 
 pub fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -111,4 +113,20 @@ impl Conversation {
         self.state = decision.state.clone();
         decision
     }
+}
+
+/// A Chat Completions response body as OpenAI and compatible servers send it.
+pub fn completion(content: &str) -> ResponseTemplate {
+    ResponseTemplate::new(200).set_body_json(json!({
+        "id": "chatcmpl-123",
+        "object": "chat.completion",
+        "created": 1_735_000_000,
+        "model": "test-model",
+        "choices": [{
+            "index": 0,
+            "message": {"role": "assistant", "content": content},
+            "finish_reason": "stop"
+        }],
+        "usage": {"prompt_tokens": 420, "completion_tokens": 24, "total_tokens": 444}
+    }))
 }

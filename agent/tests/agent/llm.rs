@@ -12,6 +12,8 @@ use serde_json::{Value, json};
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
+use crate::helpers::completion;
+
 /// async-openai appends this to the configured base URL.
 const COMPLETIONS_PATH: &str = "/v1/chat/completions";
 
@@ -100,22 +102,6 @@ fn config(server: &MockServer) -> LlmConfig {
 
 fn generator(config: LlmConfig) -> LlmGenerator {
     LlmGenerator::new(config, Arc::new(Prompts::builtin())).unwrap()
-}
-
-/// A Chat Completions response body as OpenAI and compatible servers send it.
-fn completion(content: &str) -> ResponseTemplate {
-    ResponseTemplate::new(200).set_body_json(json!({
-        "id": "chatcmpl-123",
-        "object": "chat.completion",
-        "created": 1_735_000_000,
-        "model": "test-model",
-        "choices": [{
-            "index": 0,
-            "message": {"role": "assistant", "content": content},
-            "finish_reason": "stop"
-        }],
-        "usage": {"prompt_tokens": 420, "completion_tokens": 24, "total_tokens": 444}
-    }))
 }
 
 fn api_error(status: u16, message: &str) -> ResponseTemplate {

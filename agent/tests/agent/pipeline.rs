@@ -13,7 +13,7 @@ use serde_json::json;
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
-use crate::helpers::{Conversation, agent_with, classifier, embedder, workspace_root};
+use crate::helpers::{Conversation, agent_with, classifier, completion, embedder, workspace_root};
 
 #[tokio::test]
 async fn classifier_accuracy_on_held_out_messages() {
@@ -268,17 +268,6 @@ async fn prompt_injection_gets_no_discount() {
 // ---------------------------------------------------------------------------------------
 // An LLM generator behind a fake Chat Completions server.
 // ---------------------------------------------------------------------------------------
-
-fn completion(content: &str) -> ResponseTemplate {
-    ResponseTemplate::new(200).set_body_json(json!({
-        "id": "chatcmpl-1",
-        "object": "chat.completion",
-        "created": 1_735_000_000,
-        "model": "test-model",
-        "choices": [{"index": 0, "message": {"role": "assistant", "content": content}, "finish_reason": "stop"}],
-        "usage": {"prompt_tokens": 400, "completion_tokens": 20, "total_tokens": 420}
-    }))
-}
 
 async fn llm_conversation(server: &MockServer, timeout: Duration) -> Conversation {
     let config = LlmConfig {
