@@ -150,8 +150,9 @@ impl LlmConfig {
     }
 }
 
-/// Accepts milliseconds as a number, or a string ending in `ms` or `s` (`"1.5s"`).
-fn deserialize_duration<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Duration, D::Error> {
+/// Accepts milliseconds as a number, or a string ending in `ms`, `s`, `m` or `h` (`"1.5s"`,
+/// `"15m"`).
+pub fn deserialize_duration<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Duration, D::Error> {
     #[derive(Deserialize)]
     #[serde(untagged)]
     enum Raw {
@@ -165,17 +166,23 @@ fn deserialize_duration<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Du
     let text = text.trim();
     let parsed = if let Some(ms) = text.strip_suffix("ms") {
         ms.trim().parse::<u64>().ok().map(Duration::from_millis)
-    } else if let Some(secs) = text.strip_suffix('s') {
-        secs.trim()
+    } else if let Some((number, unit_secs)) = text
+        .strip_suffix('s')
+        .map(|n| (n, 1.0))
+        .or_else(|| text.strip_suffix('m').map(|n| (n, 60.0)))
+        .or_else(|| text.strip_suffix('h').map(|n| (n, 3600.0)))
+    {
+        number
+            .trim()
             .parse::<f64>()
             .ok()
-            .and_then(|secs| Duration::try_from_secs_f64(secs).ok())
+            .and_then(|n| Duration::try_from_secs_f64(n * unit_secs).ok())
     } else {
         text.parse::<u64>().ok().map(Duration::from_millis)
     };
     parsed.ok_or_else(|| {
         serde::de::Error::custom(format!(
-            "{text:?} is not a duration; write milliseconds (500) or a unit (\"500ms\", \"10s\")"
+            "{text:?} is not a duration; write milliseconds (500) or a unit (\"500ms\", \"10s\", \"15m\", \"1h\")"
         ))
     })
 }
@@ -515,7 +522,10 @@ mod tests {
             Duration::from_millis(1500)
         );
         assert_eq!(parse(r#"{"value": "250"}"#).unwrap(), Duration::from_millis(250));
+        assert_eq!(parse(r#"{"value": "15m"}"#).unwrap(), Duration::from_secs(900));
+        assert_eq!(parse(r#"{"value": "2h"}"#).unwrap(), Duration::from_secs(7200));
         assert!(parse(r#"{"value": "soon"}"#).is_err());
+        assert!(parse(r#"{"value": "5 days"}"#).is_err());
     }
 
     #[test]

@@ -77,6 +77,10 @@ pub struct MerchantConfig {
     pub timezone: String,
     pub support_email: String,
     pub support_hours: String,
+    /// The E.164 number customers text (`+15551234567`); inbound messages to it are this
+    /// merchant's. Optional: a merchant without one is reachable only through the simulator.
+    #[serde(default)]
+    pub sms_number: Option<String>,
     #[serde(default)]
     pub brand_voice: Option<String>,
     #[serde(default)]
@@ -182,6 +186,15 @@ fn validate_config(config: &MerchantConfig, path: &Path) -> Result<()> {
             path,
             format!("`timezone` {tz:?} is not an IANA time zone name such as America/Denver"),
         ));
+    }
+    if let Some(number) = &config.sms_number {
+        let digits = number.strip_prefix('+').unwrap_or_default();
+        if !(8..=15).contains(&digits.len()) || !digits.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(KnowledgeError::invalid(
+                path,
+                format!("`sms_number` {number:?} is not an E.164 number such as +15551234567"),
+            ));
+        }
     }
     for offer in &config.offers {
         let code_ok = !offer.code.is_empty()

@@ -1,50 +1,222 @@
-//! Parley's service: the HTTP API (axum) over the knowledge base. Only this crate knows
-//! HTTP, JSON wire shapes and SMS provider formats.
+//! Parley's service: the HTTP API (axum) over the agent, the store and the channel. Only this
+//! crate knows HTTP, JSON wire shapes and SMS provider formats.
 
+pub mod api;
+pub mod channel;
+pub mod clock;
+pub mod inbox;
+pub mod metrics;
+pub mod service;
 pub mod settings;
+pub mod store;
+pub mod twilio;
+pub mod webhooks;
 
 use std::future::Future;
+use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
-use axum::extract::{Path, Query, State};
-use axum::http::StatusCode;
+use axum::extract::{DefaultBodyLimit, FromRequestParts, MatchedPath, Request, State};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
-use parley_knowledge::{KnowledgeBase, KnowledgeError, MerchantId, SearchHit};
-use serde::{Deserialize, Serialize};
+use parley_knowledge::{KnowledgeBase, KnowledgeError};
+use serde::Serialize;
+use sha2::Digest;
 use tokio::net::TcpListener;
+use tower_http::timeout::TimeoutLayer;
+
+use crate::metrics::{Metrics, PathLabels, RequestLabels};
+use crate::service::{Service, ServiceError};
+use crate::settings::ChannelKind;
+use crate::store::{StoreError, User, UserRole};
+use crate::twilio::TwilioConfig;
 
 /// Everything handlers share.
 #[derive(Clone)]
 pub struct AppState {
+    pub service: Arc<Service>,
     pub knowledge: Arc<KnowledgeBase>,
+    pub channel: ChannelKind,
+    pub twilio: Option<Arc<TwilioConfig>>,
+    /// Uploaded merchant directories live here, one folder per merchant.
+    pub merchants_dir: PathBuf,
+    pub max_body_bytes: usize,
+    pub max_upload_bytes: usize,
+    pub request_timeout: Duration,
 }
 
 pub fn app(state: AppState) -> Router {
-    Router::new()
+    // Knowledge uploads are large and slow (embedding): their own body limit, no timeout.
+    let uploads = api::upload_routes().layer(DefaultBodyLimit::max(state.max_upload_bytes));
+    let bounded = Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
-        .route("/v1/merchants/{merchant_id}/search", get(search))
+        .route("/metrics", get(metrics))
+        .merge(api::routes())
+        .merge(webhooks::routes())
+        .merge(inbox::routes())
+        .layer(DefaultBodyLimit::max(state.max_body_bytes))
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            state.request_timeout,
+        ));
+    Router::new()
+        .merge(bounded)
+        .merge(uploads)
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            track_requests,
+        ))
         .with_state(state)
 }
 
-/// Serves `app` on `listener` until `shutdown` resolves, then finishes in-flight requests.
+/// Opens the store, wires the service and brings the store up to date with the knowledge
+/// base: every ingested merchant gets its row (name, SMS number), and whatever a crash
+/// interrupted is replayed (see `Service::recover`).
+pub async fn build_state(
+    settings: &settings::Settings,
+    knowledge: Arc<KnowledgeBase>,
+    agent: parley_agent::Agent,
+    channel: Arc<dyn channel::Channel>,
+    clock: Arc<dyn clock::Clock>,
+) -> Result<AppState, StoreError> {
+    let store = store::Store::open(&settings.store_path()).await?;
+    let service = Arc::new(Service::new(
+        store,
+        agent,
+        channel,
+        clock,
+        Arc::new(Metrics::default()),
+        settings.escalation.sla,
+        settings.server.workers,
+    ));
+    let merchant_ids = knowledge.merchant_ids().unwrap_or_else(|err| {
+        tracing::error!(error = %err, "listing the knowledge base's merchants failed");
+        Vec::new()
+    });
+    for id in merchant_ids {
+        match knowledge.merchant(&id) {
+            Ok(data) => {
+                let merchant = store::Merchant {
+                    id: id.to_string(),
+                    name: data.config.name.clone(),
+                    sms_number: data.config.sms_number.clone(),
+                    knowledge_dir: None,
+                };
+                service.store.upsert_merchant(&merchant, service.now()).await?;
+            }
+            Err(err) => tracing::error!(merchant = %id, error = %err, "loading a merchant's data failed"),
+        }
+    }
+    let (inbound, outbound) = service.recover().await.map_err(|err| match err {
+        service::ServiceError::Store(err) => err,
+    })?;
+    if inbound + outbound > 0 {
+        tracing::info!(inbound, outbound, "resuming work interrupted by the last stop");
+    }
+    Ok(AppState {
+        service,
+        knowledge,
+        channel: settings.channel,
+        twilio: settings.twilio.clone().map(Arc::new),
+        merchants_dir: settings.data_dir.join("merchants"),
+        max_body_bytes: settings.server.max_body_bytes,
+        max_upload_bytes: settings.server.max_upload_bytes,
+        request_timeout: settings.server.request_timeout,
+    })
+}
+
+/// The channel the settings ask for.
+pub fn channel_from_settings(
+    settings: &settings::Settings,
+) -> Result<Arc<dyn channel::Channel>, twilio::SendError> {
+    match (&settings.channel, &settings.twilio) {
+        (ChannelKind::Twilio, Some(config)) => {
+            let client = twilio::TwilioClient::new(config.clone())?;
+            let callback = config.webhook_url("/webhooks/twilio/status");
+            Ok(Arc::new(channel::TwilioChannel::new(client, callback)))
+        }
+        _ => Ok(Arc::new(channel::SimulatorChannel::default())),
+    }
+}
+
+/// Serves `app` on `listener` until `shutdown` resolves; then finishes in-flight requests and
+/// the background work they started (decisions, sends) before returning.
 pub async fn run(
     listener: TcpListener,
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    let service = state.service.clone();
     axum::serve(listener, app(state))
         .with_graceful_shutdown(shutdown)
-        .await
+        .await?;
+    service.drain().await;
+    service.store.close().await;
+    tracing::info!("in-flight work finished; stopped");
+    Ok(())
+}
+
+/// Counts and times every request by its route template (never the raw path: ids and
+/// phone numbers stay out of metric labels).
+async fn track_requests(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let path = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_owned())
+        .unwrap_or_else(|| "unmatched".to_owned());
+    let method = request.method().to_string();
+    let started = Instant::now();
+    let response = next.run(request).await;
+    let metrics = &state.service.metrics;
+    metrics
+        .request_seconds
+        .get_or_create(&PathLabels { path: path.clone() })
+        .observe(started.elapsed().as_secs_f64());
+    metrics
+        .requests
+        .get_or_create(&RequestLabels {
+            method,
+            path,
+            status: response.status().as_u16(),
+        })
+        .inc();
+    response
 }
 
 /// An API error: a status code and a message safe to show the caller.
 #[derive(Debug)]
 pub struct ApiError {
-    status: StatusCode,
-    message: String,
+    pub status: StatusCode,
+    pub message: String,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            message: message.into(),
+        }
+    }
+
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, message)
+    }
+
+    pub fn not_found(what: &str) -> Self {
+        Self::new(StatusCode::NOT_FOUND, format!("{what} not found"))
+    }
+
+    fn internal(err: &dyn std::error::Error) -> Self {
+        // Log the whole chain; tell the caller only that it failed.
+        tracing::error!(error = %err, "request failed");
+        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal error")
+    }
 }
 
 #[derive(Serialize)]
@@ -60,19 +232,108 @@ impl IntoResponse for ApiError {
 
 impl From<KnowledgeError> for ApiError {
     fn from(err: KnowledgeError) -> Self {
-        let (status, message) = match &err {
-            KnowledgeError::UnknownMerchant(_) => (StatusCode::NOT_FOUND, err.to_string()),
+        match &err {
+            KnowledgeError::UnknownMerchant(_) => Self::new(StatusCode::NOT_FOUND, err.to_string()),
             KnowledgeError::InvalidMerchantId { .. } | KnowledgeError::InvalidFile { .. } => {
-                (StatusCode::BAD_REQUEST, err.to_string())
+                Self::bad_request(err.to_string())
             }
-            // Internal failures: log the whole chain, tell the caller only that it failed.
             KnowledgeError::Io { .. } | KnowledgeError::Embedding(_) | KnowledgeError::Index(_) => {
-                tracing::error!(error = %err, "knowledge request failed");
-                (StatusCode::INTERNAL_SERVER_ERROR, "internal error".to_owned())
+                Self::internal(&err)
             }
-        };
-        Self { status, message }
+        }
     }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(err: StoreError) -> Self {
+        match &err {
+            StoreError::NotFound(what) => Self::not_found(what),
+            StoreError::Conflict(message) => Self::new(StatusCode::CONFLICT, message.clone()),
+            StoreError::Database(_) | StoreError::Migrate(_) | StoreError::State(_) => Self::internal(&err),
+        }
+    }
+}
+
+impl From<ServiceError> for ApiError {
+    fn from(err: ServiceError) -> Self {
+        match err {
+            ServiceError::Store(err) => err.into(),
+        }
+    }
+}
+
+/// The support-side user a request acts as: a bearer token (`Authorization: Bearer …`) or
+/// the inbox's session cookie holding the same token.
+#[derive(Debug, Clone)]
+pub struct AuthUser(pub User);
+
+pub const SESSION_COOKIE: &str = "parley_session";
+
+impl FromRequestParts<AppState> for AuthUser {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let token = bearer_token(&parts.headers).or_else(|| session_token(&parts.headers));
+        let Some(token) = token else {
+            return Err(ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "missing credentials: send Authorization: Bearer <token>",
+            ));
+        };
+        match state
+            .service
+            .store
+            .user_by_token_hash(&token_hash(&token))
+            .await?
+        {
+            Some(user) => Ok(AuthUser(user)),
+            None => Err(ApiError::new(StatusCode::UNAUTHORIZED, "invalid token")),
+        }
+    }
+}
+
+impl AuthUser {
+    /// Checks the user may act for `merchant_id` with at least `role`. Another merchant's
+    /// data answers 404, exactly as if it did not exist.
+    pub fn require(&self, merchant_id: &str, role: UserRole) -> Result<&User, ApiError> {
+        if self.0.merchant_id != merchant_id {
+            return Err(ApiError::not_found("merchant"));
+        }
+        if role == UserRole::Admin && self.0.role != UserRole::Admin {
+            return Err(ApiError::new(StatusCode::FORBIDDEN, "this needs an admin token"));
+        }
+        Ok(&self.0)
+    }
+}
+
+fn bearer_token(headers: &HeaderMap) -> Option<String> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let token = value.strip_prefix("Bearer ")?.trim();
+    (!token.is_empty()).then(|| token.to_owned())
+}
+
+pub fn session_token(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(name, _)| *name == SESSION_COOKIE)
+        .map(|(_, value)| value.to_owned())
+        .filter(|value| !value.is_empty())
+}
+
+/// Tokens are stored only as their sha256.
+pub fn token_hash(token: &str) -> String {
+    hex::encode(sha2::Sha256::digest(token.as_bytes()))
+}
+
+/// A new random bearer token (256 bits).
+pub fn new_token() -> String {
+    let mut bytes = [0_u8; 32];
+    getrandom::fill(&mut bytes).expect("the OS random source is available");
+    format!("pk_{}", hex::encode(bytes))
 }
 
 async fn healthz() -> &'static str {
@@ -82,83 +343,55 @@ async fn healthz() -> &'static str {
 #[derive(Serialize)]
 struct Readiness {
     ready: bool,
+    store: bool,
+    index: bool,
     embedding_model: String,
     index_backend: &'static str,
     merchants: usize,
+    channel: &'static str,
 }
 
-async fn readyz(State(state): State<AppState>) -> Result<Json<Readiness>, ApiError> {
-    let merchants = state.knowledge.index().merchants().await?.len();
-    Ok(Json(Readiness {
-        ready: true,
+/// Ready when the store answers, the index lists its merchants and the model is loaded.
+async fn readyz(State(state): State<AppState>) -> Response {
+    let store = state.service.store.ping().await.is_ok();
+    let merchants = state.knowledge.index().merchants().await;
+    let readiness = Readiness {
+        ready: store && merchants.is_ok(),
+        store,
+        index: merchants.is_ok(),
         embedding_model: state.knowledge.embedder().model_id().to_owned(),
         index_backend: state.knowledge.index().backend_name(),
-        merchants,
-    }))
+        merchants: merchants.map(|m| m.len()).unwrap_or(0),
+        channel: state.service.channel.name(),
+    };
+    let status = if readiness.ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (status, Json(readiness)).into_response()
 }
 
-#[derive(Deserialize)]
-struct SearchParams {
-    q: String,
-    #[serde(default = "default_limit")]
-    limit: usize,
+async fn metrics(State(state): State<AppState>) -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        state.service.metrics.encode(),
+    )
+        .into_response()
 }
 
-fn default_limit() -> usize {
-    5
-}
-
-#[derive(Serialize)]
-struct SearchResponse {
-    merchant_id: String,
-    hits: Vec<SearchHitBody>,
-}
-
-#[derive(Serialize)]
-struct SearchHitBody {
-    source: String,
-    heading_path: Vec<String>,
-    text: String,
-    score: f32,
-    dense_score: Option<f32>,
-    lexical_score: Option<f32>,
-}
-
-impl From<SearchHit> for SearchHitBody {
-    fn from(hit: SearchHit) -> Self {
-        Self {
-            source: hit.chunk.source,
-            heading_path: hit.chunk.heading_path,
-            text: hit.chunk.text,
-            score: hit.score,
-            dense_score: hit.dense_score,
-            lexical_score: hit.lexical_score,
-        }
+/// Validates a customer phone number: E.164 (`+` and 8 to 15 digits).
+pub fn parse_phone(raw: &str) -> Result<String, ApiError> {
+    let raw = raw.trim();
+    let digits = raw.strip_prefix('+').unwrap_or_default();
+    if (8..=15).contains(&digits.len()) && digits.bytes().all(|b| b.is_ascii_digit()) {
+        Ok(raw.to_owned())
+    } else {
+        Err(ApiError::bad_request(
+            "phone numbers must be E.164, like +15551234567",
+        ))
     }
-}
-
-async fn search(
-    State(state): State<AppState>,
-    Path(merchant_id): Path<String>,
-    Query(params): Query<SearchParams>,
-) -> Result<Json<SearchResponse>, ApiError> {
-    let merchant = MerchantId::parse(&merchant_id)?;
-    let question = params.q.trim();
-    if question.is_empty() || question.len() > 2000 {
-        return Err(ApiError {
-            status: StatusCode::BAD_REQUEST,
-            message: "`q` must be 1 to 2000 characters".into(),
-        });
-    }
-    if !(1..=50).contains(&params.limit) {
-        return Err(ApiError {
-            status: StatusCode::BAD_REQUEST,
-            message: "`limit` must be between 1 and 50".into(),
-        });
-    }
-    let hits = state.knowledge.search(&merchant, question, params.limit).await?;
-    Ok(Json(SearchResponse {
-        merchant_id: merchant.to_string(),
-        hits: hits.into_iter().map(SearchHitBody::from).collect(),
-    }))
 }

@@ -12,8 +12,10 @@ use parley_agent::{Agent, Classifier, Generator};
 use parley_evals::{Gates, Suite, check_gates, run_suites};
 use parley_knowledge::{EmbedderConfig, FastEmbedder, KnowledgeBase, MerchantId};
 use parley_prompts::Prompts;
+use parley_server::clock::{Clock as _, SystemClock};
 use parley_server::settings::Settings;
-use parley_server::{AppState, run};
+use parley_server::store::{Store, UserRole};
+use parley_server::{build_state, channel_from_settings, new_token, run, token_hash};
 use tracing_subscriber::EnvFilter;
 
 #[derive(Parser)]
@@ -68,6 +70,22 @@ enum Command {
         #[arg(long, default_value = ".cache/eval")]
         data_dir: PathBuf,
     },
+    /// Create a support-side user and print its bearer token (shown once).
+    Token {
+        #[command(subcommand)]
+        command: TokenCommand,
+    },
+    /// Text a merchant as a customer through the simulator channel of a running `parley serve`.
+    Chat {
+        #[arg(long)]
+        merchant: String,
+        /// The customer's phone (E.164).
+        #[arg(long)]
+        from: String,
+        /// The service's base URL; default: the [server] address from the settings.
+        #[arg(long)]
+        url: Option<String>,
+    },
     /// Search a merchant's knowledge and print ranked passages.
     Search {
         #[arg(long)]
@@ -75,6 +93,20 @@ enum Command {
         #[arg(long, default_value_t = 5)]
         limit: usize,
         question: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum TokenCommand {
+    /// Create a user for a merchant: `agent` works the queue, `admin` also manages knowledge,
+    /// conversations and the consent export.
+    Create {
+        #[arg(long)]
+        merchant: String,
+        #[arg(long)]
+        name: String,
+        #[arg(long, default_value = "agent")]
+        role: String,
     },
 }
 
@@ -176,7 +208,129 @@ async fn eval(
     Ok(failures.is_empty())
 }
 
-async fn ingest(knowledge: &KnowledgeBase, dir: &std::path::Path) -> anyhow::Result<()> {
+/// Remembers where a merchant's knowledge came from, for `POST .../knowledge/reingest`.
+async fn record_knowledge_dir(
+    store: &Store,
+    merchant: &MerchantId,
+    dir: &std::path::Path,
+) -> anyhow::Result<()> {
+    if let Some(mut row) = store.merchant(merchant.as_str()).await? {
+        row.knowledge_dir = Some(dir.display().to_string());
+        store.upsert_merchant(&row, SystemClock.now_ms()).await?;
+    }
+    Ok(())
+}
+
+/// The simulator's terminal phone: each line typed is texted to the merchant; replies (the
+/// AI's and a person's from the inbox) are printed as they arrive.
+async fn chat(url: &str, merchant: &str, from: &str) -> anyhow::Result<()> {
+    let client = reqwest::Client::new();
+    let url = url.trim_end_matches('/').to_owned();
+    let last_seen = Arc::new(tokio::sync::Mutex::new(0_i64));
+    let print_new = {
+        let (client, url, merchant, from, last_seen) = (
+            client.clone(),
+            url.clone(),
+            merchant.to_owned(),
+            from.to_owned(),
+            last_seen.clone(),
+        );
+        move || {
+            let (client, url, merchant, from, last_seen) = (
+                client.clone(),
+                url.clone(),
+                merchant.clone(),
+                from.clone(),
+                last_seen.clone(),
+            );
+            async move {
+                let mut after = last_seen.lock().await;
+                let response = client
+                    .get(format!("{url}/v1/simulator/messages"))
+                    .query(&[
+                        ("merchant_id", merchant.as_str()),
+                        ("phone", from.as_str()),
+                        ("after", &after.to_string()),
+                    ])
+                    .send()
+                    .await?;
+                let body: serde_json::Value = response.error_for_status()?.json().await?;
+                for message in body["messages"].as_array().into_iter().flatten() {
+                    let who = match message["author"].as_str() {
+                        Some("human") => "agent",
+                        Some("compliance") => "auto",
+                        _ => "store",
+                    };
+                    println!("{who}> {}", message["body"].as_str().unwrap_or_default());
+                    *after = (*after).max(message["id"].as_i64().unwrap_or(0));
+                }
+                anyhow::Ok(())
+            }
+        }
+    };
+    // Skip what this phone received before this session.
+    {
+        let response = client
+            .get(format!("{url}/v1/simulator/messages"))
+            .query(&[("merchant_id", merchant), ("phone", from)])
+            .send()
+            .await
+            .with_context(|| format!("connecting to {url}; is `parley serve` running?"))?;
+        let body: serde_json::Value = response.error_for_status()?.json().await?;
+        let newest = body["messages"]
+            .as_array()
+            .and_then(|m| m.last())
+            .and_then(|m| m["id"].as_i64());
+        *last_seen.lock().await = newest.unwrap_or(0);
+    }
+    println!("texting {merchant} as {from} (type a message, Ctrl-D to quit)");
+    let poller = {
+        let print_new = print_new.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+                if let Err(err) = print_new().await {
+                    eprintln!("(checking for replies failed: {err})");
+                }
+            }
+        })
+    };
+    // Stdin is read on its own thread (tokio's async stdin is blocking underneath anyway).
+    let (line_tx, mut lines) = tokio::sync::mpsc::channel::<String>(16);
+    std::thread::spawn(move || {
+        for line in std::io::stdin().lines().map_while(Result::ok) {
+            if line_tx.blocking_send(line).is_err() {
+                break;
+            }
+        }
+    });
+    while let Some(line) = lines.recv().await {
+        let line = line.trim();
+        if line.is_empty() {
+            continue;
+        }
+        let response = client
+            .post(format!("{url}/v1/simulator/messages"))
+            .json(&serde_json::json!({ "merchant_id": merchant, "from": from, "body": line }))
+            .send()
+            .await?;
+        if !response.status().is_success() {
+            let status = response.status();
+            let body = response.text().await.unwrap_or_default();
+            eprintln!("error {status}: {body}");
+            continue;
+        }
+        let result: serde_json::Value = response.json().await?;
+        print_new().await?;
+        if result["escalated"].as_bool() == Some(true) {
+            println!("(handed to a person: answer it in the inbox at {url}/inbox)");
+        }
+    }
+    poller.abort();
+    Ok(())
+}
+
+async fn ingest(knowledge: &KnowledgeBase, dir: &std::path::Path) -> anyhow::Result<(MerchantId, PathBuf)> {
     let bar = ProgressBar::new(0).with_style(
         ProgressStyle::with_template("{msg} [{bar:30}] {pos}/{len} chunks embedded ({elapsed})")
             .expect("static template")
@@ -202,7 +356,8 @@ async fn ingest(knowledge: &KnowledgeBase, dir: &std::path::Path) -> anyhow::Res
         report.n_orders,
         report.elapsed.as_secs_f64()
     );
-    Ok(())
+    let dir = dir.canonicalize().unwrap_or_else(|_| dir.to_owned());
+    Ok((report.merchant_id, dir))
 }
 
 async fn shutdown_signal() {
@@ -232,8 +387,17 @@ async fn main() -> anyhow::Result<()> {
     match cli.command {
         Command::Ingest { merchant_dirs } => {
             let knowledge = open_knowledge(&settings)?;
+            let store = Store::open(&settings.store_path()).await?;
             for dir in &merchant_dirs {
-                ingest(&knowledge, dir).await?;
+                let (merchant, dir) = ingest(&knowledge, dir).await?;
+                let data = knowledge.merchant(&merchant)?;
+                let row = parley_server::store::Merchant {
+                    id: merchant.to_string(),
+                    name: data.config.name.clone(),
+                    sms_number: data.config.sms_number.clone(),
+                    knowledge_dir: Some(dir.display().to_string()),
+                };
+                store.upsert_merchant(&row, SystemClock.now_ms()).await?;
             }
         }
         Command::Eval {
@@ -294,15 +458,54 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::Serve { ingest: dirs } => {
             let knowledge = open_knowledge(&settings)?;
+            let mut ingested = Vec::new();
             for dir in &dirs {
-                ingest(&knowledge, dir).await?;
+                ingested.push(ingest(&knowledge, dir).await?);
+            }
+            let agent = build_agent(&settings, knowledge.clone()).await?;
+            let channel = channel_from_settings(&settings).context("setting up the SMS channel")?;
+            let state = build_state(&settings, knowledge, agent, channel, Arc::new(SystemClock))
+                .await
+                .with_context(|| format!("opening the store {}", settings.store_path().display()))?;
+            for (merchant, dir) in &ingested {
+                record_knowledge_dir(&state.service.store, merchant, dir).await?;
             }
             let addr = settings.listen_addr()?;
             let listener = tokio::net::TcpListener::bind(addr)
                 .await
                 .with_context(|| format!("binding {addr}"))?;
-            tracing::info!(%addr, "parley is serving");
-            run(listener, AppState { knowledge }, shutdown_signal()).await?;
+            tracing::info!(%addr, channel = state.service.channel.name(), "parley is serving");
+            run(listener, state, shutdown_signal()).await?;
+        }
+        Command::Token {
+            command: TokenCommand::Create { merchant, name, role },
+        } => {
+            let role: UserRole = role.parse().map_err(anyhow::Error::msg)?;
+            let name = name.trim();
+            anyhow::ensure!(!name.is_empty(), "--name must not be empty");
+            let store = Store::open(&settings.store_path()).await?;
+            anyhow::ensure!(
+                store.merchant(&merchant).await?.is_some(),
+                "no merchant {merchant:?} in the store; ingest it first (parley ingest DIR or parley serve --ingest DIR)"
+            );
+            let token = new_token();
+            store
+                .create_user(&merchant, name, role, &token_hash(&token), SystemClock.now_ms())
+                .await?;
+            println!("{token}");
+            eprintln!(
+                "created {} {name:?} for {merchant}; keep the token, it is not shown again",
+                role.as_str()
+            );
+        }
+        Command::Chat { merchant, from, url } => {
+            let url = url.unwrap_or_else(|| {
+                format!(
+                    "http://{}",
+                    settings.listen_addr().map(|a| a.to_string()).unwrap_or_default()
+                )
+            });
+            chat(&url, &merchant, &from).await?;
         }
     }
     Ok(())

@@ -3,6 +3,7 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use serde::Deserialize;
 
@@ -19,12 +20,52 @@ pub struct Settings {
     /// responder answers. Any `[llm]` key, or `PARLEY__LLM__BASE_URL`, turns it on.
     #[serde(default)]
     pub llm: Option<parley_agent::llm::LlmConfig>,
+    #[serde(default)]
+    pub store: StoreSettings,
+    /// How customers' texts arrive and replies leave: the built-in simulator (the default, for
+    /// running without a provider) or Twilio (then `[twilio]` is required).
+    pub channel: ChannelKind,
+    #[serde(default)]
+    pub twilio: Option<crate::twilio::TwilioConfig>,
+    pub escalation: EscalationSettings,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ChannelKind {
+    Simulator,
+    Twilio,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StoreSettings {
+    /// The SQLite database file; empty: `parley.db` in the data directory.
+    #[serde(default)]
+    pub path: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EscalationSettings {
+    /// How soon a person should pick up an escalation; later ones are flagged overdue.
+    #[serde(deserialize_with = "parley_agent::llm::deserialize_duration")]
+    pub sla: Duration,
 }
 
 #[derive(Debug, Clone, Deserialize)]
 pub struct ServerSettings {
     pub host: String,
     pub port: u16,
+    /// Largest request body accepted on webhooks and JSON APIs (bytes); larger gets 413.
+    pub max_body_bytes: usize,
+    /// Largest knowledge upload (a merchant directory as tar or tar.gz), in bytes.
+    pub max_upload_bytes: usize,
+    /// A request taking longer than this is answered 408 (knowledge uploads excepted).
+    #[serde(deserialize_with = "parley_agent::llm::deserialize_duration")]
+    pub request_timeout: Duration,
+    /// Inbound messages decided concurrently in the background.
+    pub workers: usize,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -41,9 +82,18 @@ pub struct EmbeddingSettings {
 const DEFAULTS: &str = r#"
 data_dir = "data"
 
+channel = "simulator"
+
 [server]
 host = "127.0.0.1"
 port = 8080
+max_body_bytes = 65536
+max_upload_bytes = 52428800
+request_timeout = "30s"
+workers = 4
+
+[escalation]
+sla = "15m"
 
 [embedding]
 model_dir = ".cache/models/all-MiniLM-L6-v2-int8"
@@ -93,6 +143,38 @@ impl Settings {
             });
         }
         self.listen_addr()?;
+        if self.server.workers == 0 {
+            return Err(SettingsError::Invalid {
+                key: "server.workers",
+                problem: "must be at least 1".into(),
+            });
+        }
+        if self.server.max_body_bytes < 1024 {
+            return Err(SettingsError::Invalid {
+                key: "server.max_body_bytes",
+                problem: "must be at least 1024".into(),
+            });
+        }
+        if self.escalation.sla.is_zero() {
+            return Err(SettingsError::Invalid {
+                key: "escalation.sla",
+                problem: "must be greater than zero".into(),
+            });
+        }
+        match (&self.channel, &self.twilio) {
+            (ChannelKind::Twilio, None) => {
+                return Err(SettingsError::Invalid {
+                    key: "twilio",
+                    problem: "is required when channel = \"twilio\" (account_sid, auth_token, public_url)"
+                        .into(),
+                });
+            }
+            (_, Some(twilio)) => twilio.validate().map_err(|problem| SettingsError::Invalid {
+                key: "twilio",
+                problem,
+            })?,
+            (ChannelKind::Simulator, None) => {}
+        }
         self.agent.validate().map_err(|problem| SettingsError::Invalid {
             key: "agent",
             problem,
@@ -113,6 +195,14 @@ impl Settings {
                 key: "server.host",
                 problem: format!("{:?} is not an IP address: {err}", self.server.host),
             })
+    }
+
+    /// The service database file.
+    pub fn store_path(&self) -> PathBuf {
+        self.store
+            .path
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("parley.db"))
     }
 
     /// The ONNX Runtime library to load, following the documented search order.

@@ -24,6 +24,7 @@ fn merchant() -> MerchantConfig {
         timezone: "America/Denver".into(),
         support_email: "help@trailheadoutfitters.example".into(),
         support_hours: "Mon-Fri 8am-6pm MT".into(),
+        sms_number: None,
         brand_voice: Some("friendly, outdoorsy, concise".into()),
         offers: vec![
             Offer {

@@ -1,0 +1,743 @@
+//! The JSON APIs: support agents' escalation queue, the merchant's knowledge, conversations
+//! and consent export, knowledge search, and the simulator channel.
+
+use std::path::{Path, PathBuf};
+
+use axum::body::Bytes;
+use axum::extract::{Path as UrlPath, Query, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post, put};
+use axum::{Json, Router};
+use parley_knowledge::{IngestReport, MerchantData, MerchantId, SearchHit};
+use serde::{Deserialize, Serialize};
+
+use crate::clock::rfc3339;
+use crate::settings::ChannelKind;
+use crate::store::{EscalationRow, Merchant, MessageRow, NewInbound, Received, UserRole};
+use crate::{ApiError, AppState, AuthUser, parse_phone};
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/v1/merchants/{merchant_id}/search", get(search))
+        .route("/v1/merchants/{merchant_id}/escalations", get(list_escalations))
+        .route(
+            "/v1/merchants/{merchant_id}/escalations/{id}",
+            get(get_escalation),
+        )
+        .route("/v1/merchants/{merchant_id}/escalations/{id}/claim", post(claim))
+        .route("/v1/merchants/{merchant_id}/escalations/{id}/reply", post(reply))
+        .route(
+            "/v1/merchants/{merchant_id}/escalations/{id}/resolve",
+            post(resolve),
+        )
+        .route(
+            "/v1/merchants/{merchant_id}/escalations/{id}/reassign",
+            post(reassign),
+        )
+        .route(
+            "/v1/merchants/{merchant_id}/conversations",
+            get(list_conversations),
+        )
+        .route(
+            "/v1/merchants/{merchant_id}/conversations/{id}",
+            get(get_conversation),
+        )
+        .route("/v1/merchants/{merchant_id}/consent/export", get(consent_export))
+        .route("/v1/merchants/{merchant_id}/knowledge/reingest", post(reingest))
+        .route(
+            "/v1/simulator/messages",
+            post(simulator_send).get(simulator_inbox),
+        )
+}
+
+/// Routes that take large bodies.
+pub fn upload_routes() -> Router<AppState> {
+    Router::new().route("/v1/merchants/{merchant_id}/knowledge", put(upload_knowledge))
+}
+
+// ---- search --------------------------------------------------------------------------------
+
+#[derive(Deserialize)]
+struct SearchParams {
+    q: String,
+    #[serde(default = "default_limit")]
+    limit: usize,
+}
+
+fn default_limit() -> usize {
+    5
+}
+
+#[derive(Serialize)]
+struct SearchResponse {
+    merchant_id: String,
+    hits: Vec<SearchHitBody>,
+}
+
+#[derive(Serialize)]
+struct SearchHitBody {
+    source: String,
+    heading_path: Vec<String>,
+    text: String,
+    score: f32,
+    dense_score: Option<f32>,
+    lexical_score: Option<f32>,
+}
+
+impl From<SearchHit> for SearchHitBody {
+    fn from(hit: SearchHit) -> Self {
+        Self {
+            source: hit.chunk.source,
+            heading_path: hit.chunk.heading_path,
+            text: hit.chunk.text,
+            score: hit.score,
+            dense_score: hit.dense_score,
+            lexical_score: hit.lexical_score,
+        }
+    }
+}
+
+async fn search(
+    State(state): State<AppState>,
+    user: AuthUser,
+    UrlPath(merchant_id): UrlPath<String>,
+    Query(params): Query<SearchParams>,
+) -> Result<Json<SearchResponse>, ApiError> {
+    user.require(&merchant_id, UserRole::Agent)?;
+    let merchant = MerchantId::parse(&merchant_id)?;
+    let question = params.q.trim();
+    if question.is_empty() || question.len() > 2000 {
+        return Err(ApiError::bad_request("`q` must be 1 to 2000 characters"));
+    }
+    if !(1..=50).contains(&params.limit) {
+        return Err(ApiError::bad_request("`limit` must be between 1 and 50"));
+    }
+    let hits = state.knowledge.search(&merchant, question, params.limit).await?;
+    Ok(Json(SearchResponse {
+        merchant_id: merchant.to_string(),
+        hits: hits.into_iter().map(SearchHitBody::from).collect(),
+    }))
+}
+
+// ---- escalations ---------------------------------------------------------------------------
+
+#[derive(Debug, Serialize)]
+pub struct MessageView {
+    pub id: i64,
+    pub direction: String,
+    pub author: crate::store::Author,
+    pub body: String,
+    pub status: String,
+    pub error_code: Option<String>,
+    pub created_at: String,
+}
+
+impl From<MessageRow> for MessageView {
+    fn from(row: MessageRow) -> Self {
+        Self {
+            id: row.id,
+            direction: row.direction,
+            author: row.author,
+            body: row.body,
+            status: row.status,
+            error_code: row.error_code,
+            created_at: rfc3339(row.created_at),
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub struct EscalationView {
+    pub id: i64,
+    pub conversation_id: i64,
+    pub customer_phone: String,
+    pub reason: String,
+    pub reason_detail: String,
+    pub summary: String,
+    pub suggested_reply: Option<String>,
+    pub status: String,
+    pub assignee: Option<String>,
+    pub created_at: String,
+    pub due_at: String,
+    /// Past its SLA and still not resolved.
+    pub overdue: bool,
+    pub transcript: Vec<MessageView>,
+}
+
+pub async fn escalation_view(state: &AppState, row: EscalationRow) -> Result<EscalationView, ApiError> {
+    let transcript = state
+        .service
+        .store
+        .transcript(&row.merchant_id, row.conversation_id)
+        .await?;
+    let now = state.service.now();
+    Ok(EscalationView {
+        id: row.id,
+        conversation_id: row.conversation_id,
+        customer_phone: row.customer_phone,
+        reason: row.reason,
+        reason_detail: row.reason_detail,
+        summary: row.summary,
+        suggested_reply: row.suggested_reply,
+        overdue: row.status != "resolved" && now > row.due_at,
+        status: row.status,
+        assignee: row.assignee,
+        created_at: rfc3339(row.created_at),
+        due_at: rfc3339(row.due_at),
+        transcript: transcript.into_iter().map(MessageView::from).collect(),
+    })
+}
+
+#[derive(Deserialize)]
+struct ListParams {
+    /// open, claimed, resolved, or active (open and claimed; the default).
+    #[serde(default)]
+    status: Option<String>,
+}
+
+pub fn statuses(filter: Option<&str>) -> Result<&'static [&'static str], ApiError> {
+    match filter.unwrap_or("active") {
+        "active" => Ok(&["open", "claimed"]),
+        "open" => Ok(&["open"]),
+        "claimed" => Ok(&["claimed"]),
+        "resolved" => Ok(&["resolved"]),
+        other => Err(ApiError::bad_request(format!(
+            "unknown status {other:?}; use open, claimed, resolved or active"
+        ))),
+    }
+}
+
+#[derive(Serialize)]
+struct EscalationList {
+    escalations: Vec<EscalationView>,
+}
+
+async fn list_escalations(
+    State(state): State<AppState>,
+    user: AuthUser,
+    UrlPath(merchant_id): UrlPath<String>,
+    Query(params): Query<ListParams>,
+) -> Result<Json<EscalationList>, ApiError> {
+    user.require(&merchant_id, UserRole::Agent)?;
+    let rows = state
+        .service
+        .store
+        .escalations(&merchant_id, statuses(params.status.as_deref())?)
+        .await?;
+    let mut escalations = Vec::with_capacity(rows.len());
+    for row in rows {
+        escalations.push(escalation_view(&state, row).await?);
+    }
+    Ok(Json(EscalationList { escalations }))
+}
+
+async fn get_escalation(
+    State(state): State<AppState>,
+    user: AuthUser,
+    UrlPath((merchant_id, id)): UrlPath<(String, i64)>,
+) -> Result<Json<EscalationView>, ApiError> {
+    user.require(&merchant_id, UserRole::Agent)?;
+    let row = state.service.store.escalation(&merchant_id, id).await?;
+    Ok(Json(escalation_view(&state, row).await?))
+}
+
+async fn claim(
+    State(state): State<AppState>,
+    user: AuthUser,
+    UrlPath((merchant_id, id)): UrlPath<(String, i64)>,
+) -> Result<Json<EscalationView>, ApiError> {
+    let user = user.require(&merchant_id, UserRole::Agent)?;
+    let row = state
+        .service
+        .store
+        .claim(&merchant_id, id, user, state.service.now())
+        .await?;
+    Ok(Json(escalation_view(&state, row).await?))
+}
+
+#[derive(Deserialize)]
+pub struct ReplyRequest {
+    pub body: String,
+}
+
+#[derive(Serialize)]
+struct ReplyResponse {
+    message: MessageView,
+    escalation: EscalationView,
+}
+
+/// Sends a support agent's reply to the customer over the channel; returns it with its status.
+pub async fn send_human_reply(
+    state: &AppState,
+    user: &crate::store::User,
+    merchant_id: &str,
+    id: i64,
+    body: &str,
+) -> Result<MessageRow, ApiError> {
+    let body = body.trim();
+    if body.is_empty() || body.chars().count() > 1600 {
+        return Err(ApiError::bad_request("`body` must be 1 to 1600 characters"));
+    }
+    let escalation = state.service.store.escalation(merchant_id, id).await?;
+    if escalation.status == "resolved" {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "the escalation is already resolved",
+        ));
+    }
+    if escalation.status == "claimed"
+        && escalation.assignee_id != Some(user.id)
+        && user.role != UserRole::Admin
+    {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            format!(
+                "the escalation is claimed by {}",
+                escalation.assignee.as_deref().unwrap_or("someone else")
+            ),
+        ));
+    }
+    let message_id = state
+        .service
+        .store
+        .human_reply(merchant_id, id, user, body, state.service.now())
+        .await?;
+    state.service.deliver(message_id).await?;
+    state
+        .service
+        .store
+        .message(message_id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("message"))
+}
+
+async fn reply(
+    State(state): State<AppState>,
+    user: AuthUser,
+    UrlPath((merchant_id, id)): UrlPath<(String, i64)>,
+    Json(request): Json<ReplyRequest>,
+) -> Result<Json<ReplyResponse>, ApiError> {
+    let user = user.require(&merchant_id, UserRole::Agent)?;
+    let message = send_human_reply(&state, user, &merchant_id, id, &request.body).await?;
+    let row = state.service.store.escalation(&merchant_id, id).await?;
+    Ok(Json(ReplyResponse {
+        message: message.into(),
+        escalation: escalation_view(&state, row).await?,
+    }))
+}
+
+async fn resolve(
+    State(state): State<AppState>,
+    user: AuthUser,
+    UrlPath((merchant_id, id)): UrlPath<(String, i64)>,
+) -> Result<Json<EscalationView>, ApiError> {
+    user.require(&merchant_id, UserRole::Agent)?;
+    let row = state
+        .service
+        .store
+        .resolve(&merchant_id, id, state.service.now())
+        .await?;
+    Ok(Json(escalation_view(&state, row).await?))
+}
+
+#[derive(Deserialize)]
+struct ReassignRequest {
+    /// The user name of the agent who takes it over.
+    assignee: String,
+}
+
+async fn reassign(
+    State(state): State<AppState>,
+    user: AuthUser,
+    UrlPath((merchant_id, id)): UrlPath<(String, i64)>,
+    Json(request): Json<ReassignRequest>,
+) -> Result<Json<EscalationView>, ApiError> {
+    let user = user.require(&merchant_id, UserRole::Agent)?;
+    let escalation = state.service.store.escalation(&merchant_id, id).await?;
+    if user.role != UserRole::Admin && escalation.assignee_id != Some(user.id) {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "only an admin or the current assignee can reassign",
+        ));
+    }
+    let assignee = state
+        .service
+        .store
+        .user_by_name(&merchant_id, &request.assignee)
+        .await?
+        .ok_or_else(|| ApiError::not_found("assignee"))?;
+    let row = state
+        .service
+        .store
+        .reassign(&merchant_id, id, &assignee, state.service.now())
+        .await?;
+    Ok(Json(escalation_view(&state, row).await?))
+}
+
+// ---- conversations and consent -------------------------------------------------------------
+
+#[derive(Serialize)]
+struct ConversationSummary {
+    id: i64,
+    customer_phone: String,
+    opted_out: bool,
+    escalated: bool,
+    n_messages: i64,
+    updated_at: String,
+}
+
+#[derive(Deserialize)]
+struct ConversationParams {
+    #[serde(default = "default_page")]
+    limit: i64,
+}
+
+fn default_page() -> i64 {
+    100
+}
+
+async fn list_conversations(
+    State(state): State<AppState>,
+    user: AuthUser,
+    UrlPath(merchant_id): UrlPath<String>,
+    Query(params): Query<ConversationParams>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    user.require(&merchant_id, UserRole::Admin)?;
+    if !(1..=1000).contains(&params.limit) {
+        return Err(ApiError::bad_request("`limit` must be between 1 and 1000"));
+    }
+    let rows = state
+        .service
+        .store
+        .conversations(&merchant_id, params.limit)
+        .await?;
+    let conversations: Vec<ConversationSummary> = rows
+        .into_iter()
+        .map(|row| ConversationSummary {
+            id: row.id,
+            customer_phone: row.customer_phone,
+            opted_out: row.opted_out,
+            escalated: row.escalated,
+            n_messages: row.n_messages,
+            updated_at: rfc3339(row.updated_at),
+        })
+        .collect();
+    Ok(Json(serde_json::json!({ "conversations": conversations })))
+}
+
+async fn get_conversation(
+    State(state): State<AppState>,
+    user: AuthUser,
+    UrlPath((merchant_id, id)): UrlPath<(String, i64)>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    user.require(&merchant_id, UserRole::Admin)?;
+    let messages: Vec<MessageView> = state
+        .service
+        .store
+        .transcript(&merchant_id, id)
+        .await?
+        .into_iter()
+        .map(MessageView::from)
+        .collect();
+    Ok(Json(serde_json::json!({ "id": id, "messages": messages })))
+}
+
+/// The consent ledger as CSV, oldest first (the TCPA record a merchant must be able to show).
+async fn consent_export(
+    State(state): State<AppState>,
+    user: AuthUser,
+    UrlPath(merchant_id): UrlPath<String>,
+) -> Result<Response, ApiError> {
+    user.require(&merchant_id, UserRole::Admin)?;
+    let rows = state.service.store.consent_ledger(&merchant_id).await?;
+    let mut writer = csv::Writer::from_writer(Vec::new());
+    let write = |writer: &mut csv::Writer<Vec<u8>>| -> Result<(), csv::Error> {
+        writer.write_record([
+            "id",
+            "timestamp",
+            "merchant_id",
+            "phone",
+            "action",
+            "keyword",
+            "source",
+            "provider_message_id",
+        ])?;
+        for row in &rows {
+            writer.write_record([
+                row.id.to_string().as_str(),
+                &rfc3339(row.created_at),
+                &merchant_id,
+                &row.phone,
+                &row.action,
+                &row.keyword,
+                &row.source,
+                row.provider_sid.as_deref().unwrap_or(""),
+            ])?;
+        }
+        writer.flush()?;
+        Ok(())
+    };
+    write(&mut writer).map_err(|err| ApiError::internal(&err))?;
+    let body = writer
+        .into_inner()
+        .map_err(|err| ApiError::internal(err.error()))?;
+    Ok((
+        [
+            (header::CONTENT_TYPE, "text/csv; charset=utf-8".to_owned()),
+            (
+                header::CONTENT_DISPOSITION,
+                format!("attachment; filename=\"{merchant_id}-consent.csv\""),
+            ),
+        ],
+        body,
+    )
+        .into_response())
+}
+
+// ---- knowledge -----------------------------------------------------------------------------
+
+/// Replaces a merchant's knowledge with an uploaded directory (a tar archive, optionally
+/// gzipped, holding `merchant.toml` and the rest at its root or in one top folder). The upload
+/// is validated and ingested before anything replaces the current copy.
+async fn upload_knowledge(
+    State(state): State<AppState>,
+    user: AuthUser,
+    UrlPath(merchant_id): UrlPath<String>,
+    body: Bytes,
+) -> Result<Json<IngestReport>, ApiError> {
+    user.require(&merchant_id, UserRole::Admin)?;
+    std::fs::create_dir_all(&state.merchants_dir).map_err(|err| ApiError::internal(&err))?;
+    let staging = tempfile::Builder::new()
+        .prefix(".upload-")
+        .tempdir_in(&state.merchants_dir)
+        .map_err(|err| ApiError::internal(&err))?;
+    let unpack_dir = staging.path().to_owned();
+    let max_unpacked = state.max_upload_bytes.saturating_mul(4) as u64;
+    let root = tokio::task::spawn_blocking(move || unpack_archive(&body, &unpack_dir, max_unpacked))
+        .await
+        .map_err(|err| ApiError::internal(&err))??;
+    let data = MerchantData::load(&root)?;
+    if data.config.id.as_str() != merchant_id {
+        return Err(ApiError::bad_request(format!(
+            "merchant.toml says id = {:?}, but this upload is for {merchant_id:?}",
+            data.config.id.as_str()
+        )));
+    }
+    let merchant = Merchant {
+        id: merchant_id.clone(),
+        name: data.config.name.clone(),
+        sms_number: data.config.sms_number.clone(),
+        knowledge_dir: None,
+    };
+    let report = state.knowledge.ingest(data, &|_, _| {}).await?;
+    // Keep the uploaded directory for re-ingest: swap it in by rename (same file system).
+    let target = state.merchants_dir.join(&merchant_id);
+    let old = state.merchants_dir.join(format!(".old-{merchant_id}"));
+    let _ = std::fs::remove_dir_all(&old);
+    if target.exists() {
+        std::fs::rename(&target, &old).map_err(|err| ApiError::internal(&err))?;
+    }
+    std::fs::rename(&root, &target).map_err(|err| ApiError::internal(&err))?;
+    let _ = std::fs::remove_dir_all(&old);
+    let merchant = Merchant {
+        knowledge_dir: Some(target.display().to_string()),
+        ..merchant
+    };
+    state
+        .service
+        .store
+        .upsert_merchant(&merchant, state.service.now())
+        .await?;
+    Ok(Json(report))
+}
+
+/// Unpacks a (gzipped) tar into `dest`, refusing links, paths escaping `dest` and archives
+/// that expand beyond `max_bytes`. Returns the directory holding `merchant.toml`.
+fn unpack_archive(bytes: &[u8], dest: &Path, max_bytes: u64) -> Result<PathBuf, ApiError> {
+    let reader: Box<dyn std::io::Read> = if bytes.starts_with(&[0x1f, 0x8b]) {
+        Box::new(flate2::read::GzDecoder::new(bytes))
+    } else {
+        Box::new(bytes)
+    };
+    let bad = |message: String| ApiError::bad_request(format!("knowledge upload: {message}"));
+    let mut archive = tar::Archive::new(reader);
+    let mut total: u64 = 0;
+    let entries = archive
+        .entries()
+        .map_err(|err| bad(format!("not a tar archive: {err}")))?;
+    for entry in entries {
+        let mut entry = entry.map_err(|err| bad(format!("unreadable archive: {err}")))?;
+        let kind = entry.header().entry_type();
+        if !(kind.is_file() || kind.is_dir()) {
+            let path = entry.path().map(|p| p.display().to_string()).unwrap_or_default();
+            return Err(bad(format!("{path}: only plain files and folders are accepted")));
+        }
+        total = total.saturating_add(entry.size());
+        if total > max_bytes {
+            return Err(bad(format!("the archive expands beyond {max_bytes} bytes")));
+        }
+        let inside = entry
+            .unpack_in(dest)
+            .map_err(|err| bad(format!("unpacking failed: {err}")))?;
+        if !inside {
+            return Err(bad("an entry's path points outside the archive".into()));
+        }
+    }
+    if dest.join("merchant.toml").is_file() {
+        return Ok(dest.to_owned());
+    }
+    let folders: Vec<PathBuf> = std::fs::read_dir(dest)
+        .map_err(|err| ApiError::internal(&err))?
+        .filter_map(Result::ok)
+        .map(|entry| entry.path())
+        .filter(|path| path.join("merchant.toml").is_file())
+        .collect();
+    match folders.as_slice() {
+        [root] => Ok(root.clone()),
+        _ => Err(bad(
+            "merchant.toml not found at the archive's root or in its one top folder".into(),
+        )),
+    }
+}
+
+async fn reingest(
+    State(state): State<AppState>,
+    user: AuthUser,
+    UrlPath(merchant_id): UrlPath<String>,
+) -> Result<Json<IngestReport>, ApiError> {
+    user.require(&merchant_id, UserRole::Admin)?;
+    let merchant = state
+        .service
+        .store
+        .merchant(&merchant_id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("merchant"))?;
+    let Some(dir) = merchant.knowledge_dir else {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "no knowledge directory on record; upload one with PUT /v1/merchants/{id}/knowledge",
+        ));
+    };
+    let report = state.knowledge.ingest_dir(Path::new(&dir), &|_, _| {}).await?;
+    Ok(Json(report))
+}
+
+// ---- simulator -----------------------------------------------------------------------------
+
+#[derive(Deserialize)]
+struct SimulatedText {
+    merchant_id: String,
+    /// The customer's phone (E.164).
+    from: String,
+    body: String,
+    /// Optional idempotency key: the same id twice is processed once.
+    #[serde(default)]
+    message_id: Option<String>,
+}
+
+#[derive(Serialize)]
+struct SimulatedResult {
+    message_id: Option<i64>,
+    duplicate: bool,
+    route: Option<parley_agent::Route>,
+    escalated: bool,
+    replies: Vec<String>,
+}
+
+fn require_simulator(state: &AppState) -> Result<(), ApiError> {
+    match state.channel {
+        ChannelKind::Simulator => Ok(()),
+        ChannelKind::Twilio => Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "the simulator channel is off (channel = \"twilio\")",
+        )),
+    }
+}
+
+/// Texts the merchant as a customer would, and answers with what the customer gets back.
+async fn simulator_send(
+    State(state): State<AppState>,
+    Json(text): Json<SimulatedText>,
+) -> Result<Json<SimulatedResult>, ApiError> {
+    require_simulator(&state)?;
+    let phone = parse_phone(&text.from)?;
+    if text.body.chars().count() > 1600 {
+        return Err(ApiError::bad_request("`body` must be at most 1600 characters"));
+    }
+    state
+        .service
+        .store
+        .merchant(&text.merchant_id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("merchant"))?;
+    let provider_sid = text.message_id.as_deref().map(|id| format!("sim:{id}"));
+    let received = state
+        .service
+        .receive(&NewInbound {
+            merchant_id: &text.merchant_id,
+            phone: &phone,
+            body: &text.body,
+            channel: "simulator",
+            provider_sid: provider_sid.as_deref(),
+        })
+        .await?;
+    let Received::New { message_id, .. } = received else {
+        return Ok(Json(SimulatedResult {
+            message_id: None,
+            duplicate: true,
+            route: None,
+            escalated: false,
+            replies: Vec::new(),
+        }));
+    };
+    let processed = state.service.process(message_id).await?;
+    let mut replies = Vec::new();
+    let (mut route, mut escalated) = (None, false);
+    if let Some(processed) = processed {
+        route = Some(processed.route);
+        escalated = processed.escalated;
+        if let Some((reply_id, _)) = processed.reply {
+            state.service.deliver(reply_id).await?;
+            if let Some(sent) = state.service.store.message(reply_id).await?
+                && sent.status != "suppressed"
+            {
+                replies.push(sent.body);
+            }
+        }
+    }
+    Ok(Json(SimulatedResult {
+        message_id: Some(message_id),
+        duplicate: false,
+        route,
+        escalated,
+        replies,
+    }))
+}
+
+#[derive(Deserialize)]
+struct InboxParams {
+    merchant_id: String,
+    phone: String,
+    #[serde(default)]
+    after: i64,
+}
+
+/// What the simulated phone has received (AI replies and people's replies alike).
+async fn simulator_inbox(
+    State(state): State<AppState>,
+    Query(params): Query<InboxParams>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    require_simulator(&state)?;
+    let phone = parse_phone(&params.phone)?;
+    let messages: Vec<MessageView> = state
+        .service
+        .store
+        .outbound_since(&params.merchant_id, &phone, params.after)
+        .await?
+        .into_iter()
+        .filter(|m| m.status != "suppressed")
+        .map(MessageView::from)
+        .collect();
+    Ok(Json(serde_json::json!({ "messages": messages })))
+}

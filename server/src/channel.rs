@@ -1,0 +1,112 @@
+//! One abstraction for texts leaving Parley, whatever carries them: the built-in simulator
+//! (stores and "delivers" at once) or Twilio's Messages API. Outbound flows will use the same.
+
+use async_trait::async_trait;
+
+use crate::twilio::{OutboundSms, SendError, TwilioClient};
+
+/// A text to send.
+#[derive(Debug, Clone)]
+pub struct Outgoing<'a> {
+    pub to: &'a str,
+    /// The merchant's number; providers may send from a service instead.
+    pub from: Option<&'a str>,
+    pub body: &'a str,
+}
+
+/// What the provider said when it took the message.
+#[derive(Debug, Clone)]
+pub struct Accepted {
+    pub provider_sid: String,
+    /// The provider's status word (queued, sent, delivered ...).
+    pub status: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ChannelError {
+    /// The provider refused this message; retrying will not help (e.g. Twilio 21610).
+    #[error("rejected by the provider (code {code:?}): {message}")]
+    Rejected { code: Option<String>, message: String },
+    /// The provider could not be reached or kept failing after retries.
+    #[error("provider unavailable: {0}")]
+    Unavailable(String),
+}
+
+#[async_trait]
+pub trait Channel: Send + Sync {
+    fn name(&self) -> &'static str;
+    async fn send(&self, message: &Outgoing<'_>) -> Result<Accepted, ChannelError>;
+}
+
+/// The default channel: nothing leaves the machine; the stored message is the delivery, read
+/// back by `parley chat` and `GET /v1/simulator/messages`.
+#[derive(Debug, Default)]
+pub struct SimulatorChannel {
+    next_id: std::sync::atomic::AtomicU64,
+}
+
+#[async_trait]
+impl Channel for SimulatorChannel {
+    fn name(&self) -> &'static str {
+        "simulator"
+    }
+
+    async fn send(&self, _message: &Outgoing<'_>) -> Result<Accepted, ChannelError> {
+        let n = self.next_id.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Ok(Accepted {
+            provider_sid: format!("SIM{:016x}{:016x}", std::process::id(), n),
+            status: "delivered".into(),
+        })
+    }
+}
+
+/// Twilio's Messages REST API, with the status callback pointing back at this service.
+pub struct TwilioChannel {
+    client: TwilioClient,
+    status_callback: String,
+}
+
+impl TwilioChannel {
+    pub fn new(client: TwilioClient, status_callback: String) -> Self {
+        Self {
+            client,
+            status_callback,
+        }
+    }
+}
+
+#[async_trait]
+impl Channel for TwilioChannel {
+    fn name(&self) -> &'static str {
+        "twilio"
+    }
+
+    async fn send(&self, message: &Outgoing<'_>) -> Result<Accepted, ChannelError> {
+        let sms = OutboundSms {
+            to: message.to,
+            from: message.from.unwrap_or_default(),
+            body: message.body,
+            status_callback: Some(&self.status_callback),
+        };
+        match self.client.send(&sms).await {
+            Ok(sent) => Ok(Accepted {
+                provider_sid: sent.sid,
+                status: sent.status,
+            }),
+            Err(err @ SendError::Unavailable(_)) => Err(ChannelError::Unavailable(err.to_string())),
+            Err(SendError::Rejected { code, message, .. }) => Err(ChannelError::Rejected {
+                code: code.map(|c| c.to_string()),
+                message,
+            }),
+            // After a 2xx Twilio probably queued the message: resending could text twice.
+            Err(
+                err @ (SendError::InvalidMessage(_)
+                | SendError::InvalidResponse { .. }
+                | SendError::Config(_)),
+            ) => Err(ChannelError::Rejected {
+                code: None,
+                message: err.to_string(),
+            }),
+        }
+    }
+}

@@ -1,0 +1,389 @@
+//! The message lifecycle, independent of HTTP: store an inbound text, decide it with the
+//! agent, commit the decision (consent, state, reply, escalation) in one transaction, then
+//! hand the reply to the channel. Recovery after a crash replays exactly what was not done.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use parley_agent::{Agent, Decision, EscalationReason, Inbound, Route};
+use parley_knowledge::MerchantId;
+use tokio::sync::Semaphore;
+use tokio_util::task::TaskTracker;
+
+use crate::channel::{Channel, ChannelError, Outgoing};
+use crate::clock::Clock;
+use crate::metrics::Metrics;
+use crate::store::{
+    Author, ConsentAction, DecisionRecord, NewEscalation, NewInbound, PendingInbound, Received, Store,
+    StoreError,
+};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// What processing one inbound message produced.
+#[derive(Debug, Clone)]
+pub struct Processed {
+    pub route: Route,
+    /// The reply committed for sending, with its message id.
+    pub reply: Option<(i64, String)>,
+    pub escalated: bool,
+}
+
+pub struct Service {
+    pub store: Store,
+    pub agent: Agent,
+    pub channel: Arc<dyn Channel>,
+    pub clock: Arc<dyn Clock>,
+    pub metrics: Arc<Metrics>,
+    sla: Duration,
+    /// One decision at a time per conversation, so two quick texts from one customer do not
+    /// both start from the same state and lose an update.
+    conversation_locks: Mutex<HashMap<i64, Arc<tokio::sync::Mutex<()>>>>,
+    /// Background work (decisions and sends) that shutdown waits for.
+    tasks: TaskTracker,
+    workers: Arc<Semaphore>,
+}
+
+impl std::fmt::Debug for Service {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Service")
+            .field("channel", &self.channel.name())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Service {
+    pub fn new(
+        store: Store,
+        agent: Agent,
+        channel: Arc<dyn Channel>,
+        clock: Arc<dyn Clock>,
+        metrics: Arc<Metrics>,
+        sla: Duration,
+        workers: usize,
+    ) -> Self {
+        Self {
+            store,
+            agent,
+            channel,
+            clock,
+            metrics,
+            sla,
+            conversation_locks: Mutex::default(),
+            tasks: TaskTracker::new(),
+            workers: Arc::new(Semaphore::new(workers.max(1))),
+        }
+    }
+
+    pub fn now(&self) -> i64 {
+        self.clock.now_ms()
+    }
+
+    pub fn sla(&self) -> Duration {
+        self.sla
+    }
+
+    /// Stores an inbound message; the caller acknowledges the provider only after this.
+    pub async fn receive(&self, inbound: &NewInbound<'_>) -> Result<Received, ServiceError> {
+        let received = self.store.receive(inbound, self.now()).await?;
+        let outcome = match received {
+            Received::New { .. } => "new",
+            Received::Duplicate => "duplicate",
+        };
+        Metrics::count(&self.metrics.inbound, outcome);
+        Ok(received)
+    }
+
+    /// Decides a stored inbound message and commits the result. A message already processed
+    /// (by another task, or before a restart) yields `None`.
+    pub async fn process(&self, message_id: i64) -> Result<Option<Processed>, ServiceError> {
+        let Some(first_look) = self.store.pending_inbound(message_id).await? else {
+            return Ok(None);
+        };
+        let lock = self.conversation_lock(first_look.conversation_id);
+        let guard = lock.lock().await;
+        let result = self.process_locked(message_id).await;
+        drop(guard);
+        self.release_conversation_lock(first_look.conversation_id, lock);
+        result
+    }
+
+    async fn process_locked(&self, message_id: i64) -> Result<Option<Processed>, ServiceError> {
+        // Re-read under the lock: the state may have moved while we waited.
+        let Some(pending) = self.store.pending_inbound(message_id).await? else {
+            return Ok(None);
+        };
+        let record = match self.decide(&pending).await {
+            Some(decision) => self.record_for(&pending, decision),
+            None => self.failure_record(&pending),
+        };
+        let route_name = record.1;
+        let record = record.0;
+        let reply_body = record.reply.as_ref().map(|(_, body)| body.clone());
+        let escalated = record.escalation.is_some();
+        match self.store.record_decision(&record, self.now()).await {
+            Ok(reply_id) => {
+                if let Some((action, _)) = &record.consent {
+                    match action {
+                        ConsentAction::OptOut => self.metrics.opt_outs.inc(),
+                        ConsentAction::OptIn => self.metrics.opt_ins.inc(),
+                    };
+                }
+                Ok(Some(Processed {
+                    route: route_name,
+                    reply: reply_id.zip(reply_body),
+                    escalated,
+                }))
+            }
+            // Processed by someone else between our read and our write: nothing to do.
+            Err(StoreError::Conflict(_)) => Ok(None),
+            Err(err) => Err(err.into()),
+        }
+    }
+
+    async fn decide(&self, pending: &PendingInbound) -> Option<Decision> {
+        let merchant = match MerchantId::parse(&pending.merchant_id) {
+            Ok(merchant) => merchant,
+            Err(err) => {
+                tracing::error!(message_id = pending.message_id, error = %err, "stored merchant id is invalid");
+                return None;
+            }
+        };
+        let mut state = pending.state.clone();
+        // The ledger is the source of truth for consent (an API or provider opt-out counts too).
+        state.opted_out = pending.opted_out;
+        let inbound = Inbound {
+            merchant: &merchant,
+            customer_phone: Some(&pending.phone),
+            text: &pending.body,
+        };
+        match self.agent.decide(inbound, state).await {
+            Ok(decision) => {
+                self.metrics.observe_stages(&decision.timings);
+                Metrics::count(&self.metrics.routes, decision.route.as_str());
+                Some(decision)
+            }
+            Err(err) => {
+                // Unknown merchant knowledge or a broken template: a person must answer, and
+                // the customer gets nothing invented.
+                tracing::error!(message_id = pending.message_id, error = %err, "the agent failed; escalating");
+                None
+            }
+        }
+    }
+
+    fn record_for(&self, pending: &PendingInbound, decision: Decision) -> (DecisionRecord, Route) {
+        let consent = match decision.route {
+            Route::OptOut => Some((ConsentAction::OptOut, pending.body.trim().to_owned())),
+            Route::OptIn => Some((ConsentAction::OptIn, pending.body.trim().to_owned())),
+            _ => None,
+        };
+        let author = match decision.route {
+            Route::OptOut | Route::OptIn | Route::Help => Author::Compliance,
+            Route::Reply | Route::Escalate => Author::Ai,
+        };
+        let escalation = decision.handoff.as_ref().map(|handoff| {
+            let reason = reason_kind(&handoff.reason);
+            Metrics::count(&self.metrics.escalations, &reason);
+            NewEscalation {
+                reason,
+                reason_detail: handoff.reason.to_string(),
+                summary: handoff.summary.clone(),
+                suggested_reply: handoff.suggested_reply.clone(),
+                due_at: self.now() + i64::try_from(self.sla.as_millis()).unwrap_or(i64::MAX / 2),
+            }
+        });
+        let record = DecisionRecord {
+            message_id: pending.message_id,
+            conversation_id: pending.conversation_id,
+            consent,
+            reply: decision.reply.clone().map(|body| (author, body)),
+            escalation,
+            state: decision.state,
+        };
+        (record, decision.route)
+    }
+
+    fn failure_record(&self, pending: &PendingInbound) -> (DecisionRecord, Route) {
+        let mut state = pending.state.clone();
+        state.escalated = true;
+        Metrics::count(&self.metrics.escalations, "internal_error");
+        let record = DecisionRecord {
+            message_id: pending.message_id,
+            conversation_id: pending.conversation_id,
+            consent: None,
+            reply: None,
+            escalation: Some(NewEscalation {
+                reason: "internal_error".into(),
+                reason_detail: "the agent could not decide this message".into(),
+                summary: "Parley could not process this message automatically; please read and answer it."
+                    .into(),
+                suggested_reply: None,
+                due_at: self.now() + i64::try_from(self.sla.as_millis()).unwrap_or(i64::MAX / 2),
+            }),
+            state,
+        };
+        (record, Route::Escalate)
+    }
+
+    /// Sends a committed outbound message through the channel and records the outcome.
+    /// Consent is checked here, at the last moment: an opted-out number gets only compliance
+    /// confirmations, whoever wrote the text.
+    pub async fn deliver(&self, message_id: i64) -> Result<(), ServiceError> {
+        let Some(job) = self.store.take_outbound(message_id, self.now()).await? else {
+            return Ok(());
+        };
+        if job.opted_out && job.author != Author::Compliance {
+            self.store
+                .finish_outbound(job.id, "suppressed", None, Some("opted_out"), self.now())
+                .await?;
+            Metrics::count(&self.metrics.outbound, "suppressed");
+            return Ok(());
+        }
+        let outgoing = Outgoing {
+            to: &job.to,
+            from: job.from.as_deref(),
+            body: &job.body,
+        };
+        let (status, sid, error) = match self.channel.send(&outgoing).await {
+            Ok(accepted) => (accepted.status, Some(accepted.provider_sid), None),
+            Err(ChannelError::Rejected { code, message }) => {
+                tracing::warn!(message_id = job.id, merchant = %job.merchant_id, ?code, %message, "provider rejected a message");
+                (
+                    "failed".to_owned(),
+                    None,
+                    Some(code.unwrap_or_else(|| "rejected".into())),
+                )
+            }
+            Err(ChannelError::Unavailable(problem)) => {
+                tracing::error!(message_id = job.id, merchant = %job.merchant_id, %problem, "provider unavailable; message failed");
+                ("failed".to_owned(), None, Some("unavailable".to_owned()))
+            }
+        };
+        Metrics::count(&self.metrics.outbound, &status);
+        self.store
+            .finish_outbound(job.id, &status, sid.as_deref(), error.as_deref(), self.now())
+            .await?;
+        Ok(())
+    }
+
+    /// Marks a reply that went out inline (TwiML) as sent, unless consent forbids it, in which
+    /// case it is suppressed and must not be put in the response. Returns whether to send it.
+    pub async fn mark_sent_inline(&self, message_id: i64) -> Result<bool, ServiceError> {
+        let Some(job) = self.store.take_outbound(message_id, self.now()).await? else {
+            return Ok(false);
+        };
+        let allowed = !job.opted_out || job.author == Author::Compliance;
+        let status = if allowed { "sent" } else { "suppressed" };
+        Metrics::count(&self.metrics.outbound, status);
+        self.store
+            .finish_outbound(
+                job.id,
+                status,
+                None,
+                (!allowed).then_some("opted_out"),
+                self.now(),
+            )
+            .await?;
+        Ok(allowed)
+    }
+
+    /// Decides and delivers in the background (the webhook has already been acknowledged).
+    pub fn spawn_process(self: &Arc<Self>, message_id: i64) {
+        let service = self.clone();
+        self.tasks.spawn(async move {
+            let Ok(_permit) = service.workers.clone().acquire_owned().await else {
+                return;
+            };
+            match service.process(message_id).await {
+                Ok(Some(Processed {
+                    reply: Some((reply_id, _)),
+                    ..
+                })) => {
+                    if let Err(err) = service.deliver(reply_id).await {
+                        tracing::error!(message_id = reply_id, error = %err, "delivering a reply failed");
+                    }
+                }
+                Ok(_) => {}
+                Err(err) => {
+                    // The message stays `received`; the next start-up sweep retries it.
+                    tracing::error!(message_id, error = %err, "processing an inbound message failed");
+                }
+            }
+        });
+    }
+
+    pub fn spawn_deliver(self: &Arc<Self>, message_id: i64) {
+        let service = self.clone();
+        self.tasks.spawn(async move {
+            if let Err(err) = service.deliver(message_id).await {
+                tracing::error!(message_id, error = %err, "delivering a message failed");
+            }
+        });
+    }
+
+    /// Replays what a crash interrupted: sends in flight become `unknown` (never resent, so no
+    /// customer is answered twice), stored-but-undecided messages are decided, and committed
+    /// replies never handed to the channel are sent.
+    pub async fn recover(self: &Arc<Self>) -> Result<(usize, usize), ServiceError> {
+        let interrupted = self.store.mark_interrupted_sends(self.now()).await?;
+        if interrupted > 0 {
+            tracing::warn!(
+                interrupted,
+                "sends interrupted by a restart marked unknown (not resent)"
+            );
+        }
+        let inbound = self.store.unprocessed_inbound().await?;
+        for &id in &inbound {
+            self.spawn_process(id);
+        }
+        let outbound = self.store.pending_outbound().await?;
+        for &id in &outbound {
+            self.spawn_deliver(id);
+        }
+        Ok((inbound.len(), outbound.len()))
+    }
+
+    /// Stops taking background work and waits for what is in flight.
+    pub async fn drain(&self) {
+        self.tasks.close();
+        self.tasks.wait().await;
+    }
+
+    /// Waits until every background task started so far has finished (tests).
+    pub async fn idle(&self) {
+        while !self.tasks.is_empty() {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+
+    fn conversation_lock(&self, conversation_id: i64) -> Arc<tokio::sync::Mutex<()>> {
+        let mut locks = self.conversation_locks.lock().unwrap_or_else(|p| p.into_inner());
+        locks.entry(conversation_id).or_default().clone()
+    }
+
+    fn release_conversation_lock(&self, conversation_id: i64, lock: Arc<tokio::sync::Mutex<()>>) {
+        let mut locks = self.conversation_locks.lock().unwrap_or_else(|p| p.into_inner());
+        drop(lock);
+        // Only the map's own reference left: nobody waits on it, so forget it.
+        if locks
+            .get(&conversation_id)
+            .is_some_and(|lock| Arc::strong_count(lock) == 1)
+        {
+            locks.remove(&conversation_id);
+        }
+    }
+}
+
+/// A short machine name for an escalation reason (`risk`, `human_requested` ...).
+fn reason_kind(reason: &EscalationReason) -> String {
+    serde_json::to_value(reason)
+        .ok()
+        .and_then(|value| value.get("kind").and_then(|k| k.as_str()).map(str::to_owned))
+        .unwrap_or_else(|| "other".into())
+}

@@ -1,0 +1,1109 @@
+//! Durable state through sqlx: merchants, customers, the consent ledger, conversations,
+//! messages, escalations, agent users and processed webhook ids. SQLite by default (WAL,
+//! synchronous=FULL, so a commit survives a crash); the SQL is kept portable for PostgreSQL.
+//!
+//! Writes go through a one-connection pool: SQLite has one writer anyway, and queueing
+//! writers in-process avoids lock-upgrade failures and busy-wait sleeps under load. Reads use
+//! a separate pool and see committed data (WAL readers never block the writer).
+
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+use parley_agent::ConversationState;
+use serde::Serialize;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{Row, SqlitePool};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("database migration: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("stored conversation state is unreadable: {0}")]
+    State(#[from] serde_json::Error),
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    #[error("{0}")]
+    Conflict(String),
+}
+
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// Roles of support-side users: agents work the queue, admins also manage the merchant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum UserRole {
+    Agent,
+    Admin,
+}
+
+impl UserRole {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            UserRole::Agent => "agent",
+            UserRole::Admin => "admin",
+        }
+    }
+}
+
+impl FromStr for UserRole {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "agent" => Ok(UserRole::Agent),
+            "admin" => Ok(UserRole::Admin),
+            other => Err(format!("unknown role {other:?}; use agent or admin")),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Merchant {
+    pub id: String,
+    pub name: String,
+    pub sms_number: Option<String>,
+    pub knowledge_dir: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct User {
+    pub id: i64,
+    pub merchant_id: String,
+    pub name: String,
+    pub role: UserRole,
+}
+
+/// An inbound message to record.
+#[derive(Debug, Clone)]
+pub struct NewInbound<'a> {
+    pub merchant_id: &'a str,
+    pub phone: &'a str,
+    pub body: &'a str,
+    pub channel: &'a str,
+    /// The provider's message id: the dedupe key for retried webhooks.
+    pub provider_sid: Option<&'a str>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Received {
+    New {
+        message_id: i64,
+        conversation_id: i64,
+    },
+    /// This provider message id was accepted before; nothing was written.
+    Duplicate,
+}
+
+/// What processing an inbound message needs, loaded in one read.
+#[derive(Debug, Clone)]
+pub struct PendingInbound {
+    pub message_id: i64,
+    pub conversation_id: i64,
+    pub merchant_id: String,
+    pub phone: String,
+    pub body: String,
+    pub provider_sid: Option<String>,
+    pub state: ConversationState,
+    pub opted_out: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConsentAction {
+    OptOut,
+    OptIn,
+}
+
+impl ConsentAction {
+    fn as_str(self) -> &'static str {
+        match self {
+            ConsentAction::OptOut => "opt_out",
+            ConsentAction::OptIn => "opt_in",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Author {
+    Customer,
+    Ai,
+    Human,
+    Compliance,
+}
+
+impl Author {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Author::Customer => "customer",
+            Author::Ai => "ai",
+            Author::Human => "human",
+            Author::Compliance => "compliance",
+        }
+    }
+
+    fn parse(raw: &str) -> Self {
+        match raw {
+            "ai" => Author::Ai,
+            "human" => Author::Human,
+            "compliance" => Author::Compliance,
+            _ => Author::Customer,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct NewEscalation {
+    pub reason: String,
+    pub reason_detail: String,
+    pub summary: String,
+    pub suggested_reply: Option<String>,
+    pub due_at: i64,
+}
+
+/// Everything one decision changes, committed together with marking the inbound processed:
+/// either all of it is stored or none, so a crash never leaves a half-handled message.
+#[derive(Debug, Clone)]
+pub struct DecisionRecord {
+    pub message_id: i64,
+    pub conversation_id: i64,
+    pub state: ConversationState,
+    pub consent: Option<(ConsentAction, String)>,
+    pub reply: Option<(Author, String)>,
+    pub escalation: Option<NewEscalation>,
+}
+
+/// An outbound message ready for the channel.
+#[derive(Debug, Clone)]
+pub struct OutboundJob {
+    pub id: i64,
+    pub merchant_id: String,
+    pub to: String,
+    pub from: Option<String>,
+    pub body: String,
+    pub author: Author,
+    pub opted_out: bool,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct MessageRow {
+    pub id: i64,
+    pub direction: String,
+    pub author: Author,
+    pub body: String,
+    pub status: String,
+    pub error_code: Option<String>,
+    pub provider_sid: Option<String>,
+    pub created_at: i64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct EscalationRow {
+    pub id: i64,
+    pub merchant_id: String,
+    pub conversation_id: i64,
+    pub customer_phone: String,
+    pub reason: String,
+    pub reason_detail: String,
+    pub summary: String,
+    pub suggested_reply: Option<String>,
+    pub status: String,
+    pub assignee: Option<String>,
+    pub assignee_id: Option<i64>,
+    pub created_at: i64,
+    pub due_at: i64,
+    pub claimed_at: Option<i64>,
+    pub resolved_at: Option<i64>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ConversationRow {
+    pub id: i64,
+    pub customer_phone: String,
+    pub opted_out: bool,
+    pub escalated: bool,
+    pub n_messages: i64,
+    pub updated_at: i64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ConsentRow {
+    pub id: i64,
+    pub phone: String,
+    pub action: String,
+    pub keyword: String,
+    pub source: String,
+    pub provider_sid: Option<String>,
+    pub created_at: i64,
+}
+
+/// Statuses of an outbound message, by how far along it is: a late callback never moves a
+/// message backwards (Twilio does not promise callback order).
+fn outbound_rank(status: &str) -> u8 {
+    match status {
+        "pending" => 0,
+        "sending" => 1,
+        "accepted" | "scheduled" | "queued" => 2,
+        "sending_provider" => 3,
+        "sent" => 4,
+        "delivered" | "undelivered" | "failed" | "read" | "canceled" => 5,
+        _ => 0,
+    }
+}
+
+#[derive(Clone)]
+pub struct Store {
+    writer: SqlitePool,
+    reader: SqlitePool,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store").finish_non_exhaustive()
+    }
+}
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+
+impl Store {
+    /// Opens (creating if needed) the SQLite database at `path` and runs the migrations.
+    pub async fn open(path: &Path) -> Result<Self> {
+        if let Some(parent) = path.parent()
+            && !parent.as_os_str().is_empty()
+        {
+            std::fs::create_dir_all(parent).map_err(|err| StoreError::Database(sqlx::Error::Io(err)))?;
+        }
+        let options = SqliteConnectOptions::new()
+            .filename(path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            // FULL: a committed transaction survives power loss, not only a process crash;
+            // "stored before acknowledged" means exactly that.
+            .synchronous(SqliteSynchronous::Full)
+            .foreign_keys(true)
+            .busy_timeout(Duration::from_secs(5));
+        let writer = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(options.clone())
+            .await?;
+        MIGRATOR.run(&writer).await?;
+        let reader = SqlitePoolOptions::new()
+            .max_connections(4)
+            .connect_with(options.read_only(true))
+            .await?;
+        Ok(Self { writer, reader })
+    }
+
+    pub async fn ping(&self) -> Result<()> {
+        sqlx::query("SELECT 1").execute(&self.reader).await?;
+        Ok(())
+    }
+
+    pub async fn close(&self) {
+        self.writer.close().await;
+        self.reader.close().await;
+    }
+
+    // ---- merchants and users ---------------------------------------------------------------
+
+    pub async fn upsert_merchant(&self, merchant: &Merchant, now: i64) -> Result<()> {
+        let result = sqlx::query(
+            "INSERT INTO merchants (id, name, sms_number, knowledge_dir, created_at, updated_at)
+             VALUES (?, ?, ?, ?, ?, ?)
+             ON CONFLICT (id) DO UPDATE SET name = excluded.name, sms_number = excluded.sms_number,
+             knowledge_dir = COALESCE(excluded.knowledge_dir, merchants.knowledge_dir),
+             updated_at = excluded.updated_at",
+        )
+        .bind(&merchant.id)
+        .bind(&merchant.name)
+        .bind(&merchant.sms_number)
+        .bind(&merchant.knowledge_dir)
+        .bind(now)
+        .bind(now)
+        .execute(&self.writer)
+        .await;
+        match result {
+            Err(sqlx::Error::Database(err)) if err.is_unique_violation() => {
+                Err(StoreError::Conflict(format!(
+                    "the number {} already belongs to another merchant",
+                    merchant.sms_number.as_deref().unwrap_or_default()
+                )))
+            }
+            other => other.map(|_| ()).map_err(StoreError::from),
+        }
+    }
+
+    pub async fn merchant(&self, id: &str) -> Result<Option<Merchant>> {
+        let row = sqlx::query("SELECT id, name, sms_number, knowledge_dir FROM merchants WHERE id = ?")
+            .bind(id)
+            .fetch_optional(&self.reader)
+            .await?;
+        Ok(row.map(|row| merchant_from_row(&row)))
+    }
+
+    pub async fn merchant_by_number(&self, number: &str) -> Result<Option<Merchant>> {
+        let row =
+            sqlx::query("SELECT id, name, sms_number, knowledge_dir FROM merchants WHERE sms_number = ?")
+                .bind(number)
+                .fetch_optional(&self.reader)
+                .await?;
+        Ok(row.map(|row| merchant_from_row(&row)))
+    }
+
+    pub async fn create_user(
+        &self,
+        merchant_id: &str,
+        name: &str,
+        role: UserRole,
+        token_hash: &str,
+        now: i64,
+    ) -> Result<User> {
+        let result = sqlx::query(
+            "INSERT INTO agent_users (merchant_id, name, role, token_hash, created_at) VALUES (?, ?, ?, ?, ?)
+             RETURNING id",
+        )
+        .bind(merchant_id)
+        .bind(name)
+        .bind(role.as_str())
+        .bind(token_hash)
+        .bind(now)
+        .fetch_one(&self.writer)
+        .await;
+        match result {
+            Ok(row) => Ok(User {
+                id: row.get("id"),
+                merchant_id: merchant_id.to_owned(),
+                name: name.to_owned(),
+                role,
+            }),
+            Err(sqlx::Error::Database(err)) if err.is_unique_violation() => Err(StoreError::Conflict(
+                format!("a user named {name:?} already exists for {merchant_id}"),
+            )),
+            Err(sqlx::Error::Database(err)) if err.is_foreign_key_violation() => {
+                Err(StoreError::NotFound("merchant"))
+            }
+            Err(err) => Err(err.into()),
+        }
+    }
+
+    pub async fn user_by_token_hash(&self, token_hash: &str) -> Result<Option<User>> {
+        let row = sqlx::query("SELECT id, merchant_id, name, role FROM agent_users WHERE token_hash = ?")
+            .bind(token_hash)
+            .fetch_optional(&self.reader)
+            .await?;
+        Ok(row.map(|row| user_from_row(&row)))
+    }
+
+    pub async fn user_by_name(&self, merchant_id: &str, name: &str) -> Result<Option<User>> {
+        let row = sqlx::query(
+            "SELECT id, merchant_id, name, role FROM agent_users WHERE merchant_id = ? AND name = ?",
+        )
+        .bind(merchant_id)
+        .bind(name)
+        .fetch_optional(&self.reader)
+        .await?;
+        Ok(row.map(|row| user_from_row(&row)))
+    }
+
+    // ---- inbound -------------------------------------------------------------------------
+
+    /// Records an inbound message (customer and conversation created on first contact) in one
+    /// transaction; a provider id seen before writes nothing and answers `Duplicate`.
+    pub async fn receive(&self, inbound: &NewInbound<'_>, now: i64) -> Result<Received> {
+        let mut tx = self.writer.begin().await?;
+        if let Some(sid) = inbound.provider_sid {
+            let inserted = sqlx::query(
+                "INSERT INTO webhook_events (provider, event_id, received_at) VALUES (?, ?, ?)
+                 ON CONFLICT (provider, event_id) DO NOTHING",
+            )
+            .bind(inbound.channel)
+            .bind(sid)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            if inserted == 0 {
+                return Ok(Received::Duplicate);
+            }
+        }
+        let customer_id: i64 = sqlx::query(
+            "INSERT INTO customers (merchant_id, phone, created_at) VALUES (?, ?, ?)
+             ON CONFLICT (merchant_id, phone) DO UPDATE SET phone = excluded.phone RETURNING id",
+        )
+        .bind(inbound.merchant_id)
+        .bind(inbound.phone)
+        .bind(now)
+        .fetch_one(&mut *tx)
+        .await?
+        .get("id");
+        let empty_state = serde_json::to_string(&ConversationState::default())?;
+        let conversation_id: i64 = sqlx::query(
+            "INSERT INTO conversations (merchant_id, customer_id, state, created_at, updated_at)
+             VALUES (?, ?, ?, ?, ?)
+             ON CONFLICT (merchant_id, customer_id) DO UPDATE SET updated_at = excluded.updated_at
+             RETURNING id",
+        )
+        .bind(inbound.merchant_id)
+        .bind(customer_id)
+        .bind(&empty_state)
+        .bind(now)
+        .bind(now)
+        .fetch_one(&mut *tx)
+        .await?
+        .get("id");
+        let message_id: i64 = sqlx::query(
+            "INSERT INTO messages (merchant_id, conversation_id, direction, author, body, channel,
+             provider_sid, status, created_at, updated_at)
+             VALUES (?, ?, 'in', 'customer', ?, ?, ?, 'received', ?, ?) RETURNING id",
+        )
+        .bind(inbound.merchant_id)
+        .bind(conversation_id)
+        .bind(inbound.body)
+        .bind(inbound.channel)
+        .bind(inbound.provider_sid)
+        .bind(now)
+        .bind(now)
+        .fetch_one(&mut *tx)
+        .await?
+        .get("id");
+        tx.commit().await?;
+        Ok(Received::New {
+            message_id,
+            conversation_id,
+        })
+    }
+
+    /// Inbound messages stored but not yet decided (after a crash or restart), oldest first.
+    pub async fn unprocessed_inbound(&self) -> Result<Vec<i64>> {
+        let rows =
+            sqlx::query("SELECT id FROM messages WHERE direction = 'in' AND status = 'received' ORDER BY id")
+                .fetch_all(&self.reader)
+                .await?;
+        Ok(rows.iter().map(|row| row.get("id")).collect())
+    }
+
+    /// The inbound message with its conversation, or `None` once it has been processed.
+    pub async fn pending_inbound(&self, message_id: i64) -> Result<Option<PendingInbound>> {
+        let row = sqlx::query(
+            "SELECT m.id, m.conversation_id, m.merchant_id, m.body, m.provider_sid, c.state, cu.phone,
+                    cu.opted_out
+             FROM messages m
+             JOIN conversations c ON c.id = m.conversation_id
+             JOIN customers cu ON cu.id = c.customer_id
+             WHERE m.id = ? AND m.direction = 'in' AND m.status = 'received'",
+        )
+        .bind(message_id)
+        .fetch_optional(&self.writer)
+        .await?;
+        let Some(row) = row else { return Ok(None) };
+        let state: String = row.get("state");
+        Ok(Some(PendingInbound {
+            message_id: row.get("id"),
+            conversation_id: row.get("conversation_id"),
+            merchant_id: row.get("merchant_id"),
+            phone: row.get("phone"),
+            body: row.get("body"),
+            provider_sid: row.get("provider_sid"),
+            state: serde_json::from_str(&state)?,
+            opted_out: row.get("opted_out"),
+        }))
+    }
+
+    /// Commits a decision. Returns the id of the reply to send, if any. Fails with
+    /// `Conflict` when the message was processed meanwhile (nothing is written then).
+    pub async fn record_decision(&self, record: &DecisionRecord, now: i64) -> Result<Option<i64>> {
+        let mut tx = self.writer.begin().await?;
+        let claimed = sqlx::query(
+            "UPDATE messages SET status = 'processed', updated_at = ? WHERE id = ? AND status = 'received'",
+        )
+        .bind(now)
+        .bind(record.message_id)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if claimed == 0 {
+            return Err(StoreError::Conflict(format!(
+                "message {} was already processed",
+                record.message_id
+            )));
+        }
+        let row = sqlx::query(
+            "SELECT m.merchant_id, m.provider_sid, cu.id AS customer_id, cu.phone FROM messages m
+             JOIN conversations c ON c.id = m.conversation_id JOIN customers cu ON cu.id = c.customer_id
+             WHERE m.id = ?",
+        )
+        .bind(record.message_id)
+        .fetch_one(&mut *tx)
+        .await?;
+        let merchant_id: String = row.get("merchant_id");
+        let customer_id: i64 = row.get("customer_id");
+        if let Some((action, keyword)) = &record.consent {
+            sqlx::query(
+                "INSERT INTO consent_events (merchant_id, phone, action, keyword, source, message_id,
+                 provider_sid, created_at) VALUES (?, ?, ?, ?, 'sms', ?, ?, ?)",
+            )
+            .bind(&merchant_id)
+            .bind(row.get::<String, _>("phone"))
+            .bind(action.as_str())
+            .bind(keyword)
+            .bind(record.message_id)
+            .bind(row.get::<Option<String>, _>("provider_sid"))
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+            sqlx::query("UPDATE customers SET opted_out = ? WHERE id = ?")
+                .bind(*action == ConsentAction::OptOut)
+                .bind(customer_id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        sqlx::query("UPDATE conversations SET state = ?, updated_at = ? WHERE id = ?")
+            .bind(serde_json::to_string(&record.state)?)
+            .bind(now)
+            .bind(record.conversation_id)
+            .execute(&mut *tx)
+            .await?;
+        let mut reply_id = None;
+        if let Some((author, body)) = &record.reply {
+            let id: i64 = insert_outbound(
+                &mut tx,
+                &merchant_id,
+                record.conversation_id,
+                *author,
+                body,
+                Some(record.message_id),
+                None,
+                now,
+            )
+            .await?;
+            reply_id = Some(id);
+        }
+        if let Some(escalation) = &record.escalation {
+            // One open escalation per conversation: later messages join its transcript.
+            let open: Option<i64> = sqlx::query(
+                "SELECT id FROM escalations WHERE conversation_id = ? AND status IN ('open', 'claimed')",
+            )
+            .bind(record.conversation_id)
+            .fetch_optional(&mut *tx)
+            .await?
+            .map(|row| row.get("id"));
+            if open.is_none() {
+                sqlx::query(
+                    "INSERT INTO escalations (merchant_id, conversation_id, message_id, reason, reason_detail,
+                     summary, suggested_reply, status, created_at, due_at)
+                     VALUES (?, ?, ?, ?, ?, ?, ?, 'open', ?, ?)",
+                )
+                .bind(&merchant_id)
+                .bind(record.conversation_id)
+                .bind(record.message_id)
+                .bind(&escalation.reason)
+                .bind(&escalation.reason_detail)
+                .bind(&escalation.summary)
+                .bind(&escalation.suggested_reply)
+                .bind(now)
+                .bind(escalation.due_at)
+                .execute(&mut *tx)
+                .await?;
+            }
+        }
+        tx.commit().await?;
+        Ok(reply_id)
+    }
+
+    // ---- outbound ------------------------------------------------------------------------
+
+    /// Outbound messages never handed to the channel (for the start-up sweep).
+    pub async fn pending_outbound(&self) -> Result<Vec<i64>> {
+        let rows =
+            sqlx::query("SELECT id FROM messages WHERE direction = 'out' AND status = 'pending' ORDER BY id")
+                .fetch_all(&self.reader)
+                .await?;
+        Ok(rows.iter().map(|row| row.get("id")).collect())
+    }
+
+    /// Sends that were in flight when the process died have an unknown outcome: marking them
+    /// `unknown` (for a person to check) rather than resending keeps "never answered twice".
+    pub async fn mark_interrupted_sends(&self, now: i64) -> Result<u64> {
+        Ok(sqlx::query(
+            "UPDATE messages SET status = 'unknown', error_code = 'interrupted', updated_at = ?
+             WHERE direction = 'out' AND status = 'sending'",
+        )
+        .bind(now)
+        .execute(&self.writer)
+        .await?
+        .rows_affected())
+    }
+
+    /// Takes a pending outbound message for sending (pending -> sending); `None` when another
+    /// task already took it or it is not pending.
+    pub async fn take_outbound(&self, id: i64, now: i64) -> Result<Option<OutboundJob>> {
+        let taken = sqlx::query(
+            "UPDATE messages SET status = 'sending', updated_at = ? WHERE id = ? AND status = 'pending'",
+        )
+        .bind(now)
+        .bind(id)
+        .execute(&self.writer)
+        .await?
+        .rows_affected();
+        if taken == 0 {
+            return Ok(None);
+        }
+        let row = sqlx::query(
+            "SELECT m.id, m.merchant_id, m.body, m.author, cu.phone, cu.opted_out, me.sms_number
+             FROM messages m JOIN conversations c ON c.id = m.conversation_id
+             JOIN customers cu ON cu.id = c.customer_id JOIN merchants me ON me.id = m.merchant_id
+             WHERE m.id = ?",
+        )
+        .bind(id)
+        .fetch_one(&self.writer)
+        .await?;
+        Ok(Some(OutboundJob {
+            id: row.get("id"),
+            merchant_id: row.get("merchant_id"),
+            to: row.get("phone"),
+            from: row.get("sms_number"),
+            body: row.get("body"),
+            author: Author::parse(row.get::<&str, _>("author")),
+            opted_out: row.get("opted_out"),
+        }))
+    }
+
+    pub async fn finish_outbound(
+        &self,
+        id: i64,
+        status: &str,
+        provider_sid: Option<&str>,
+        error_code: Option<&str>,
+        now: i64,
+    ) -> Result<()> {
+        sqlx::query(
+            "UPDATE messages SET status = ?, provider_sid = COALESCE(?, provider_sid), error_code = ?,
+             updated_at = ? WHERE id = ?",
+        )
+        .bind(status)
+        .bind(provider_sid)
+        .bind(error_code)
+        .bind(now)
+        .bind(id)
+        .execute(&self.writer)
+        .await?;
+        Ok(())
+    }
+
+    /// Applies a provider status callback; unknown ids and backward moves are ignored.
+    /// Returns whether a message changed.
+    pub async fn apply_status(
+        &self,
+        provider_sid: &str,
+        status: &str,
+        error_code: Option<&str>,
+        now: i64,
+    ) -> Result<bool> {
+        let mut tx = self.writer.begin().await?;
+        let current: Option<String> =
+            sqlx::query("SELECT status FROM messages WHERE provider_sid = ? AND direction = 'out'")
+                .bind(provider_sid)
+                .fetch_optional(&mut *tx)
+                .await?
+                .map(|row| row.get("status"));
+        let Some(current) = current else { return Ok(false) };
+        if outbound_rank(status) < outbound_rank(&current) || current == status {
+            return Ok(false);
+        }
+        sqlx::query(
+            "UPDATE messages SET status = ?, error_code = COALESCE(?, error_code), updated_at = ?
+             WHERE provider_sid = ? AND direction = 'out'",
+        )
+        .bind(status)
+        .bind(error_code)
+        .bind(now)
+        .bind(provider_sid)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    /// Outbound messages to one customer after `after_id` (the simulator's inbox).
+    pub async fn outbound_since(
+        &self,
+        merchant_id: &str,
+        phone: &str,
+        after_id: i64,
+    ) -> Result<Vec<MessageRow>> {
+        let rows = sqlx::query(
+            "SELECT m.id, m.direction, m.author, m.body, m.status, m.error_code, m.provider_sid, m.created_at
+             FROM messages m JOIN conversations c ON c.id = m.conversation_id
+             JOIN customers cu ON cu.id = c.customer_id
+             WHERE m.merchant_id = ? AND cu.phone = ? AND m.direction = 'out' AND m.id > ? ORDER BY m.id",
+        )
+        .bind(merchant_id)
+        .bind(phone)
+        .bind(after_id)
+        .fetch_all(&self.reader)
+        .await?;
+        Ok(rows.iter().map(message_from_row).collect())
+    }
+
+    pub async fn message(&self, id: i64) -> Result<Option<MessageRow>> {
+        let row = sqlx::query(
+            "SELECT id, direction, author, body, status, error_code, provider_sid, created_at FROM messages
+             WHERE id = ?",
+        )
+        .bind(id)
+        .fetch_optional(&self.reader)
+        .await?;
+        Ok(row.as_ref().map(message_from_row))
+    }
+
+    // ---- conversations -------------------------------------------------------------------
+
+    pub async fn conversations(&self, merchant_id: &str, limit: i64) -> Result<Vec<ConversationRow>> {
+        let rows = sqlx::query(
+            "SELECT c.id, cu.phone, cu.opted_out, c.state, c.updated_at,
+                    (SELECT COUNT(*) FROM messages m WHERE m.conversation_id = c.id) AS n_messages
+             FROM conversations c JOIN customers cu ON cu.id = c.customer_id
+             WHERE c.merchant_id = ? ORDER BY c.updated_at DESC, c.id DESC LIMIT ?",
+        )
+        .bind(merchant_id)
+        .bind(limit)
+        .fetch_all(&self.reader)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                let state: ConversationState = serde_json::from_str(row.get::<&str, _>("state"))?;
+                Ok(ConversationRow {
+                    id: row.get("id"),
+                    customer_phone: row.get("phone"),
+                    opted_out: row.get("opted_out"),
+                    escalated: state.escalated,
+                    n_messages: row.get("n_messages"),
+                    updated_at: row.get("updated_at"),
+                })
+            })
+            .collect()
+    }
+
+    /// A conversation's messages, oldest first; `NotFound` unless it belongs to the merchant.
+    pub async fn transcript(&self, merchant_id: &str, conversation_id: i64) -> Result<Vec<MessageRow>> {
+        let owned = sqlx::query("SELECT id FROM conversations WHERE id = ? AND merchant_id = ?")
+            .bind(conversation_id)
+            .bind(merchant_id)
+            .fetch_optional(&self.reader)
+            .await?;
+        if owned.is_none() {
+            return Err(StoreError::NotFound("conversation"));
+        }
+        let rows = sqlx::query(
+            "SELECT id, direction, author, body, status, error_code, provider_sid, created_at FROM messages
+             WHERE conversation_id = ? ORDER BY id",
+        )
+        .bind(conversation_id)
+        .fetch_all(&self.reader)
+        .await?;
+        Ok(rows.iter().map(message_from_row).collect())
+    }
+
+    // ---- escalations ---------------------------------------------------------------------
+
+    /// The merchant's escalations in the given statuses, oldest first.
+    pub async fn escalations(&self, merchant_id: &str, statuses: &[&str]) -> Result<Vec<EscalationRow>> {
+        let placeholders = vec!["?"; statuses.len()].join(", ");
+        let sql = format!(
+            "{ESCALATION_SELECT} WHERE e.merchant_id = ? AND e.status IN ({placeholders})
+             ORDER BY e.created_at, e.id"
+        );
+        let mut query = sqlx::query(&sql).bind(merchant_id);
+        for status in statuses {
+            query = query.bind(*status);
+        }
+        let rows = query.fetch_all(&self.reader).await?;
+        Ok(rows.iter().map(escalation_from_row).collect())
+    }
+
+    /// One escalation; `NotFound` unless it belongs to the merchant (no existence leak).
+    pub async fn escalation(&self, merchant_id: &str, id: i64) -> Result<EscalationRow> {
+        let sql = format!("{ESCALATION_SELECT} WHERE e.merchant_id = ? AND e.id = ?");
+        let row = sqlx::query(&sql)
+            .bind(merchant_id)
+            .bind(id)
+            .fetch_optional(&self.writer)
+            .await?
+            .ok_or(StoreError::NotFound("escalation"))?;
+        Ok(escalation_from_row(&row))
+    }
+
+    /// Claims an open escalation (or re-claims one the user holds).
+    pub async fn claim(&self, merchant_id: &str, id: i64, user: &User, now: i64) -> Result<EscalationRow> {
+        let escalation = self.escalation(merchant_id, id).await?;
+        match escalation.status.as_str() {
+            "resolved" => return Err(StoreError::Conflict("the escalation is already resolved".into())),
+            "claimed" if escalation.assignee_id != Some(user.id) => {
+                return Err(StoreError::Conflict(format!(
+                    "the escalation is claimed by {}",
+                    escalation.assignee.as_deref().unwrap_or("someone else")
+                )));
+            }
+            _ => {}
+        }
+        sqlx::query(
+            "UPDATE escalations SET status = 'claimed', assignee_id = ?, claimed_at = COALESCE(claimed_at, ?)
+             WHERE id = ? AND merchant_id = ?",
+        )
+        .bind(user.id)
+        .bind(now)
+        .bind(id)
+        .bind(merchant_id)
+        .execute(&self.writer)
+        .await?;
+        self.escalation(merchant_id, id).await
+    }
+
+    pub async fn reassign(
+        &self,
+        merchant_id: &str,
+        id: i64,
+        assignee: &User,
+        now: i64,
+    ) -> Result<EscalationRow> {
+        let escalation = self.escalation(merchant_id, id).await?;
+        if escalation.status == "resolved" {
+            return Err(StoreError::Conflict("the escalation is already resolved".into()));
+        }
+        sqlx::query(
+            "UPDATE escalations SET status = 'claimed', assignee_id = ?, claimed_at = ? WHERE id = ? AND merchant_id = ?",
+        )
+        .bind(assignee.id)
+        .bind(now)
+        .bind(id)
+        .bind(merchant_id)
+        .execute(&self.writer)
+        .await?;
+        self.escalation(merchant_id, id).await
+    }
+
+    /// Records a support agent's reply as a pending outbound message and as a turn in the
+    /// conversation's history. Returns the message id to send.
+    pub async fn human_reply(
+        &self,
+        merchant_id: &str,
+        escalation_id: i64,
+        user: &User,
+        body: &str,
+        now: i64,
+    ) -> Result<i64> {
+        let escalation = self.escalation(merchant_id, escalation_id).await?;
+        let mut tx = self.writer.begin().await?;
+        let row = sqlx::query(
+            "SELECT c.state, cu.opted_out FROM conversations c JOIN customers cu ON cu.id = c.customer_id
+             WHERE c.id = ?",
+        )
+        .bind(escalation.conversation_id)
+        .fetch_one(&mut *tx)
+        .await?;
+        if row.get::<bool, _>("opted_out") {
+            return Err(StoreError::Conflict(
+                "the customer has opted out; nothing may be texted until they reply START".into(),
+            ));
+        }
+        let mut state: ConversationState = serde_json::from_str(row.get::<&str, _>("state"))?;
+        state.turns.push(parley_agent::types::Turn {
+            role: parley_agent::types::Role::Human,
+            text: body.to_owned(),
+        });
+        sqlx::query("UPDATE conversations SET state = ?, updated_at = ? WHERE id = ?")
+            .bind(serde_json::to_string(&state)?)
+            .bind(now)
+            .bind(escalation.conversation_id)
+            .execute(&mut *tx)
+            .await?;
+        let id = insert_outbound(
+            &mut tx,
+            merchant_id,
+            escalation.conversation_id,
+            Author::Human,
+            body,
+            None,
+            Some(user.id),
+            now,
+        )
+        .await?;
+        if escalation.status == "open" {
+            sqlx::query(
+                "UPDATE escalations SET status = 'claimed', assignee_id = ?, claimed_at = ? WHERE id = ?",
+            )
+            .bind(user.id)
+            .bind(now)
+            .bind(escalation_id)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(id)
+    }
+
+    /// Resolves an escalation and hands the conversation back to the AI.
+    pub async fn resolve(&self, merchant_id: &str, id: i64, now: i64) -> Result<EscalationRow> {
+        let escalation = self.escalation(merchant_id, id).await?;
+        if escalation.status == "resolved" {
+            return Err(StoreError::Conflict("the escalation is already resolved".into()));
+        }
+        let mut tx = self.writer.begin().await?;
+        let state: String = sqlx::query("SELECT state FROM conversations WHERE id = ?")
+            .bind(escalation.conversation_id)
+            .fetch_one(&mut *tx)
+            .await?
+            .get("state");
+        let mut state: ConversationState = serde_json::from_str(&state)?;
+        parley_agent::pipeline::hand_back(&mut state);
+        sqlx::query("UPDATE conversations SET state = ?, updated_at = ? WHERE id = ?")
+            .bind(serde_json::to_string(&state)?)
+            .bind(now)
+            .bind(escalation.conversation_id)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("UPDATE escalations SET status = 'resolved', resolved_at = ? WHERE id = ?")
+            .bind(now)
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        self.escalation(merchant_id, id).await
+    }
+
+    // ---- consent -------------------------------------------------------------------------
+
+    pub async fn consent_ledger(&self, merchant_id: &str) -> Result<Vec<ConsentRow>> {
+        let rows = sqlx::query(
+            "SELECT id, phone, action, keyword, source, provider_sid, created_at FROM consent_events
+             WHERE merchant_id = ? ORDER BY id",
+        )
+        .bind(merchant_id)
+        .fetch_all(&self.reader)
+        .await?;
+        Ok(rows
+            .iter()
+            .map(|row| ConsentRow {
+                id: row.get("id"),
+                phone: row.get("phone"),
+                action: row.get("action"),
+                keyword: row.get("keyword"),
+                source: row.get("source"),
+                provider_sid: row.get("provider_sid"),
+                created_at: row.get("created_at"),
+            })
+            .collect())
+    }
+
+    /// Counts used by tests and the restart check: (inbound, outbound replies per inbound max).
+    pub async fn count(&self, sql_table_filter: CountOf) -> Result<i64> {
+        let sql = match sql_table_filter {
+            CountOf::Inbound => "SELECT COUNT(*) AS n FROM messages WHERE direction = 'in'",
+            CountOf::Unprocessed => {
+                "SELECT COUNT(*) AS n FROM messages WHERE direction = 'in' AND status = 'received'"
+            }
+            CountOf::Outbound => "SELECT COUNT(*) AS n FROM messages WHERE direction = 'out'",
+            CountOf::OpenEscalations => {
+                "SELECT COUNT(*) AS n FROM escalations WHERE status IN ('open', 'claimed')"
+            }
+        };
+        Ok(sqlx::query(sql).fetch_one(&self.reader).await?.get("n"))
+    }
+}
+
+/// Counters over the whole store.
+#[derive(Debug, Clone, Copy)]
+pub enum CountOf {
+    Inbound,
+    Unprocessed,
+    Outbound,
+    OpenEscalations,
+}
+
+const ESCALATION_SELECT: &str =
+    "SELECT e.id, e.merchant_id, e.conversation_id, cu.phone, e.reason, e.reason_detail,
+        e.summary, e.suggested_reply, e.status, e.assignee_id, u.name AS assignee, e.created_at, e.due_at,
+        e.claimed_at, e.resolved_at
+     FROM escalations e JOIN conversations c ON c.id = e.conversation_id
+     JOIN customers cu ON cu.id = c.customer_id LEFT JOIN agent_users u ON u.id = e.assignee_id";
+
+#[allow(clippy::too_many_arguments)]
+async fn insert_outbound(
+    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+    merchant_id: &str,
+    conversation_id: i64,
+    author: Author,
+    body: &str,
+    reply_to: Option<i64>,
+    agent_user_id: Option<i64>,
+    now: i64,
+) -> Result<i64> {
+    Ok(sqlx::query(
+        "INSERT INTO messages (merchant_id, conversation_id, direction, author, body, channel, status, reply_to,
+         agent_user_id, created_at, updated_at)
+         VALUES (?, ?, 'out', ?, ?, 'outbound', 'pending', ?, ?, ?, ?) RETURNING id",
+    )
+    .bind(merchant_id)
+    .bind(conversation_id)
+    .bind(author.as_str())
+    .bind(body)
+    .bind(reply_to)
+    .bind(agent_user_id)
+    .bind(now)
+    .bind(now)
+    .fetch_one(&mut **tx)
+    .await?
+    .get("id"))
+}
+
+fn merchant_from_row(row: &sqlx::sqlite::SqliteRow) -> Merchant {
+    Merchant {
+        id: row.get("id"),
+        name: row.get("name"),
+        sms_number: row.get("sms_number"),
+        knowledge_dir: row.get("knowledge_dir"),
+    }
+}
+
+fn user_from_row(row: &sqlx::sqlite::SqliteRow) -> User {
+    User {
+        id: row.get("id"),
+        merchant_id: row.get("merchant_id"),
+        name: row.get("name"),
+        role: row.get::<&str, _>("role").parse().unwrap_or(UserRole::Agent),
+    }
+}
+
+fn message_from_row(row: &sqlx::sqlite::SqliteRow) -> MessageRow {
+    MessageRow {
+        id: row.get("id"),
+        direction: row.get("direction"),
+        author: Author::parse(row.get::<&str, _>("author")),
+        body: row.get("body"),
+        status: row.get("status"),
+        error_code: row.get("error_code"),
+        provider_sid: row.get("provider_sid"),
+        created_at: row.get("created_at"),
+    }
+}
+
+fn escalation_from_row(row: &sqlx::sqlite::SqliteRow) -> EscalationRow {
+    EscalationRow {
+        id: row.get("id"),
+        merchant_id: row.get("merchant_id"),
+        conversation_id: row.get("conversation_id"),
+        customer_phone: row.get("phone"),
+        reason: row.get("reason"),
+        reason_detail: row.get("reason_detail"),
+        summary: row.get("summary"),
+        suggested_reply: row.get("suggested_reply"),
+        status: row.get("status"),
+        assignee: row.get("assignee"),
+        assignee_id: row.get("assignee_id"),
+        created_at: row.get("created_at"),
+        due_at: row.get("due_at"),
+        claimed_at: row.get("claimed_at"),
+        resolved_at: row.get("resolved_at"),
+    }
+}

@@ -1,0 +1,151 @@
+//! Twilio's webhooks: inbound SMS (`/webhooks/twilio/sms`) and delivery status callbacks
+//! (`/webhooks/twilio/status`). Every request is signature-checked before anything is read
+//! into the store; an inbound message is committed before Twilio gets its answer.
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode, Uri, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use secrecy::ExposeSecret;
+
+use crate::store::{NewInbound, Received};
+use crate::twilio::{ReplyMode, TwilioConfig, form_value, parse_form, twiml, verify_signature};
+use crate::{ApiError, AppState, parse_phone};
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/webhooks/twilio/sms", post(inbound_sms))
+        .route("/webhooks/twilio/status", post(status_callback))
+}
+
+fn twiml_response(messages: &[&str]) -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/xml; charset=utf-8")],
+        twiml(messages),
+    )
+        .into_response()
+}
+
+/// Parses the form and checks `X-Twilio-Signature` over the URL Twilio called (our public base
+/// URL plus the path and query received) and every field received.
+fn verified_form(
+    config: &TwilioConfig,
+    headers: &HeaderMap,
+    uri: &Uri,
+    body: &[u8],
+) -> Result<Vec<(String, String)>, ApiError> {
+    let params = parse_form(body).map_err(|err| ApiError::bad_request(err.to_string()))?;
+    let signature = headers
+        .get("x-twilio-signature")
+        .and_then(|value| value.to_str().ok())
+        .unwrap_or_default();
+    let path_and_query = uri.path_and_query().map(|pq| pq.as_str()).unwrap_or("/");
+    let url = config.webhook_url(path_and_query);
+    if signature.is_empty() || !verify_signature(config.auth_token.expose_secret(), &url, &params, signature)
+    {
+        tracing::warn!(
+            path = uri.path(),
+            "rejected a webhook with a missing or invalid signature"
+        );
+        return Err(ApiError::new(StatusCode::FORBIDDEN, "invalid Twilio signature"));
+    }
+    if form_value(&params, "AccountSid") != Some(config.account_sid.as_str()) {
+        return Err(ApiError::new(StatusCode::FORBIDDEN, "unknown AccountSid"));
+    }
+    Ok(params)
+}
+
+fn twilio_config(state: &AppState) -> Result<&TwilioConfig, ApiError> {
+    state
+        .twilio
+        .as_deref()
+        .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "the Twilio channel is not configured"))
+}
+
+fn required<'a>(params: &'a [(String, String)], name: &str) -> Result<&'a str, ApiError> {
+    form_value(params, name)
+        .filter(|value| !value.trim().is_empty())
+        .ok_or_else(|| ApiError::bad_request(format!("missing form field {name}")))
+}
+
+async fn inbound_sms(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    uri: Uri,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let config = twilio_config(&state)?;
+    let params = verified_form(config, &headers, &uri, &body)?;
+    let sid = required(&params, "MessageSid")?;
+    let from = parse_phone(required(&params, "From")?)?;
+    let to = parse_phone(required(&params, "To")?)?;
+    let mut text = form_value(&params, "Body").unwrap_or_default().to_owned();
+    let n_media: usize = form_value(&params, "NumMedia")
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0);
+    if n_media > 0 {
+        // Pictures are not read by the agent; the transcript says one came, for a person.
+        text = format!("{text} [{n_media} attachment(s)]").trim().to_owned();
+    }
+    let merchant = state
+        .service
+        .store
+        .merchant_by_number(&to)
+        .await?
+        .ok_or_else(|| ApiError::not_found("merchant for the number in To"))?;
+    let received = state
+        .service
+        .receive(&NewInbound {
+            merchant_id: &merchant.id,
+            phone: &from,
+            body: &text,
+            channel: "twilio",
+            provider_sid: Some(sid),
+        })
+        .await?;
+    let Received::New { message_id, .. } = received else {
+        // A retry of a message we already hold: its reply (if any) is already on its way.
+        return Ok(twiml_response(&[]));
+    };
+    match config.reply {
+        ReplyMode::Twiml => {
+            let processed = state.service.process(message_id).await?;
+            let reply = match processed.and_then(|p| p.reply) {
+                Some((reply_id, body)) if state.service.mark_sent_inline(reply_id).await? => Some(body),
+                _ => None,
+            };
+            match &reply {
+                Some(body) => Ok(twiml_response(&[body.as_str()])),
+                None => Ok(twiml_response(&[])),
+            }
+        }
+        ReplyMode::Rest => {
+            state.service.spawn_process(message_id);
+            Ok(twiml_response(&[]))
+        }
+    }
+}
+
+async fn status_callback(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    uri: Uri,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let config = twilio_config(&state)?;
+    let params = verified_form(config, &headers, &uri, &body)?;
+    let sid = required(&params, "MessageSid")?;
+    let status = required(&params, "MessageStatus")?;
+    let error_code = form_value(&params, "ErrorCode").filter(|code| !code.is_empty());
+    let changed = state
+        .service
+        .store
+        .apply_status(sid, status, error_code, state.service.now())
+        .await?;
+    if changed {
+        crate::metrics::Metrics::count(&state.service.metrics.outbound, status);
+    }
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
