@@ -7,6 +7,9 @@ root="$(cd "$(dirname "$0")/.." && pwd)"
 need_apt=()
 command -v unzip >/dev/null || need_apt+=(unzip)
 command -v sha256sum >/dev/null || need_apt+=(coreutils)
+# The agent inbox's browser test drives Debian's Chromium through chromedriver.
+[[ -x /usr/bin/chromium ]] || need_apt+=(chromium)
+[[ -x /usr/bin/chromedriver ]] || need_apt+=(chromium-driver)
 if ((${#need_apt[@]})); then
   echo "setup: installing ${need_apt[*]}"
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}" >/dev/null

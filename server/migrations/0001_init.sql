@@ -71,7 +71,7 @@ CREATE TABLE messages (
     author          TEXT NOT NULL CHECK (author IN ('customer', 'ai', 'human', 'compliance')),
     body            TEXT NOT NULL,
     channel         TEXT NOT NULL,
-    -- The provider's id (Twilio MessageSid), unique when known.
+    -- The provider's id (Twilio MessageSid), unique per direction when known.
     provider_sid    TEXT,
     -- in: received -> processed. out: pending -> sending -> queued/sent/delivered, or
     -- undelivered/failed/suppressed/unknown.
@@ -83,7 +83,7 @@ CREATE TABLE messages (
     created_at      BIGINT NOT NULL,
     updated_at      BIGINT NOT NULL
 );
-CREATE UNIQUE INDEX messages_provider_sid ON messages (provider_sid) WHERE provider_sid IS NOT NULL;
+CREATE UNIQUE INDEX messages_provider_sid ON messages (direction, provider_sid) WHERE provider_sid IS NOT NULL;
 CREATE UNIQUE INDEX messages_one_reply ON messages (reply_to) WHERE reply_to IS NOT NULL;
 CREATE INDEX messages_conversation ON messages (conversation_id, id);
 CREATE INDEX messages_status ON messages (status);

@@ -198,11 +198,19 @@ impl Service {
                 due_at: self.now() + i64::try_from(self.sla.as_millis()).unwrap_or(i64::MAX / 2),
             }
         });
+        // One confirmation per opt-out: a customer already opted out who texts STOP again gets
+        // a ledger entry and nothing else.
+        let repeated_opt_out = decision.route == Route::OptOut && pending.opted_out;
+        let reply = decision
+            .reply
+            .clone()
+            .filter(|_| !repeated_opt_out)
+            .map(|body| (author, body));
         let record = DecisionRecord {
             message_id: pending.message_id,
             conversation_id: pending.conversation_id,
             consent,
-            reply: decision.reply.clone().map(|body| (author, body)),
+            reply,
             escalation,
             state: decision.state,
         };

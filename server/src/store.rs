@@ -746,6 +746,18 @@ impl Store {
         Ok(rows.iter().map(message_from_row).collect())
     }
 
+    /// The inbound message a provider id was stored as.
+    pub async fn inbound_by_sid(&self, provider_sid: &str) -> Result<Option<MessageRow>> {
+        let row = sqlx::query(
+            "SELECT id, direction, author, body, status, error_code, provider_sid, created_at FROM messages
+             WHERE provider_sid = ? AND direction = 'in'",
+        )
+        .bind(provider_sid)
+        .fetch_optional(&self.reader)
+        .await?;
+        Ok(row.as_ref().map(message_from_row))
+    }
+
     pub async fn message(&self, id: i64) -> Result<Option<MessageRow>> {
         let row = sqlx::query(
             "SELECT id, direction, author, body, status, error_code, provider_sid, created_at FROM messages
@@ -996,14 +1008,20 @@ impl Store {
             .collect())
     }
 
-    /// Counts used by tests and the restart check: (inbound, outbound replies per inbound max).
-    pub async fn count(&self, sql_table_filter: CountOf) -> Result<i64> {
-        let sql = match sql_table_filter {
+    /// Counts over the whole store (readiness, tests, the restart check).
+    pub async fn count(&self, of: CountOf) -> Result<i64> {
+        let sql = match of {
             CountOf::Inbound => "SELECT COUNT(*) AS n FROM messages WHERE direction = 'in'",
             CountOf::Unprocessed => {
                 "SELECT COUNT(*) AS n FROM messages WHERE direction = 'in' AND status = 'received'"
             }
             CountOf::Outbound => "SELECT COUNT(*) AS n FROM messages WHERE direction = 'out'",
+            CountOf::InFlight => {
+                "SELECT COUNT(*) AS n FROM messages WHERE direction = 'out' AND status IN ('pending', 'sending')"
+            }
+            CountOf::UnknownOutcome => {
+                "SELECT COUNT(*) AS n FROM messages WHERE direction = 'out' AND status = 'unknown'"
+            }
             CountOf::OpenEscalations => {
                 "SELECT COUNT(*) AS n FROM escalations WHERE status IN ('open', 'claimed')"
             }
@@ -1018,6 +1036,10 @@ pub enum CountOf {
     Inbound,
     Unprocessed,
     Outbound,
+    /// Outbound messages not yet handed to the channel, or being handed.
+    InFlight,
+    /// Sends cut off by a crash (recorded, never resent).
+    UnknownOutcome,
     OpenEscalations,
 }
 
@@ -1105,5 +1127,86 @@ fn escalation_from_row(row: &sqlx::sqlite::SqliteRow) -> EscalationRow {
         due_at: row.get("due_at"),
         claimed_at: row.get("claimed_at"),
         resolved_at: row.get("resolved_at"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn store_with_a_customer() -> (tempfile::TempDir, Store, i64) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("parley.db")).await.unwrap();
+        let merchant = Merchant {
+            id: "shop".into(),
+            name: "Shop".into(),
+            sms_number: Some("+15550000000".into()),
+            knowledge_dir: None,
+        };
+        store.upsert_merchant(&merchant, 1).await.unwrap();
+        let inbound = NewInbound {
+            merchant_id: "shop",
+            phone: "+15551112222",
+            body: "STOP",
+            channel: "test",
+            provider_sid: Some("SM1"),
+        };
+        let Received::New { message_id, .. } = store.receive(&inbound, 2).await.unwrap() else {
+            panic!("first receipt is new");
+        };
+        (dir, store, message_id)
+    }
+
+    #[tokio::test]
+    async fn the_consent_ledger_refuses_updates_and_deletes() {
+        let (_dir, store, message_id) = store_with_a_customer().await;
+        let pending = store.pending_inbound(message_id).await.unwrap().unwrap();
+        let record = DecisionRecord {
+            message_id,
+            conversation_id: pending.conversation_id,
+            state: pending.state,
+            consent: Some((ConsentAction::OptOut, "STOP".into())),
+            reply: None,
+            escalation: None,
+        };
+        store.record_decision(&record, 3).await.unwrap();
+        assert_eq!(store.consent_ledger("shop").await.unwrap().len(), 1);
+        for sql in [
+            "UPDATE consent_events SET action = 'opt_in'",
+            "DELETE FROM consent_events",
+        ] {
+            let err = sqlx::query(sql).execute(&store.writer).await.unwrap_err();
+            assert!(err.to_string().contains("append-only"), "{err}");
+        }
+        assert_eq!(store.consent_ledger("shop").await.unwrap()[0].action, "opt_out");
+    }
+
+    #[tokio::test]
+    async fn a_message_is_decided_once_and_a_sid_stored_once() {
+        let (_dir, store, message_id) = store_with_a_customer().await;
+        let again = NewInbound {
+            merchant_id: "shop",
+            phone: "+15551112222",
+            body: "STOP",
+            channel: "test",
+            provider_sid: Some("SM1"),
+        };
+        assert_eq!(store.receive(&again, 5).await.unwrap(), Received::Duplicate);
+        let pending = store.pending_inbound(message_id).await.unwrap().unwrap();
+        let record = DecisionRecord {
+            message_id,
+            conversation_id: pending.conversation_id,
+            state: pending.state,
+            consent: None,
+            reply: Some((Author::Ai, "hello".into())),
+            escalation: None,
+        };
+        assert!(store.record_decision(&record, 6).await.unwrap().is_some());
+        assert!(matches!(
+            store.record_decision(&record, 7).await,
+            Err(StoreError::Conflict(_))
+        ));
+        assert_eq!(store.count(CountOf::Outbound).await.unwrap(), 1);
+        assert!(store.pending_inbound(message_id).await.unwrap().is_none());
     }
 }

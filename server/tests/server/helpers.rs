@@ -1,0 +1,379 @@
+//! `spawn_app()`: the real service (router, store, agent, channel) on 127.0.0.1:0 with its own
+//! database, a manual clock, and (for the Twilio channel) a local fake of Twilio's Messages
+//! API. The knowledge base and classifier are built once per test binary and shared.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use parley_agent::classifier::builtin_examples;
+use parley_agent::{Agent, AgentConfig, Classifier};
+use parley_knowledge::{CachingEmbedder, Embedder, EmbedderConfig, FastEmbedder, KnowledgeBase};
+use parley_prompts::Prompts;
+use parley_server::clock::ManualClock;
+use parley_server::settings::{ChannelKind, Settings};
+use parley_server::store::{CountOf, UserRole};
+use parley_server::twilio::{ReplyMode, TwilioConfig, signature};
+use parley_server::{AppState, build_state, channel_from_settings, new_token, token_hash};
+use serde_json::{Value, json};
+use tokio::sync::OnceCell;
+use wiremock::matchers::{method, path_regex};
+use wiremock::{Mock, MockServer, ResponseTemplate};
+
+pub const TRAILHEAD_NUMBER: &str = "+18005550101";
+pub const ACCOUNT_SID: &str = "AC00000000000000000000000000000001";
+pub const AUTH_TOKEN: &str = "test-auth-token";
+pub const PUBLIC_URL: &str = "https://sms.parley.example";
+/// Start of the manual clock: 2026-11-28T12:00:00Z.
+pub const T0: i64 = 1_795_867_200_000;
+
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
+}
+
+/// The knowledge data directory shared with the agent tests (vectors are reused across runs).
+pub fn shared_knowledge_dir() -> PathBuf {
+    workspace_root().join("target/parley-test-kb")
+}
+
+fn embedder() -> Arc<dyn Embedder> {
+    static EMBEDDER: OnceLock<Arc<CachingEmbedder<FastEmbedder>>> = OnceLock::new();
+    EMBEDDER
+        .get_or_init(|| {
+            let config = EmbedderConfig::for_checkout(&workspace_root());
+            let model = FastEmbedder::load(&config)
+                .expect("embedding model missing: run `make models` (scripts/fetch-models.sh)");
+            Arc::new(CachingEmbedder::new(model, 50_000))
+        })
+        .clone()
+}
+
+struct Shared {
+    knowledge: Arc<KnowledgeBase>,
+    classifier: Arc<Classifier>,
+}
+
+async fn shared() -> &'static Shared {
+    static SHARED: OnceCell<Shared> = OnceCell::const_new();
+    SHARED
+        .get_or_init(|| async {
+            let knowledge = KnowledgeBase::open_embedded(embedder(), &shared_knowledge_dir()).unwrap();
+            for merchant in ["trailhead", "glowleaf"] {
+                let dir = workspace_root().join("fixtures/merchants").join(merchant);
+                knowledge.ingest_dir(&dir, &|_, _| {}).await.unwrap();
+            }
+            let embedder = embedder();
+            let classifier = tokio::task::spawn_blocking(move || {
+                Classifier::train(embedder.as_ref(), builtin_examples()).unwrap()
+            })
+            .await
+            .unwrap();
+            Shared {
+                knowledge: Arc::new(knowledge),
+                classifier: Arc::new(classifier),
+            }
+        })
+        .await
+}
+
+pub async fn knowledge() -> Arc<KnowledgeBase> {
+    shared().await.knowledge.clone()
+}
+
+/// How the app under test talks SMS.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Channel {
+    Simulator,
+    /// Twilio webhooks; replies inline as TwiML.
+    TwilioTwiml,
+    /// Twilio webhooks; replies through the (fake) Messages REST API.
+    TwilioRest,
+}
+
+pub struct TestApp {
+    pub addr: String,
+    pub client: reqwest::Client,
+    pub state: AppState,
+    pub clock: ManualClock,
+    /// The fake Twilio Messages API (Twilio channels only).
+    pub twilio: Option<MockServer>,
+    _data_dir: tempfile::TempDir,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+pub async fn spawn_app(channel: Channel) -> TestApp {
+    let data_dir = tempfile::tempdir().unwrap();
+    let mut settings = Settings::load(None).unwrap();
+    settings.data_dir = data_dir.path().to_owned();
+    settings.server.max_body_bytes = 16 * 1024;
+    let twilio = match channel {
+        Channel::Simulator => None,
+        Channel::TwilioTwiml | Channel::TwilioRest => {
+            let server = MockServer::start().await;
+            settings.channel = ChannelKind::Twilio;
+            let config: TwilioConfig = serde_json::from_value(json!({
+                "account_sid": ACCOUNT_SID,
+                "auth_token": AUTH_TOKEN,
+                "public_url": PUBLIC_URL,
+                "api_base": server.uri(),
+                "reply": if channel == Channel::TwilioTwiml { "twiml" } else { "rest" },
+                "retry_backoff": 1,
+            }))
+            .unwrap();
+            assert_eq!(
+                config.reply,
+                if channel == Channel::TwilioTwiml {
+                    ReplyMode::Twiml
+                } else {
+                    ReplyMode::Rest
+                }
+            );
+            settings.twilio = Some(config);
+            Some(server)
+        }
+    };
+    let shared = shared().await;
+    let agent = Agent::new(
+        shared.knowledge.clone(),
+        shared.classifier.clone(),
+        None,
+        Arc::new(Prompts::builtin()),
+        AgentConfig::default(),
+    );
+    let clock = ManualClock::at(T0);
+    let channel = channel_from_settings(&settings).unwrap();
+    let state = build_state(
+        &settings,
+        shared.knowledge.clone(),
+        agent,
+        channel,
+        Arc::new(clock.clone()),
+    )
+    .await
+    .unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = format!("http://{}", listener.local_addr().unwrap());
+    let (shutdown, stop) = tokio::sync::oneshot::channel::<()>();
+    let served = state.clone();
+    tokio::spawn(async move {
+        parley_server::run(listener, served, async {
+            let _ = stop.await;
+        })
+        .await
+        .unwrap();
+    });
+    TestApp {
+        addr,
+        client: reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap(),
+        state,
+        clock,
+        twilio,
+        _data_dir: data_dir,
+        shutdown: Some(shutdown),
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some(shutdown) = self.shutdown.take() {
+            let _ = shutdown.send(());
+        }
+    }
+}
+
+/// A Twilio inbound-message form, in the field order Twilio sends.
+pub fn inbound_form(sid: &str, from: &str, to: &str, body: &str) -> Vec<(String, String)> {
+    [
+        ("ToCountry", "US"),
+        ("SmsMessageSid", sid),
+        ("NumMedia", "0"),
+        ("SmsSid", sid),
+        ("SmsStatus", "received"),
+        ("Body", body),
+        ("To", to),
+        ("NumSegments", "1"),
+        ("MessageSid", sid),
+        ("AccountSid", ACCOUNT_SID),
+        ("From", from),
+        ("ApiVersion", "2010-04-01"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+    .collect()
+}
+
+pub fn encode_form(params: &[(String, String)]) -> String {
+    let mut out = String::new();
+    for (i, (name, value)) in params.iter().enumerate() {
+        if i > 0 {
+            out.push('&');
+        }
+        out.push_str(&percent(name));
+        out.push('=');
+        out.push_str(&percent(value));
+    }
+    out
+}
+
+fn percent(text: &str) -> String {
+    let mut out = String::new();
+    for byte in text.bytes() {
+        match byte {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => out.push(byte as char),
+            b' ' => out.push('+'),
+            _ => out.push_str(&format!("%{byte:02X}")),
+        }
+    }
+    out
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.addr)
+    }
+
+    /// POSTs a form to a Twilio webhook path, signed as Twilio would sign it.
+    pub async fn post_signed(&self, path: &str, params: &[(String, String)]) -> reqwest::Response {
+        let signed = signature(AUTH_TOKEN, &format!("{PUBLIC_URL}{path}"), params);
+        self.post_form(path, encode_form(params).into_bytes(), Some(&signed))
+            .await
+    }
+
+    pub async fn post_form(&self, path: &str, body: Vec<u8>, signature: Option<&str>) -> reqwest::Response {
+        let mut request = self
+            .client
+            .post(self.url(path))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(body);
+        if let Some(signature) = signature {
+            request = request.header("x-twilio-signature", signature);
+        }
+        request.send().await.unwrap()
+    }
+
+    /// A customer texts the merchant through the Twilio webhook.
+    pub async fn text(&self, sid: &str, from: &str, to: &str, body: &str) -> reqwest::Response {
+        self.post_signed("/webhooks/twilio/sms", &inbound_form(sid, from, to, body))
+            .await
+    }
+
+    /// A customer texts through the simulator; returns the JSON result.
+    pub async fn simulate(&self, merchant: &str, from: &str, body: &str) -> Value {
+        let response = self
+            .client
+            .post(self.url("/v1/simulator/messages"))
+            .json(&json!({ "merchant_id": merchant, "from": from, "body": body }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200, "simulator refused {body:?}");
+        response.json().await.unwrap()
+    }
+
+    /// Creates a support user and returns its bearer token.
+    pub async fn token(&self, merchant: &str, name: &str, role: UserRole) -> String {
+        let token = new_token();
+        self.state
+            .service
+            .store
+            .create_user(merchant, name, role, &token_hash(&token), T0)
+            .await
+            .unwrap();
+        token
+    }
+
+    pub async fn get(&self, path: &str, token: &str) -> reqwest::Response {
+        self.client
+            .get(self.url(path))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    pub async fn post_json(&self, path: &str, token: &str, body: Value) -> reqwest::Response {
+        self.client
+            .post(self.url(path))
+            .bearer_auth(token)
+            .json(&body)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    pub async fn count(&self, of: CountOf) -> i64 {
+        self.state.service.store.count(of).await.unwrap()
+    }
+
+    /// A GET without credentials, answered with JSON.
+    pub async fn get_public(&self, path: &str) -> Value {
+        let response = self.client.get(self.url(path)).send().await.unwrap();
+        assert_eq!(response.status(), 200, "{path}");
+        response.json().await.unwrap()
+    }
+
+    /// What was texted to `phone`, oldest first.
+    pub async fn sent_to(&self, merchant: &str, phone: &str) -> Vec<parley_server::store::MessageRow> {
+        self.state
+            .service
+            .store
+            .outbound_since(merchant, phone, 0)
+            .await
+            .unwrap()
+    }
+
+    pub async fn assert_nothing_stored(&self) {
+        assert_eq!(self.count(CountOf::Inbound).await, 0, "inbound messages stored");
+        assert_eq!(self.count(CountOf::Outbound).await, 0, "outbound messages stored");
+    }
+
+    /// Waits for background decisions and sends (REST reply mode) to finish.
+    pub async fn settle(&self) {
+        tokio::time::timeout(Duration::from_secs(60), self.state.service.idle())
+            .await
+            .expect("background work did not finish");
+    }
+
+    /// Requests the fake Twilio received on the Messages endpoint, as parsed forms.
+    pub async fn twilio_sends(&self) -> Vec<Vec<(String, String)>> {
+        let Some(server) = &self.twilio else {
+            return Vec::new();
+        };
+        server
+            .received_requests()
+            .await
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|request| request.url.path().ends_with("/Messages.json"))
+            .map(|request| parley_server::twilio::parse_form(&request.body).unwrap())
+            .collect()
+    }
+}
+
+/// Makes the fake Twilio accept every message, answering with sids `SM<n>` like the real API.
+pub async fn accept_all_messages(server: &MockServer) {
+    let counter = Arc::new(std::sync::atomic::AtomicU64::new(1));
+    Mock::given(method("POST"))
+        .and(path_regex(r"^/2010-04-01/Accounts/AC[0-9a-f]+/Messages\.json$"))
+        .respond_with(move |_: &wiremock::Request| {
+            let n = counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            ResponseTemplate::new(201).set_body_json(json!({
+                "sid": format!("SMfa4e{n:028x}"),
+                "status": "queued",
+                "account_sid": ACCOUNT_SID,
+                "api_version": "2010-04-01",
+            }))
+        })
+        .mount(server)
+        .await;
+}
+
+pub fn form_value<'a>(form: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    parley_server::twilio::form_value(form, name)
+}

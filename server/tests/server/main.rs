@@ -1,0 +1,9 @@
+//! The service's integration tests: the real server on 127.0.0.1:0 (and, for restart
+//! safety, the real `parley` binary), real SQLite, the real agent and embedding model, and a
+//! local fake of Twilio's REST API.
+
+mod api;
+mod browser;
+mod helpers;
+mod restart;
+mod webhooks;
