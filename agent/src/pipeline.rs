@@ -708,7 +708,7 @@ impl Agent {
                 "risks": work.classification.as_ref().map(|c| c.risks.iter().map(|r| r.to_string()).collect::<Vec<_>>()).unwrap_or_default(),
                 "message": work.inbound.text,
                 "orders": own_orders,
-                "sources": work.hits.iter().take(3).map(|h| h.chunk.source.clone()).collect::<Vec<_>>(),
+                "sources": crate::text::unique(work.hits.iter().map(|h| h.chunk.source.clone())).into_iter().take(3).collect::<Vec<_>>(),
                 "ai_turns": work.state.ai_turns,
             }),
         )?;

@@ -117,6 +117,30 @@ mod tests {
     }
 
     #[test]
+    fn handoff_summary_puts_one_fact_per_line() {
+        let text = Prompts::builtin()
+            .render(
+                "handoff_summary",
+                json!({
+                    "reason": "customer asked for a person", "intent": "human_request", "risks": [],
+                    "message": "a human please", "orders": [], "sources": ["policies/contact.txt"],
+                    "ai_turns": 1,
+                }),
+            )
+            .unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(
+            lines,
+            [
+                "Escalated: customer asked for a person. Intent: human_request.",
+                "Customer said: \"a human please\"",
+                "Relevant knowledge: policies/contact.txt.",
+                "The AI answered 1 earlier message(s) in this conversation.",
+            ]
+        );
+    }
+
+    #[test]
     fn system_prompt_lists_only_real_offers() {
         let text = Prompts::builtin()
             .render("system", json!({"merchant": merchant()}))
