@@ -559,31 +559,38 @@ impl Agent {
         action: ComplianceAction,
     ) -> Result<Decision, AgentError> {
         let merchant = merchant_context(work.catalog.data());
+        // One confirmation per opt-out: a number already opted out that says STOP again is
+        // still an opt-out (the caller records it) but gets no second text.
+        let already_opted_out = work.state.opted_out;
         let (route, template) = match action {
             ComplianceAction::OptOut => {
                 work.state.opted_out = true;
-                (Route::OptOut, "opt_out")
+                (Route::OptOut, (!already_opted_out).then_some("opt_out"))
             }
             ComplianceAction::OptIn => {
                 work.state.opted_out = false;
-                (Route::OptIn, "opt_in")
+                (Route::OptIn, Some("opt_in"))
             }
-            ComplianceAction::Help => (Route::Help, "help"),
+            ComplianceAction::Help => (Route::Help, Some("help")),
         };
-        let reply = self.prompts.render(template, json!({ "merchant": merchant }))?;
+        let reply = template
+            .map(|template| self.prompts.render(template, json!({ "merchant": merchant })))
+            .transpose()?;
         push_turn(
             &mut work.state,
             Role::Customer,
             work.inbound.text,
             self.config.history_turns,
         );
-        push_turn(&mut work.state, Role::Agent, &reply, self.config.history_turns);
+        if let Some(reply) = &reply {
+            push_turn(&mut work.state, Role::Agent, reply, self.config.history_turns);
+        }
         Ok(self.finish(
             work,
             route,
             None,
             1.0,
-            Some(reply),
+            reply,
             Vec::new(),
             Vec::new(),
             None,

@@ -18,5 +18,5 @@ pub use embedded::EmbeddedIndex;
 pub use error::{KnowledgeError, Result};
 pub use index::{IndexedChunk, KnowledgeIndex, SearchHit, SearchQuery};
 pub use ingest::{IngestProgress, IngestReport, KnowledgeBase};
-pub use merchant::{MerchantConfig, MerchantData, MerchantId, Offer};
+pub use merchant::{MerchantConfig, MerchantData, MerchantId, Offer, is_e164};
 pub use shopify::{Fulfillment, LineItem, Order, Product, Variant};

@@ -57,6 +57,12 @@ impl fmt::Display for MerchantId {
     }
 }
 
+/// Whether `raw` is an E.164 phone number: `+` then 8 to 15 digits, nothing else.
+pub fn is_e164(raw: &str) -> bool {
+    raw.strip_prefix('+')
+        .is_some_and(|digits| (8..=15).contains(&digits.len()) && digits.bytes().all(|b| b.is_ascii_digit()))
+}
+
 /// A discount the merchant really offers. The agent may mention these codes and no others.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -187,14 +193,13 @@ fn validate_config(config: &MerchantConfig, path: &Path) -> Result<()> {
             format!("`timezone` {tz:?} is not an IANA time zone name such as America/Denver"),
         ));
     }
-    if let Some(number) = &config.sms_number {
-        let digits = number.strip_prefix('+').unwrap_or_default();
-        if !(8..=15).contains(&digits.len()) || !digits.bytes().all(|b| b.is_ascii_digit()) {
-            return Err(KnowledgeError::invalid(
-                path,
-                format!("`sms_number` {number:?} is not an E.164 number such as +15551234567"),
-            ));
-        }
+    if let Some(number) = &config.sms_number
+        && !is_e164(number)
+    {
+        return Err(KnowledgeError::invalid(
+            path,
+            format!("`sms_number` {number:?} is not an E.164 number such as +15551234567"),
+        ));
     }
     for offer in &config.offers {
         let code_ok = !offer.code.is_empty()
@@ -300,4 +305,26 @@ fn collect_files(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_e164;
+
+    #[test]
+    fn e164_is_plus_and_8_to_15_digits() {
+        for good in ["+15551234567", "+4930123456", "+123456789012345"] {
+            assert!(is_e164(good), "{good}");
+        }
+        for bad in [
+            "15551234567",
+            "+1555",
+            "+1234567890123456",
+            "+1 555 123 4567",
+            "+1555123456x",
+            "",
+        ] {
+            assert!(!is_e164(bad), "{bad}");
+        }
+    }
 }

@@ -122,47 +122,14 @@ async fn search(
 
 // ---- escalations ---------------------------------------------------------------------------
 
-#[derive(Debug, Serialize)]
-pub struct MessageView {
-    pub id: i64,
-    pub direction: String,
-    pub author: crate::store::Author,
-    pub body: String,
-    pub status: String,
-    pub error_code: Option<String>,
-    pub created_at: String,
-}
-
-impl From<MessageRow> for MessageView {
-    fn from(row: MessageRow) -> Self {
-        Self {
-            id: row.id,
-            direction: row.direction,
-            author: row.author,
-            body: row.body,
-            status: row.status,
-            error_code: row.error_code,
-            created_at: rfc3339(row.created_at),
-        }
-    }
-}
-
+/// An escalation as agents see it: the stored row, its SLA state and the conversation so far.
 #[derive(Debug, Serialize)]
 pub struct EscalationView {
-    pub id: i64,
-    pub conversation_id: i64,
-    pub customer_phone: String,
-    pub reason: String,
-    pub reason_detail: String,
-    pub summary: String,
-    pub suggested_reply: Option<String>,
-    pub status: String,
-    pub assignee: Option<String>,
-    pub created_at: String,
-    pub due_at: String,
+    #[serde(flatten)]
+    pub row: EscalationRow,
     /// Past its SLA and still not resolved.
     pub overdue: bool,
-    pub transcript: Vec<MessageView>,
+    pub transcript: Vec<MessageRow>,
 }
 
 pub async fn escalation_view(state: &AppState, row: EscalationRow) -> Result<EscalationView, ApiError> {
@@ -171,21 +138,10 @@ pub async fn escalation_view(state: &AppState, row: EscalationRow) -> Result<Esc
         .store
         .transcript(&row.merchant_id, row.conversation_id)
         .await?;
-    let now = state.service.now();
     Ok(EscalationView {
-        id: row.id,
-        conversation_id: row.conversation_id,
-        customer_phone: row.customer_phone,
-        reason: row.reason,
-        reason_detail: row.reason_detail,
-        summary: row.summary,
-        suggested_reply: row.suggested_reply,
-        overdue: row.status != "resolved" && now > row.due_at,
-        status: row.status,
-        assignee: row.assignee,
-        created_at: rfc3339(row.created_at),
-        due_at: rfc3339(row.due_at),
-        transcript: transcript.into_iter().map(MessageView::from).collect(),
+        overdue: row.status != "resolved" && state.service.now() > row.due_at,
+        row,
+        transcript,
     })
 }
 
@@ -196,9 +152,12 @@ struct ListParams {
     status: Option<String>,
 }
 
-pub fn statuses(filter: Option<&str>) -> Result<&'static [&'static str], ApiError> {
+/// Escalations waiting for or held by a person.
+pub const ACTIVE: &[&str] = &["open", "claimed"];
+
+fn statuses(filter: Option<&str>) -> Result<&'static [&'static str], ApiError> {
     match filter.unwrap_or("active") {
-        "active" => Ok(&["open", "claimed"]),
+        "active" => Ok(ACTIVE),
         "open" => Ok(&["open"]),
         "claimed" => Ok(&["claimed"]),
         "resolved" => Ok(&["resolved"]),
@@ -263,7 +222,7 @@ pub struct ReplyRequest {
 
 #[derive(Serialize)]
 struct ReplyResponse {
-    message: MessageView,
+    message: MessageRow,
     escalation: EscalationView,
 }
 
@@ -322,7 +281,7 @@ async fn reply(
     let message = send_human_reply(&state, user, &merchant_id, id, &request.body).await?;
     let row = state.service.store.escalation(&merchant_id, id).await?;
     Ok(Json(ReplyResponse {
-        message: message.into(),
+        message,
         escalation: escalation_view(&state, row).await?,
     }))
 }
@@ -377,16 +336,6 @@ async fn reassign(
 
 // ---- conversations and consent -------------------------------------------------------------
 
-#[derive(Serialize)]
-struct ConversationSummary {
-    id: i64,
-    customer_phone: String,
-    opted_out: bool,
-    escalated: bool,
-    n_messages: i64,
-    updated_at: String,
-}
-
 #[derive(Deserialize)]
 struct ConversationParams {
     #[serde(default = "default_page")]
@@ -407,22 +356,11 @@ async fn list_conversations(
     if !(1..=1000).contains(&params.limit) {
         return Err(ApiError::bad_request("`limit` must be between 1 and 1000"));
     }
-    let rows = state
+    let conversations = state
         .service
         .store
         .conversations(&merchant_id, params.limit)
         .await?;
-    let conversations: Vec<ConversationSummary> = rows
-        .into_iter()
-        .map(|row| ConversationSummary {
-            id: row.id,
-            customer_phone: row.customer_phone,
-            opted_out: row.opted_out,
-            escalated: row.escalated,
-            n_messages: row.n_messages,
-            updated_at: rfc3339(row.updated_at),
-        })
-        .collect();
     Ok(Json(serde_json::json!({ "conversations": conversations })))
 }
 
@@ -432,13 +370,12 @@ async fn get_conversation(
     UrlPath((merchant_id, id)): UrlPath<(String, i64)>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     user.require(&merchant_id, UserRole::Admin)?;
-    let messages: Vec<MessageView> = state
+    let messages: Vec<MessageRow> = state
         .service
         .store
         .transcript(&merchant_id, id)
         .await?
         .into_iter()
-        .map(MessageView::from)
         .collect();
     Ok(Json(serde_json::json!({ "id": id, "messages": messages })))
 }
@@ -524,12 +461,18 @@ async fn upload_knowledge(
             data.config.id.as_str()
         )));
     }
-    let merchant = Merchant {
-        id: merchant_id.clone(),
-        name: data.config.name.clone(),
-        sms_number: data.config.sms_number.clone(),
-        knowledge_dir: None,
-    };
+    // A number another merchant owns would be refused after the ingest: refuse it first, so a
+    // rejected upload leaves the current knowledge in place.
+    if let Some(number) = &data.config.sms_number
+        && let Some(owner) = state.service.store.merchant_by_number(number).await?
+        && owner.id != merchant_id
+    {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            format!("sms_number {number} already belongs to another merchant"),
+        ));
+    }
+    let (name, sms_number) = (data.config.name.clone(), data.config.sms_number.clone());
     let report = state.knowledge.ingest(data, &|_, _| {}).await?;
     // Keep the uploaded directory for re-ingest: swap it in by rename (same file system).
     let target = state.merchants_dir.join(&merchant_id);
@@ -541,8 +484,10 @@ async fn upload_knowledge(
     std::fs::rename(&root, &target).map_err(|err| ApiError::internal(&err))?;
     let _ = std::fs::remove_dir_all(&old);
     let merchant = Merchant {
+        id: merchant_id,
+        name,
+        sms_number,
         knowledge_dir: Some(target.display().to_string()),
-        ..merchant
     };
     state
         .service
@@ -730,14 +675,13 @@ async fn simulator_inbox(
 ) -> Result<Json<serde_json::Value>, ApiError> {
     require_simulator(&state)?;
     let phone = parse_phone(&params.phone)?;
-    let messages: Vec<MessageView> = state
+    let messages: Vec<MessageRow> = state
         .service
         .store
         .outbound_since(&params.merchant_id, &phone, params.after)
         .await?
         .into_iter()
         .filter(|m| m.status != "suppressed")
-        .map(MessageView::from)
         .collect();
     Ok(Json(serde_json::json!({ "messages": messages })))
 }

@@ -5,13 +5,15 @@
 use std::fmt::Write as _;
 
 use axum::Router;
-use axum::extract::{Form, Path, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::extract::{Form, FromRequestParts, Path, State};
+use axum::http::request::Parts;
+use axum::http::{StatusCode, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use serde::Deserialize;
 
-use crate::api::{EscalationView, escalation_view, send_human_reply, statuses};
+use crate::api::{ACTIVE, EscalationView, escalation_view, send_human_reply};
+use crate::markup::escape;
 use crate::store::User;
 use crate::{ApiError, AppState, SESSION_COOKIE, session_token, token_hash};
 
@@ -32,21 +34,6 @@ table{border-collapse:collapse;width:100%}td,th{border-bottom:1px solid #ddd;pad
 .in{background:#eee}.out{background:#dbeafe;margin-left:auto}.meta{color:#666;font-size:.8rem}
 textarea{width:100%;min-height:6rem}.error{color:#b00}form.inline{display:inline}";
 
-fn escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
-
 fn page(title: &str, body: &str) -> Html<String> {
     Html(format!(
         "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>{} · Parley inbox</title>\
@@ -55,15 +42,21 @@ fn page(title: &str, body: &str) -> Html<String> {
     ))
 }
 
-/// The logged-in agent, or a redirect to the login page.
-async fn session_user(state: &AppState, headers: &HeaderMap) -> Result<User, Response> {
-    let Some(token) = session_token(headers) else {
-        return Err(Redirect::to("/inbox/login").into_response());
-    };
-    match state.service.store.user_by_token_hash(&token_hash(&token)).await {
-        Ok(Some(user)) => Ok(user),
-        Ok(None) => Err(Redirect::to("/inbox/login").into_response()),
-        Err(err) => Err(ApiError::from(err).into_response()),
+/// The logged-in agent; a request without a valid session is sent to the login page.
+struct InboxUser(User);
+
+impl FromRequestParts<AppState> for InboxUser {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Response> {
+        let Some(token) = session_token(&parts.headers) else {
+            return Err(Redirect::to("/inbox/login").into_response());
+        };
+        match state.service.store.user_by_token_hash(&token_hash(&token)).await {
+            Ok(Some(user)) => Ok(InboxUser(user)),
+            Ok(None) => Err(Redirect::to("/inbox/login").into_response()),
+            Err(err) => Err(ApiError::from(err).into_response()),
+        }
     }
 }
 
@@ -138,19 +131,8 @@ fn header_bar(user: &User) -> String {
     )
 }
 
-async fn queue(State(state): State<AppState>, headers: HeaderMap) -> Response {
-    let user = match session_user(&state, &headers).await {
-        Ok(user) => user,
-        Err(response) => return response,
-    };
-    let rows = match statuses(None) {
-        Ok(statuses) => state.service.store.escalations(&user.merchant_id, statuses).await,
-        Err(err) => return err.into_response(),
-    };
-    let rows = match rows {
-        Ok(rows) => rows,
-        Err(err) => return ApiError::from(err).into_response(),
-    };
+async fn queue(State(state): State<AppState>, InboxUser(user): InboxUser) -> Result<Html<String>, ApiError> {
+    let rows = state.service.store.escalations(&user.merchant_id, ACTIVE).await?;
     let now = state.service.now();
     let mut table = String::from(
         "<table id=\"queue\"><tr><th>#</th><th>Customer</th><th>Reason</th><th>Summary</th>\
@@ -183,39 +165,39 @@ async fn queue(State(state): State<AppState>, headers: HeaderMap) -> Response {
     } else {
         ""
     };
-    page(
+    Ok(page(
         "Queue",
         &format!(
             "{}<h1>Escalations ({})</h1>{empty}{table}",
             header_bar(&user),
             rows.len()
         ),
-    )
-    .into_response()
+    ))
 }
 
 fn conversation_html(user: &User, view: &EscalationView, error: Option<&str>) -> String {
+    let escalation = &view.row;
     let mut html = header_bar(user);
     let _ = write!(
         html,
         "<p><a href=\"/inbox\">← Queue</a></p><h1>Escalation {id} · {phone}</h1>\
          <p><b>Status:</b> <span id=\"status\">{status}</span>{assignee} · <b>Reason:</b> {reason}{overdue}</p>\
          <p><b>Summary:</b> {summary}</p>",
-        id = view.id,
-        phone = escape(&view.customer_phone),
-        status = escape(&view.status),
-        assignee = view
+        id = escalation.id,
+        phone = escape(&escalation.customer_phone),
+        status = escape(&escalation.status),
+        assignee = escalation
             .assignee
             .as_deref()
             .map(|a| format!(" by <span id=\"assignee\">{}</span>", escape(a)))
             .unwrap_or_default(),
-        reason = escape(&view.reason_detail),
+        reason = escape(&escalation.reason_detail),
         overdue = if view.overdue {
             " · <span class=\"overdue\">overdue</span>"
         } else {
             ""
         },
-        summary = escape(&view.summary),
+        summary = escape(&escalation.summary),
     );
     if let Some(error) = error {
         let _ = write!(html, "<p class=\"error\" id=\"error\">{}</p>", escape(error));
@@ -228,14 +210,14 @@ fn conversation_html(user: &User, view: &EscalationView, error: Option<&str>) ->
             dir = if message.direction == "in" { "in" } else { "out" },
             body = escape(&message.body),
             author = message_author(message.author),
-            at = escape(&message.created_at),
+            at = crate::clock::rfc3339(message.created_at),
             status = escape(&message.status),
         );
     }
     html.push_str("</div>");
-    if view.status != "resolved" {
-        let id = view.id;
-        if view.status == "open" {
+    if escalation.status != "resolved" {
+        let id = escalation.id;
+        if escalation.status == "open" {
             let _ = write!(
                 html,
                 "<form method=\"post\" action=\"/inbox/escalations/{id}/claim\"><button type=\"submit\" id=\"claim\">Claim</button></form>"
@@ -249,7 +231,7 @@ fn conversation_html(user: &User, view: &EscalationView, error: Option<&str>) ->
              <button type=\"submit\" id=\"send\">Send</button></form>\
              <form method=\"post\" action=\"/inbox/escalations/{id}/resolve\">\
              <button type=\"submit\" id=\"resolve\">Resolve and hand back to the AI</button></form>",
-            draft = escape(view.suggested_reply.as_deref().unwrap_or_default()),
+            draft = escape(escalation.suggested_reply.as_deref().unwrap_or_default()),
         );
     }
     html
@@ -289,22 +271,19 @@ async fn render_conversation(state: &AppState, user: &User, id: i64, error: Opti
     }
 }
 
-async fn conversation(State(state): State<AppState>, headers: HeaderMap, Path(id): Path<i64>) -> Response {
-    match session_user(&state, &headers).await {
-        Ok(user) => render_conversation(&state, &user, id, None).await,
-        Err(response) => response,
-    }
+async fn conversation(
+    State(state): State<AppState>,
+    InboxUser(user): InboxUser,
+    Path(id): Path<i64>,
+) -> Response {
+    render_conversation(&state, &user, id, None).await
 }
 
 fn back_to(id: i64) -> Response {
     Redirect::to(&format!("/inbox/escalations/{id}")).into_response()
 }
 
-async fn claim(State(state): State<AppState>, headers: HeaderMap, Path(id): Path<i64>) -> Response {
-    let user = match session_user(&state, &headers).await {
-        Ok(user) => user,
-        Err(response) => return response,
-    };
+async fn claim(State(state): State<AppState>, InboxUser(user): InboxUser, Path(id): Path<i64>) -> Response {
     match state
         .service
         .store
@@ -323,25 +302,17 @@ struct ReplyForm {
 
 async fn reply(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    InboxUser(user): InboxUser,
     Path(id): Path<i64>,
     Form(form): Form<ReplyForm>,
 ) -> Response {
-    let user = match session_user(&state, &headers).await {
-        Ok(user) => user,
-        Err(response) => return response,
-    };
     match send_human_reply(&state, &user, &user.merchant_id, id, &form.body).await {
         Ok(_) => back_to(id),
         Err(err) => render_conversation(&state, &user, id, Some(&err.message)).await,
     }
 }
 
-async fn resolve(State(state): State<AppState>, headers: HeaderMap, Path(id): Path<i64>) -> Response {
-    let user = match session_user(&state, &headers).await {
-        Ok(user) => user,
-        Err(response) => return response,
-    };
+async fn resolve(State(state): State<AppState>, InboxUser(user): InboxUser, Path(id): Path<i64>) -> Response {
     match state
         .service
         .store

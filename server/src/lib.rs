@@ -5,6 +5,7 @@ pub mod api;
 pub mod channel;
 pub mod clock;
 pub mod inbox;
+pub mod markup;
 pub mod metrics;
 pub mod service;
 pub mod settings;
@@ -386,8 +387,7 @@ async fn metrics(State(state): State<AppState>) -> Response {
 /// Validates a customer phone number: E.164 (`+` and 8 to 15 digits).
 pub fn parse_phone(raw: &str) -> Result<String, ApiError> {
     let raw = raw.trim();
-    let digits = raw.strip_prefix('+').unwrap_or_default();
-    if (8..=15).contains(&digits.len()) && digits.bytes().all(|b| b.is_ascii_digit()) {
+    if parley_knowledge::is_e164(raw) {
         Ok(raw.to_owned())
     } else {
         Err(ApiError::bad_request(

@@ -221,75 +221,92 @@ async fn record_knowledge_dir(
     Ok(())
 }
 
+/// A phone texting through the simulator channel of a running `parley serve`.
+struct SimulatedPhone {
+    client: reqwest::Client,
+    url: String,
+    merchant: String,
+    from: String,
+    /// The newest message this phone has shown.
+    last_seen: tokio::sync::Mutex<i64>,
+}
+
+impl SimulatedPhone {
+    /// What the phone received after message `after`.
+    async fn received(&self, after: i64) -> anyhow::Result<Vec<serde_json::Value>> {
+        let response = self
+            .client
+            .get(format!("{}/v1/simulator/messages", self.url))
+            .query(&[
+                ("merchant_id", self.merchant.as_str()),
+                ("phone", self.from.as_str()),
+                ("after", &after.to_string()),
+            ])
+            .send()
+            .await
+            .with_context(|| format!("connecting to {}; is `parley serve` running?", self.url))?;
+        let mut body: serde_json::Value = response.error_for_status()?.json().await?;
+        Ok(match body["messages"].take() {
+            serde_json::Value::Array(messages) => messages,
+            _ => Vec::new(),
+        })
+    }
+
+    /// Prints what arrived since the last look (AI replies and people's from the inbox).
+    async fn print_new(&self) -> anyhow::Result<()> {
+        let mut last_seen = self.last_seen.lock().await;
+        for message in self.received(*last_seen).await? {
+            let who = match message["author"].as_str() {
+                Some("human") => "agent",
+                Some("compliance") => "auto",
+                _ => "store",
+            };
+            println!("{who}> {}", message["body"].as_str().unwrap_or_default());
+            *last_seen = (*last_seen).max(message["id"].as_i64().unwrap_or(0));
+        }
+        Ok(())
+    }
+
+    /// Texts the merchant; answers whether the conversation went to a person. A refusal (bad
+    /// number, unknown merchant) is printed; only an unreachable server is an error.
+    async fn send(&self, text: &str) -> anyhow::Result<bool> {
+        let response = self
+            .client
+            .post(format!("{}/v1/simulator/messages", self.url))
+            .json(&serde_json::json!({ "merchant_id": self.merchant, "from": self.from, "body": text }))
+            .send()
+            .await?;
+        let status = response.status();
+        if !status.is_success() {
+            let body = response.text().await.unwrap_or_default();
+            eprintln!("error {status}: {body}");
+            return Ok(false);
+        }
+        let result: serde_json::Value = response.json().await?;
+        Ok(result["escalated"].as_bool() == Some(true))
+    }
+}
+
 /// The simulator's terminal phone: each line typed is texted to the merchant; replies (the
 /// AI's and a person's from the inbox) are printed as they arrive.
 async fn chat(url: &str, merchant: &str, from: &str) -> anyhow::Result<()> {
-    let client = reqwest::Client::new();
-    let url = url.trim_end_matches('/').to_owned();
-    let last_seen = Arc::new(tokio::sync::Mutex::new(0_i64));
-    let print_new = {
-        let (client, url, merchant, from, last_seen) = (
-            client.clone(),
-            url.clone(),
-            merchant.to_owned(),
-            from.to_owned(),
-            last_seen.clone(),
-        );
-        move || {
-            let (client, url, merchant, from, last_seen) = (
-                client.clone(),
-                url.clone(),
-                merchant.clone(),
-                from.clone(),
-                last_seen.clone(),
-            );
-            async move {
-                let mut after = last_seen.lock().await;
-                let response = client
-                    .get(format!("{url}/v1/simulator/messages"))
-                    .query(&[
-                        ("merchant_id", merchant.as_str()),
-                        ("phone", from.as_str()),
-                        ("after", &after.to_string()),
-                    ])
-                    .send()
-                    .await?;
-                let body: serde_json::Value = response.error_for_status()?.json().await?;
-                for message in body["messages"].as_array().into_iter().flatten() {
-                    let who = match message["author"].as_str() {
-                        Some("human") => "agent",
-                        Some("compliance") => "auto",
-                        _ => "store",
-                    };
-                    println!("{who}> {}", message["body"].as_str().unwrap_or_default());
-                    *after = (*after).max(message["id"].as_i64().unwrap_or(0));
-                }
-                anyhow::Ok(())
-            }
-        }
-    };
+    let phone = Arc::new(SimulatedPhone {
+        client: reqwest::Client::new(),
+        url: url.trim_end_matches('/').to_owned(),
+        merchant: merchant.to_owned(),
+        from: from.to_owned(),
+        last_seen: tokio::sync::Mutex::new(0),
+    });
     // Skip what this phone received before this session.
-    {
-        let response = client
-            .get(format!("{url}/v1/simulator/messages"))
-            .query(&[("merchant_id", merchant), ("phone", from)])
-            .send()
-            .await
-            .with_context(|| format!("connecting to {url}; is `parley serve` running?"))?;
-        let body: serde_json::Value = response.error_for_status()?.json().await?;
-        let newest = body["messages"]
-            .as_array()
-            .and_then(|m| m.last())
-            .and_then(|m| m["id"].as_i64());
-        *last_seen.lock().await = newest.unwrap_or(0);
-    }
+    let earlier = phone.received(0).await?;
+    *phone.last_seen.lock().await = earlier.last().and_then(|m| m["id"].as_i64()).unwrap_or(0);
     println!("texting {merchant} as {from} (type a message, Ctrl-D to quit)");
     let poller = {
-        let print_new = print_new.clone();
+        let phone = phone.clone();
         tokio::spawn(async move {
             loop {
                 tokio::time::sleep(std::time::Duration::from_secs(2)).await;
-                if let Err(err) = print_new().await {
+                if let Err(err) = phone.print_new().await {
                     eprintln!("(checking for replies failed: {err})");
                 }
             }
@@ -309,20 +326,9 @@ async fn chat(url: &str, merchant: &str, from: &str) -> anyhow::Result<()> {
         if line.is_empty() {
             continue;
         }
-        let response = client
-            .post(format!("{url}/v1/simulator/messages"))
-            .json(&serde_json::json!({ "merchant_id": merchant, "from": from, "body": line }))
-            .send()
-            .await?;
-        if !response.status().is_success() {
-            let status = response.status();
-            let body = response.text().await.unwrap_or_default();
-            eprintln!("error {status}: {body}");
-            continue;
-        }
-        let result: serde_json::Value = response.json().await?;
-        print_new().await?;
-        if result["escalated"].as_bool() == Some(true) {
+        let escalated = phone.send(line).await?;
+        phone.print_new().await?;
+        if escalated {
             println!("(handed to a person: answer it in the inbox at {url}/inbox)");
         }
     }

@@ -118,12 +118,10 @@ impl Service {
         let Some(pending) = self.store.pending_inbound(message_id).await? else {
             return Ok(None);
         };
-        let record = match self.decide(&pending).await {
+        let (record, route_name) = match self.decide(&pending).await {
             Some(decision) => self.record_for(&pending, decision),
             None => self.failure_record(&pending),
         };
-        let route_name = record.1;
-        let record = record.0;
         let reply_body = record.reply.as_ref().map(|(_, body)| body.clone());
         let escalated = record.escalation.is_some();
         match self.store.record_decision(&record, self.now()).await {
@@ -198,14 +196,7 @@ impl Service {
                 due_at: self.now() + i64::try_from(self.sla.as_millis()).unwrap_or(i64::MAX / 2),
             }
         });
-        // One confirmation per opt-out: a customer already opted out who texts STOP again gets
-        // a ledger entry and nothing else.
-        let repeated_opt_out = decision.route == Route::OptOut && pending.opted_out;
-        let reply = decision
-            .reply
-            .clone()
-            .filter(|_| !repeated_opt_out)
-            .map(|body| (author, body));
+        let reply = decision.reply.clone().map(|body| (author, body));
         let record = DecisionRecord {
             message_id: pending.message_id,
             conversation_id: pending.conversation_id,
@@ -246,7 +237,7 @@ impl Service {
         let Some(job) = self.store.take_outbound(message_id, self.now()).await? else {
             return Ok(());
         };
-        if job.opted_out && job.author != Author::Compliance {
+        if !job.may_send() {
             self.store
                 .finish_outbound(job.id, "suppressed", None, Some("opted_out"), self.now())
                 .await?;
@@ -286,7 +277,7 @@ impl Service {
         let Some(job) = self.store.take_outbound(message_id, self.now()).await? else {
             return Ok(false);
         };
-        let allowed = !job.opted_out || job.author == Author::Compliance;
+        let allowed = job.may_send();
         let status = if allowed { "sent" } else { "suppressed" };
         Metrics::count(&self.metrics.outbound, status);
         self.store

@@ -186,6 +186,14 @@ pub struct OutboundJob {
     pub opted_out: bool,
 }
 
+impl OutboundJob {
+    /// Consent at send time: an opted-out number gets compliance confirmations only.
+    pub fn may_send(&self) -> bool {
+        !self.opted_out || self.author == Author::Compliance
+    }
+}
+
+/// A stored message; serialized as the APIs show it (times in RFC 3339).
 #[derive(Debug, Clone, Serialize)]
 pub struct MessageRow {
     pub id: i64,
@@ -194,13 +202,17 @@ pub struct MessageRow {
     pub body: String,
     pub status: String,
     pub error_code: Option<String>,
+    #[serde(skip)]
     pub provider_sid: Option<String>,
+    #[serde(serialize_with = "crate::clock::serialize_rfc3339")]
     pub created_at: i64,
 }
 
+/// A stored escalation; serialized as the APIs show it (times in RFC 3339, internal ids out).
 #[derive(Debug, Clone, Serialize)]
 pub struct EscalationRow {
     pub id: i64,
+    #[serde(skip)]
     pub merchant_id: String,
     pub conversation_id: i64,
     pub customer_phone: String,
@@ -210,10 +222,15 @@ pub struct EscalationRow {
     pub suggested_reply: Option<String>,
     pub status: String,
     pub assignee: Option<String>,
+    #[serde(skip)]
     pub assignee_id: Option<i64>,
+    #[serde(serialize_with = "crate::clock::serialize_rfc3339")]
     pub created_at: i64,
+    #[serde(serialize_with = "crate::clock::serialize_rfc3339")]
     pub due_at: i64,
+    #[serde(skip)]
     pub claimed_at: Option<i64>,
+    #[serde(skip)]
     pub resolved_at: Option<i64>,
 }
 
@@ -224,6 +241,7 @@ pub struct ConversationRow {
     pub opted_out: bool,
     pub escalated: bool,
     pub n_messages: i64,
+    #[serde(serialize_with = "crate::clock::serialize_rfc3339")]
     pub updated_at: i64,
 }
 
@@ -859,16 +877,7 @@ impl Store {
             }
             _ => {}
         }
-        sqlx::query(
-            "UPDATE escalations SET status = 'claimed', assignee_id = ?, claimed_at = COALESCE(claimed_at, ?)
-             WHERE id = ? AND merchant_id = ?",
-        )
-        .bind(user.id)
-        .bind(now)
-        .bind(id)
-        .bind(merchant_id)
-        .execute(&self.writer)
-        .await?;
+        take_escalation(&self.writer, id, user.id, now).await?;
         self.escalation(merchant_id, id).await
     }
 
@@ -941,15 +950,9 @@ impl Store {
             now,
         )
         .await?;
+        // Answering an unclaimed escalation takes it.
         if escalation.status == "open" {
-            sqlx::query(
-                "UPDATE escalations SET status = 'claimed', assignee_id = ?, claimed_at = ? WHERE id = ?",
-            )
-            .bind(user.id)
-            .bind(now)
-            .bind(escalation_id)
-            .execute(&mut *tx)
-            .await?;
+            take_escalation(&mut *tx, escalation_id, user.id, now).await?;
         }
         tx.commit().await?;
         Ok(id)
@@ -1049,6 +1052,26 @@ const ESCALATION_SELECT: &str =
         e.claimed_at, e.resolved_at
      FROM escalations e JOIN conversations c ON c.id = e.conversation_id
      JOIN customers cu ON cu.id = c.customer_id LEFT JOIN agent_users u ON u.id = e.assignee_id";
+
+/// Marks an escalation claimed by `user_id`, keeping the time it was first claimed. Callers
+/// have checked it belongs to their merchant.
+async fn take_escalation(
+    executor: impl sqlx::SqliteExecutor<'_>,
+    id: i64,
+    user_id: i64,
+    now: i64,
+) -> Result<()> {
+    sqlx::query(
+        "UPDATE escalations SET status = 'claimed', assignee_id = ?, claimed_at = COALESCE(claimed_at, ?)
+         WHERE id = ?",
+    )
+    .bind(user_id)
+    .bind(now)
+    .bind(id)
+    .execute(executor)
+    .await?;
+    Ok(())
+}
 
 #[allow(clippy::too_many_arguments)]
 async fn insert_outbound(

@@ -169,27 +169,11 @@ pub fn twiml(messages: &[&str]) -> String {
     let mut xml = format!("{XML_DECLARATION}<Response>");
     for message in messages {
         xml.push_str("<Message>");
-        push_xml_escaped(&mut xml, message);
+        crate::markup::push_escaped(&mut xml, message);
         xml.push_str("</Message>");
     }
     xml.push_str("</Response>");
     xml
-}
-
-fn push_xml_escaped(xml: &mut String, text: &str) {
-    for c in text.chars() {
-        match c {
-            '&' => xml.push_str("&amp;"),
-            '<' => xml.push_str("&lt;"),
-            '>' => xml.push_str("&gt;"),
-            '"' => xml.push_str("&quot;"),
-            '\'' => xml.push_str("&apos;"),
-            // XML 1.0 cannot carry these at all, even escaped; one stray control character in
-            // a generated reply would otherwise make Twilio reject the whole response.
-            '\u{0}'..='\u{8}' | '\u{b}' | '\u{c}' | '\u{e}'..='\u{1f}' | '\u{fffe}' | '\u{ffff}' => {}
-            c => xml.push(c),
-        }
-    }
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -4,8 +4,8 @@
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode, Uri, header};
+use axum::extract::{FromRequest, Request, State};
+use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use secrecy::ExposeSecret;
@@ -28,40 +28,55 @@ fn twiml_response(messages: &[&str]) -> Response {
         .into_response()
 }
 
-/// Parses the form and checks `X-Twilio-Signature` over the URL Twilio called (our public base
-/// URL plus the path and query received) and every field received.
-fn verified_form(
-    config: &TwilioConfig,
-    headers: &HeaderMap,
-    uri: &Uri,
-    body: &[u8],
-) -> Result<Vec<(String, String)>, ApiError> {
-    let params = parse_form(body).map_err(|err| ApiError::bad_request(err.to_string()))?;
-    let signature = headers
-        .get("x-twilio-signature")
-        .and_then(|value| value.to_str().ok())
-        .unwrap_or_default();
-    let path_and_query = uri.path_and_query().map(|pq| pq.as_str()).unwrap_or("/");
-    let url = config.webhook_url(path_and_query);
-    if signature.is_empty() || !verify_signature(config.auth_token.expose_secret(), &url, &params, signature)
-    {
-        tracing::warn!(
-            path = uri.path(),
-            "rejected a webhook with a missing or invalid signature"
-        );
-        return Err(ApiError::new(StatusCode::FORBIDDEN, "invalid Twilio signature"));
-    }
-    if form_value(&params, "AccountSid") != Some(config.account_sid.as_str()) {
-        return Err(ApiError::new(StatusCode::FORBIDDEN, "unknown AccountSid"));
-    }
-    Ok(params)
-}
-
 fn twilio_config(state: &AppState) -> Result<&TwilioConfig, ApiError> {
     state
         .twilio
         .as_deref()
         .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "the Twilio channel is not configured"))
+}
+
+/// A webhook's form fields, extracted only if `X-Twilio-Signature` matches the URL Twilio
+/// called (our public base URL plus the path and query received) and every field received,
+/// and the AccountSid is ours. Nothing reads a field before this passes.
+struct SignedForm(Vec<(String, String)>);
+
+impl FromRequest<AppState> for SignedForm {
+    type Rejection = Response;
+
+    async fn from_request(request: Request, state: &AppState) -> Result<Self, Response> {
+        let config = twilio_config(state).map_err(IntoResponse::into_response)?;
+        let signature = request
+            .headers()
+            .get("x-twilio-signature")
+            .and_then(|value| value.to_str().ok())
+            .unwrap_or_default()
+            .to_owned();
+        let path_and_query = request
+            .uri()
+            .path_and_query()
+            .map_or("/", |pq| pq.as_str())
+            .to_owned();
+        // The body limit applies here: an oversized body is a 413 before any parsing.
+        let body = Bytes::from_request(request, state)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        let params =
+            parse_form(&body).map_err(|err| ApiError::bad_request(err.to_string()).into_response())?;
+        let url = config.webhook_url(&path_and_query);
+        if signature.is_empty()
+            || !verify_signature(config.auth_token.expose_secret(), &url, &params, &signature)
+        {
+            tracing::warn!(
+                path = path_and_query.split('?').next().unwrap_or_default(),
+                "rejected a webhook with a missing or invalid signature"
+            );
+            return Err(ApiError::new(StatusCode::FORBIDDEN, "invalid Twilio signature").into_response());
+        }
+        if form_value(&params, "AccountSid") != Some(config.account_sid.as_str()) {
+            return Err(ApiError::new(StatusCode::FORBIDDEN, "unknown AccountSid").into_response());
+        }
+        Ok(Self(params))
+    }
 }
 
 fn required<'a>(params: &'a [(String, String)], name: &str) -> Result<&'a str, ApiError> {
@@ -72,12 +87,9 @@ fn required<'a>(params: &'a [(String, String)], name: &str) -> Result<&'a str, A
 
 async fn inbound_sms(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    uri: Uri,
-    body: Bytes,
+    SignedForm(params): SignedForm,
 ) -> Result<Response, ApiError> {
     let config = twilio_config(&state)?;
-    let params = verified_form(config, &headers, &uri, &body)?;
     let sid = required(&params, "MessageSid")?;
     let from = parse_phone(required(&params, "From")?)?;
     let to = parse_phone(required(&params, "To")?)?;
@@ -130,12 +142,8 @@ async fn inbound_sms(
 
 async fn status_callback(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    uri: Uri,
-    body: Bytes,
+    SignedForm(params): SignedForm,
 ) -> Result<Response, ApiError> {
-    let config = twilio_config(&state)?;
-    let params = verified_form(config, &headers, &uri, &body)?;
     let sid = required(&params, "MessageSid")?;
     let status = required(&params, "MessageStatus")?;
     let error_code = form_value(&params, "ErrorCode").filter(|code| !code.is_empty());

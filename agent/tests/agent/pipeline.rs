@@ -75,6 +75,11 @@ async fn stop_is_honoured_before_anything_else_and_start_undoes_it() {
     assert_eq!(after.route, Route::Escalate);
     assert_eq!(after.reply, None);
     assert_eq!(after.escalation_reason(), Some(&EscalationReason::OptedOut));
+    // One confirmation: STOP again is still an opt-out, but nothing is texted.
+    let again = chat.say("stop").await;
+    assert_eq!(again.route, Route::OptOut);
+    assert_eq!(again.reply, None);
+    assert!(chat.state.opted_out);
 
     let start = chat.say("START").await;
     assert_eq!(start.route, Route::OptIn);

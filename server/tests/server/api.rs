@@ -334,6 +334,12 @@ async fn merchants_upload_and_reingest_their_knowledge() {
         .await
         .unwrap();
     assert_eq!(response.status(), 400);
+    // Another merchant's number: refused before the ingest replaces anything.
+    let response = upload(tar_of_merchant(&source, "uploadco", TRAILHEAD_NUMBER))
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 409);
+    assert!(response.text().await.unwrap().contains(TRAILHEAD_NUMBER));
     // Nothing half-written: no directory kept.
     assert!(!app.state.merchants_dir.join("uploadco").exists());
 
