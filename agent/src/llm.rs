@@ -19,6 +19,7 @@ use async_openai::types::chat::{
     CreateChatCompletionRequest, CreateChatCompletionResponse,
 };
 use async_trait::async_trait;
+use backon::Retryable as _;
 use parley_knowledge::text::count_tokens;
 use parley_prompts::Prompts;
 use serde::{Deserialize, Deserializer, Serialize};
@@ -331,46 +332,56 @@ impl LlmGenerator {
         request: CreateChatCompletionRequest,
     ) -> Result<CreateChatCompletionResponse, GenerateError> {
         let n_attempts = self.config.max_retries + 1;
-        let mut backoff = self.config.initial_backoff;
         let mut attempt = 1;
-        loop {
-            let started = Instant::now();
-            let error = match self.client.chat().create(request.clone()).await {
-                Ok(response) => {
-                    debug!(
-                        attempt,
-                        elapsed_ms = started.elapsed().as_millis() as u64,
-                        "model answered"
-                    );
-                    return Ok(response);
-                }
-                Err(error) => classify(error),
-            };
-            match error {
-                Failure::Permanent(reason) => {
-                    warn!(attempt, %reason, "model request failed; not retrying");
-                    return Err(GenerateError::Unavailable(format!("llm: {reason}")));
-                }
-                Failure::Transient(reason) if attempt >= n_attempts => {
-                    warn!(attempt, %reason, "model request failed; no retries left");
-                    return Err(GenerateError::Unavailable(format!(
-                        "llm: {n_attempts} attempts failed, the last: {reason}"
-                    )));
-                }
-                Failure::Transient(reason) => {
-                    warn!(
-                        attempt,
-                        %reason,
-                        backoff_ms = backoff.as_millis() as u64,
-                        "model request failed; retrying"
-                    );
-                    tokio::time::sleep(backoff).await;
-                    backoff = (backoff * 2).min(MAX_BACKOFF);
-                    attempt += 1;
-                }
+        let started = Instant::now();
+        let result = (|| async { self.client.chat().create(request.clone()).await.map_err(classify) })
+            .retry(backoff_policy(
+                self.config.initial_backoff,
+                self.config.max_retries,
+            ))
+            .sleep(tokio::time::sleep)
+            .when(|failure| matches!(failure, Failure::Transient(_)))
+            .notify(|failure, backoff| {
+                warn!(
+                    attempt,
+                    reason = %failure.reason(),
+                    backoff_ms = backoff.as_millis() as u64,
+                    "model request failed; retrying"
+                );
+                attempt += 1;
+            })
+            .await;
+        match result {
+            Ok(response) => {
+                debug!(
+                    elapsed_ms = started.elapsed().as_millis() as u64,
+                    "model answered"
+                );
+                Ok(response)
+            }
+            Err(Failure::Permanent(reason)) => {
+                warn!(%reason, "model request failed; not retrying");
+                Err(GenerateError::Unavailable(format!("llm: {reason}")))
+            }
+            Err(Failure::Transient(reason)) => {
+                warn!(n_attempts, %reason, "model request failed; no retries left");
+                Err(GenerateError::Unavailable(format!(
+                    "llm: {n_attempts} attempts failed, the last: {reason}"
+                )))
             }
         }
     }
+}
+
+/// The retry policy for calls to external APIs (the LLM here, Twilio in the server):
+/// exponential backoff from `initial`, doubling up to 5 s, for at most `max_retries` retries;
+/// no jitter, so waits are predictable in logs and tests.
+pub fn backoff_policy(initial: Duration, max_retries: u32) -> backon::ExponentialBuilder {
+    backon::ExponentialBuilder::default()
+        .with_min_delay(initial)
+        .with_max_delay(MAX_BACKOFF)
+        .with_factor(2.0)
+        .with_max_times(max_retries as usize)
 }
 
 #[async_trait]
@@ -420,6 +431,14 @@ fn is_escalation(text: &str) -> bool {
 enum Failure {
     Transient(String),
     Permanent(String),
+}
+
+impl Failure {
+    fn reason(&self) -> &str {
+        match self {
+            Failure::Transient(reason) | Failure::Permanent(reason) => reason,
+        }
+    }
 }
 
 fn classify(error: OpenAIError) -> Failure {

@@ -4,9 +4,11 @@ use std::borrow::Cow;
 use std::error::Error as _;
 use std::time::Duration;
 
+use backon::Retryable as _;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use hmac::{Hmac, Mac};
+use parley_agent::llm::backoff_policy;
 use percent_encoding::percent_decode;
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
@@ -15,9 +17,6 @@ use tracing::{debug, warn};
 
 /// Twilio refuses longer bodies (error 21617), so a send fails here, before using a request.
 const MAX_BODY_CHARS: usize = 1600;
-
-/// Backoff never grows past this: a reply that arrives minutes late is worse than a hand-off.
-const MAX_BACKOFF: Duration = Duration::from_secs(5);
 
 // ---------------------------------------------------------------------------------------------
 // Webhook forms
@@ -433,33 +432,36 @@ impl TwilioClient {
         }
         let form = self.form(message);
         let n_attempts = self.config.max_retries + 1;
-        let mut backoff = self.config.retry_backoff;
         let mut attempt = 1;
-        loop {
-            // Logs carry the attempt and the problem only: never the number or the body.
-            let problem = match self.attempt(&form).await {
-                Ok(sent) => {
-                    debug!(attempt, sid = %sent.sid, status = %sent.status, "Twilio accepted the message");
-                    return Ok(sent);
+        // Logs carry the attempt and the problem only: never the number or the body.
+        let result = (|| self.attempt(&form))
+            .retry(backoff_policy(self.config.retry_backoff, self.config.max_retries))
+            .sleep(tokio::time::sleep)
+            .when(|failure| matches!(failure, Failure::Transient(_)))
+            .notify(|failure, backoff| {
+                if let Failure::Transient(problem) = failure {
+                    warn!(
+                        attempt,
+                        %problem,
+                        backoff_ms = backoff.as_millis() as u64,
+                        "Twilio send failed; retrying"
+                    );
                 }
-                Err(Failure::Permanent(error)) => return Err(error),
-                Err(Failure::Transient(problem)) => problem,
-            };
-            if attempt >= n_attempts {
-                warn!(attempt, %problem, "Twilio send failed; no retries left");
-                return Err(SendError::Unavailable(format!(
-                    "{n_attempts} attempts failed, the last: {problem}"
-                )));
+                attempt += 1;
+            })
+            .await;
+        match result {
+            Ok(sent) => {
+                debug!(sid = %sent.sid, status = %sent.status, "Twilio accepted the message");
+                Ok(sent)
             }
-            warn!(
-                attempt,
-                %problem,
-                backoff_ms = backoff.as_millis() as u64,
-                "Twilio send failed; retrying"
-            );
-            tokio::time::sleep(backoff).await;
-            backoff = (backoff * 2).min(MAX_BACKOFF);
-            attempt += 1;
+            Err(Failure::Permanent(error)) => Err(error),
+            Err(Failure::Transient(problem)) => {
+                warn!(n_attempts, %problem, "Twilio send failed; no retries left");
+                Err(SendError::Unavailable(format!(
+                    "{n_attempts} attempts failed, the last: {problem}"
+                )))
+            }
         }
     }
 
