@@ -69,6 +69,21 @@ pub struct FastEmbedder {
     batch_size: usize,
 }
 
+/// The checkout's model (see [`EmbedderConfig::for_checkout`]) behind a vector cache, loaded
+/// once per process and shared: tests and benches embed the same fixture passages over and
+/// over, and loading the model costs about a second. Fails if `make models` has not run.
+pub fn checkout_embedder(root: &Path) -> Result<std::sync::Arc<dyn Embedder>> {
+    static LOADED: Mutex<Option<std::sync::Arc<CachingEmbedder<FastEmbedder>>>> = Mutex::new(None);
+    let mut loaded = LOADED.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some(embedder) = loaded.as_ref() {
+        return Ok(embedder.clone());
+    }
+    let model = FastEmbedder::load(&EmbedderConfig::for_checkout(root))?;
+    let embedder = std::sync::Arc::new(CachingEmbedder::new(model, 100_000));
+    *loaded = Some(embedder.clone());
+    Ok(embedder)
+}
+
 impl std::fmt::Debug for FastEmbedder {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("FastEmbedder")

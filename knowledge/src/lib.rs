@@ -13,7 +13,7 @@ pub mod shopify;
 pub mod text;
 
 pub use chunk::{Chunk, ChunkConfig, ChunkKind};
-pub use embed::{CachingEmbedder, Embedder, EmbedderConfig, FastEmbedder};
+pub use embed::{CachingEmbedder, Embedder, EmbedderConfig, FastEmbedder, checkout_embedder};
 pub use embedded::EmbeddedIndex;
 pub use error::{KnowledgeError, Result};
 pub use index::{IndexedChunk, KnowledgeIndex, SearchHit, SearchQuery};

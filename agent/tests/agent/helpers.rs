@@ -3,11 +3,11 @@
 //! the vectors), and an [`Agent`] over them.
 
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
 use parley_agent::classifier::builtin_examples;
 use parley_agent::{Agent, AgentConfig, Classifier, ConversationState, Decision, Generator, Inbound};
-use parley_knowledge::{CachingEmbedder, Embedder, EmbedderConfig, FastEmbedder, KnowledgeBase, MerchantId};
+use parley_knowledge::{Embedder, KnowledgeBase, MerchantId, checkout_embedder};
 use parley_prompts::Prompts;
 use serde_json::json;
 use tokio::sync::OnceCell;
@@ -20,16 +20,10 @@ pub fn workspace_root() -> PathBuf {
         .to_path_buf()
 }
 
+/// The real model, loaded once per process (shared with every other test binary's helpers).
 pub fn embedder() -> Arc<dyn Embedder> {
-    static EMBEDDER: OnceLock<Arc<CachingEmbedder<FastEmbedder>>> = OnceLock::new();
-    EMBEDDER
-        .get_or_init(|| {
-            let config = EmbedderConfig::for_checkout(&workspace_root());
-            let model = FastEmbedder::load(&config)
-                .expect("embedding model missing: run `make models` (scripts/fetch-models.sh)");
-            Arc::new(CachingEmbedder::new(model, 50_000))
-        })
-        .clone()
+    checkout_embedder(&workspace_root())
+        .expect("embedding model missing: run `make models` (scripts/fetch-models.sh)")
 }
 
 struct Shared {

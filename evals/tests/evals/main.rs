@@ -7,7 +7,7 @@ use std::sync::Arc;
 use parley_agent::classifier::builtin_examples;
 use parley_agent::{Agent, AgentConfig, Classifier};
 use parley_evals::{Gates, Suite, check_gates, run_suites};
-use parley_knowledge::{CachingEmbedder, EmbedderConfig, FastEmbedder, KnowledgeBase};
+use parley_knowledge::{KnowledgeBase, checkout_embedder};
 use parley_prompts::Prompts;
 
 fn workspace_root() -> PathBuf {
@@ -20,8 +20,7 @@ fn workspace_root() -> PathBuf {
 /// One agent over trailhead. The knowledge directory under `target/` is shared with the
 /// agent's tests, so vectors are embedded once per build tree.
 async fn agent() -> Agent {
-    let config = EmbedderConfig::for_checkout(&workspace_root());
-    let embedder = Arc::new(CachingEmbedder::new(FastEmbedder::load(&config).unwrap(), 10_000));
+    let embedder = checkout_embedder(&workspace_root()).unwrap();
     let knowledge =
         KnowledgeBase::open_embedded(embedder.clone(), &workspace_root().join("target/parley-test-kb"))
             .unwrap();

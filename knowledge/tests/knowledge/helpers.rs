@@ -1,11 +1,9 @@
 //! Shared test setup: one real embedder per test binary, fixture paths, scratch knowledge bases.
 
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
-use parley_knowledge::{
-    CachingEmbedder, Embedder, EmbedderConfig, FastEmbedder, KnowledgeBase, MerchantData,
-};
+use parley_knowledge::{Embedder, KnowledgeBase, MerchantData, checkout_embedder};
 
 pub fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -18,18 +16,10 @@ pub fn merchant_fixture(name: &str) -> PathBuf {
     workspace_root().join("fixtures/merchants").join(name)
 }
 
-/// The real model, loaded once and behind a cache: every test ingests the same fixture
-/// passages, and embedding a 200-token passage costs ~60 ms of one core.
+/// The real model, loaded once per process (shared with every other test binary's helpers).
 pub fn embedder() -> Arc<dyn Embedder> {
-    static EMBEDDER: OnceLock<Arc<CachingEmbedder<FastEmbedder>>> = OnceLock::new();
-    EMBEDDER
-        .get_or_init(|| {
-            let config = EmbedderConfig::for_checkout(&workspace_root());
-            let model = FastEmbedder::load(&config)
-                .expect("embedding model missing: run `make models` (scripts/fetch-models.sh)");
-            Arc::new(CachingEmbedder::new(model, 100_000))
-        })
-        .clone()
+    checkout_embedder(&workspace_root())
+        .expect("embedding model missing: run `make models` (scripts/fetch-models.sh)")
 }
 
 pub fn no_progress() -> &'static (dyn Fn(usize, usize) + Send + Sync) {

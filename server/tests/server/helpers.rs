@@ -3,12 +3,12 @@
 //! API. The knowledge base and classifier are built once per test binary and shared.
 
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 use parley_agent::classifier::builtin_examples;
 use parley_agent::{Agent, AgentConfig, Classifier};
-use parley_knowledge::{CachingEmbedder, Embedder, EmbedderConfig, FastEmbedder, KnowledgeBase};
+use parley_knowledge::{Embedder, KnowledgeBase, checkout_embedder};
 use parley_prompts::Prompts;
 use parley_server::clock::ManualClock;
 use parley_server::settings::{ChannelKind, Settings};
@@ -40,15 +40,8 @@ pub fn shared_knowledge_dir() -> PathBuf {
 }
 
 fn embedder() -> Arc<dyn Embedder> {
-    static EMBEDDER: OnceLock<Arc<CachingEmbedder<FastEmbedder>>> = OnceLock::new();
-    EMBEDDER
-        .get_or_init(|| {
-            let config = EmbedderConfig::for_checkout(&workspace_root());
-            let model = FastEmbedder::load(&config)
-                .expect("embedding model missing: run `make models` (scripts/fetch-models.sh)");
-            Arc::new(CachingEmbedder::new(model, 50_000))
-        })
-        .clone()
+    checkout_embedder(&workspace_root())
+        .expect("embedding model missing: run `make models` (scripts/fetch-models.sh)")
 }
 
 struct Shared {
