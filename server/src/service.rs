@@ -84,10 +84,6 @@ impl Service {
         self.clock.now_ms()
     }
 
-    pub fn sla(&self) -> Duration {
-        self.sla
-    }
-
     /// Stores an inbound message; the caller acknowledges the provider only after this.
     pub async fn receive(&self, inbound: &NewInbound<'_>) -> Result<Received, ServiceError> {
         let received = self.store.receive(inbound, self.now()).await?;
@@ -102,19 +98,19 @@ impl Service {
     /// Decides a stored inbound message and commits the result. A message already processed
     /// (by another task, or before a restart) yields `None`.
     pub async fn process(&self, message_id: i64) -> Result<Option<Processed>, ServiceError> {
-        let Some(first_look) = self.store.pending_inbound(message_id).await? else {
+        let Some(conversation_id) = self.store.conversation_of(message_id).await? else {
             return Ok(None);
         };
-        let lock = self.conversation_lock(first_look.conversation_id);
+        let lock = self.conversation_lock(conversation_id);
         let guard = lock.lock().await;
         let result = self.process_locked(message_id).await;
         drop(guard);
-        self.release_conversation_lock(first_look.conversation_id, lock);
+        self.release_conversation_lock(conversation_id, lock);
         result
     }
 
     async fn process_locked(&self, message_id: i64) -> Result<Option<Processed>, ServiceError> {
-        // Re-read under the lock: the state may have moved while we waited.
+        // Read under the lock: the state is the one the previous message left.
         let Some(pending) = self.store.pending_inbound(message_id).await? else {
             return Ok(None);
         };

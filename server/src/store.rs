@@ -501,6 +501,15 @@ impl Store {
         Ok(rows.iter().map(|row| row.get("id")).collect())
     }
 
+    /// The conversation an inbound message belongs to.
+    pub async fn conversation_of(&self, message_id: i64) -> Result<Option<i64>> {
+        Ok(sqlx::query("SELECT conversation_id FROM messages WHERE id = ?")
+            .bind(message_id)
+            .fetch_optional(&self.writer)
+            .await?
+            .map(|row| row.get("conversation_id")))
+    }
+
     /// The inbound message with its conversation, or `None` once it has been processed.
     pub async fn pending_inbound(&self, message_id: i64) -> Result<Option<PendingInbound>> {
         let row = sqlx::query(
@@ -1025,9 +1034,6 @@ impl Store {
             CountOf::UnknownOutcome => {
                 "SELECT COUNT(*) AS n FROM messages WHERE direction = 'out' AND status = 'unknown'"
             }
-            CountOf::OpenEscalations => {
-                "SELECT COUNT(*) AS n FROM escalations WHERE status IN ('open', 'claimed')"
-            }
         };
         Ok(sqlx::query(sql).fetch_one(&self.reader).await?.get("n"))
     }
@@ -1043,7 +1049,6 @@ pub enum CountOf {
     InFlight,
     /// Sends cut off by a crash (recorded, never resent).
     UnknownOutcome,
-    OpenEscalations,
 }
 
 const ESCALATION_SELECT: &str =
