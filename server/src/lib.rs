@@ -147,16 +147,22 @@ pub fn channel_from_settings(
 }
 
 /// Serves `app` on `listener` until `shutdown` resolves; then finishes in-flight requests and
-/// the background work they started (decisions, sends) before returning.
+/// the background work they started (decisions, sends) before returning. Meanwhile a sweeper
+/// picks up work that stalled (see `Service::resume_stale`).
 pub async fn run(
     listener: TcpListener,
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let service = state.service.clone();
-    axum::serve(listener, app(state))
+    let stop_sweeping = tokio_util::sync::CancellationToken::new();
+    let sweeper = tokio::spawn(service.clone().sweep_until(stop_sweeping.clone()));
+    let served = axum::serve(listener, app(state))
         .with_graceful_shutdown(shutdown)
-        .await?;
+        .await;
+    stop_sweeping.cancel();
+    let _ = sweeper.await;
+    served?;
     service.drain().await;
     service.store.close().await;
     tracing::info!("in-flight work finished; stopped");

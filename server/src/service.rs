@@ -19,6 +19,11 @@ use crate::store::{
     StoreError,
 };
 
+/// Undecided messages and unsent replies older than this are picked up again.
+const STALE_AFTER: Duration = Duration::from_secs(60);
+/// How often the running service looks for them.
+const SWEEP_EVERY: Duration = Duration::from_secs(30);
+
 #[derive(Debug, thiserror::Error)]
 pub enum ServiceError {
     #[error(transparent)]
@@ -333,15 +338,45 @@ impl Service {
                 "sends interrupted by a restart marked unknown (not resent)"
             );
         }
-        let inbound = self.store.unprocessed_inbound().await?;
+        self.resume(i64::MAX).await
+    }
+
+    /// Picks up work left behind while running: a message whose decision failed (say, the
+    /// database was briefly unavailable) or a reply never handed to the channel, untouched for
+    /// `STALE_AFTER`. Work still in progress is younger than that; if not, processing and
+    /// sending are idempotent (a message is decided once, a reply taken for sending once).
+    pub async fn resume_stale(self: &Arc<Self>) -> Result<(usize, usize), ServiceError> {
+        let cutoff = self.now() - i64::try_from(STALE_AFTER.as_millis()).unwrap_or(i64::MAX);
+        self.resume(cutoff).await
+    }
+
+    async fn resume(self: &Arc<Self>, before: i64) -> Result<(usize, usize), ServiceError> {
+        let inbound = self.store.unprocessed_inbound(before).await?;
         for &id in &inbound {
             self.spawn_process(id);
         }
-        let outbound = self.store.pending_outbound().await?;
+        let outbound = self.store.pending_outbound(before).await?;
         for &id in &outbound {
             self.spawn_deliver(id);
         }
         Ok((inbound.len(), outbound.len()))
+    }
+
+    /// Runs `resume_stale` every `SWEEP_EVERY` until `stop` is cancelled.
+    pub async fn sweep_until(self: Arc<Self>, stop: tokio_util::sync::CancellationToken) {
+        loop {
+            tokio::select! {
+                () = stop.cancelled() => return,
+                () = tokio::time::sleep(SWEEP_EVERY) => {}
+            }
+            match self.resume_stale().await {
+                Ok((0, 0)) => {}
+                Ok((inbound, outbound)) => {
+                    tracing::warn!(inbound, outbound, "resumed stalled messages");
+                }
+                Err(err) => tracing::error!(error = %err, "sweeping for stalled messages failed"),
+            }
+        }
     }
 
     /// Stops taking background work and waits for what is in flight.

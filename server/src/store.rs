@@ -492,12 +492,15 @@ impl Store {
         })
     }
 
-    /// Inbound messages stored but not yet decided (after a crash or restart), oldest first.
-    pub async fn unprocessed_inbound(&self) -> Result<Vec<i64>> {
-        let rows =
-            sqlx::query("SELECT id FROM messages WHERE direction = 'in' AND status = 'received' ORDER BY id")
-                .fetch_all(&self.reader)
-                .await?;
+    /// Inbound messages stored but not yet decided, last touched before `before`, oldest first.
+    pub async fn unprocessed_inbound(&self, before: i64) -> Result<Vec<i64>> {
+        let rows = sqlx::query(
+            "SELECT id FROM messages WHERE direction = 'in' AND status = 'received' AND updated_at < ?
+             ORDER BY id",
+        )
+        .bind(before)
+        .fetch_all(&self.reader)
+        .await?;
         Ok(rows.iter().map(|row| row.get("id")).collect())
     }
 
@@ -640,12 +643,15 @@ impl Store {
 
     // ---- outbound ------------------------------------------------------------------------
 
-    /// Outbound messages never handed to the channel (for the start-up sweep).
-    pub async fn pending_outbound(&self) -> Result<Vec<i64>> {
-        let rows =
-            sqlx::query("SELECT id FROM messages WHERE direction = 'out' AND status = 'pending' ORDER BY id")
-                .fetch_all(&self.reader)
-                .await?;
+    /// Outbound messages never handed to the channel, last touched before `before`.
+    pub async fn pending_outbound(&self, before: i64) -> Result<Vec<i64>> {
+        let rows = sqlx::query(
+            "SELECT id FROM messages WHERE direction = 'out' AND status = 'pending' AND updated_at < ?
+             ORDER BY id",
+        )
+        .bind(before)
+        .fetch_all(&self.reader)
+        .await?;
         Ok(rows.iter().map(|row| row.get("id")).collect())
     }
 

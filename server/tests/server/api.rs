@@ -435,3 +435,27 @@ async fn simulator_rejects_bad_input_clearly() {
     assert!(response.status().is_client_error());
     assert_eq!(app.count(parley_server::store::CountOf::Inbound).await, 0);
 }
+
+#[tokio::test]
+async fn stalled_messages_are_picked_up_again() {
+    let app = spawn_app(Channel::Simulator).await;
+    // Stored, but its decision never ran (as if the database had failed at that moment).
+    let inbound = parley_server::store::NewInbound {
+        merchant_id: "trailhead",
+        phone: CUSTOMER,
+        body: "How long does standard shipping take?",
+        channel: "simulator",
+        provider_sid: None,
+    };
+    app.state.service.store.receive(&inbound, T0).await.unwrap();
+    let service = &app.state.service;
+    // Younger than a minute: it may still be in progress, so it is left alone.
+    assert_eq!(service.resume_stale().await.unwrap(), (0, 0));
+    app.clock.advance(Duration::from_secs(61));
+    assert_eq!(service.resume_stale().await.unwrap(), (1, 0));
+    app.settle().await;
+    assert_eq!(app.count(parley_server::store::CountOf::Unprocessed).await, 0);
+    let sent = app.sent_to("trailhead", CUSTOMER).await;
+    assert_eq!(sent.len(), 1);
+    assert_eq!(sent[0].status, "delivered");
+}
