@@ -42,9 +42,11 @@ evals:
 	cargo build --locked -p parley-server
 	RUST_LOG=warn ./target/debug/parley eval $(EVAL_SUITES) --out target/eval $(EVAL_GATES)
 
-## Benchmarks print figures; they assert nothing.
+## Release-build benchmarks: a table on stdout and target/bench/bench.json (about 15 minutes on
+## 2 cores). They print figures and assert nothing. PARLEY_BENCH_QUICK=1 for a short smoke run,
+## PARLEY_BENCH_ONLY=load,stop,ingest,retrieval,evals to pick sections.
 bench: models
-	cargo bench --locked -p parley-knowledge --bench retrieval
+	cargo bench --locked -p parley-server --bench bench
 	cargo bench --locked -p parley-agent --bench pipeline
 
 ## A real small instruct model (SmolLM2-135M) behind an OpenAI-compatible API on 127.0.0.1:8088

@@ -30,6 +30,9 @@ pub struct EmbedderConfig {
     pub threads: usize,
     /// Token limit per text; longer texts are truncated by the tokenizer.
     pub max_length: usize,
+    /// Texts per model call. ONNX Runtime's arena keeps the peak memory of the largest call
+    /// for the life of the process (batch × length² for attention), and beyond a handful of
+    /// texts a bigger batch buys no throughput on a CPU: 8 keeps a 256-token batch small.
     pub batch_size: usize,
 }
 
@@ -40,7 +43,7 @@ impl EmbedderConfig {
             ort_library: None,
             threads: 1,
             max_length: 256,
-            batch_size: 64,
+            batch_size: 8,
         }
     }
 
@@ -186,12 +189,28 @@ impl Embedder for FastEmbedder {
         if texts.is_empty() {
             return Ok(Vec::new());
         }
+        // Each batch is padded to its longest text, so a batch mixing a ten-word product line
+        // with a 250-token policy passage spends most of its compute on padding. Embedding in
+        // length order keeps every batch nearly pad-free; the vectors go back in caller order.
+        let mut order: Vec<usize> = (0..texts.len()).collect();
+        order.sort_by_key(|&i| texts[i].len());
+        let sorted: Vec<&str> = order.iter().map(|&i| texts[i].as_str()).collect();
         let mut model = self.model.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        let mut vectors = model
-            .embed(texts, Some(self.batch_size))
+        let embedded = model
+            .embed(sorted, Some(self.batch_size))
             .map_err(|err| KnowledgeError::Embedding(err.to_string()))?;
-        for vector in &mut vectors {
-            normalize(vector);
+        drop(model);
+        if embedded.len() != texts.len() {
+            return Err(KnowledgeError::Embedding(format!(
+                "the model returned {} vectors for {} texts",
+                embedded.len(),
+                texts.len()
+            )));
+        }
+        let mut vectors = vec![Vec::new(); texts.len()];
+        for (position, mut vector) in order.into_iter().zip(embedded) {
+            normalize(&mut vector);
+            vectors[position] = vector;
         }
         Ok(vectors)
     }

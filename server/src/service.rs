@@ -3,7 +3,7 @@
 //! hand the reply to the channel. Recovery after a crash replays exactly what was not done.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use parley_agent::{Agent, Decision, EscalationReason, Inbound, Route};
@@ -23,6 +23,26 @@ use crate::store::{
 const STALE_AFTER: Duration = Duration::from_secs(60);
 /// How often the running service looks for them.
 const SWEEP_EVERY: Duration = Duration::from_secs(30);
+
+/// The runtime that decisions and sends run on: its own OS thread, not the runtime serving
+/// HTTP. A decision is mostly CPU work (classifier, retrieval, guardrails) between a few
+/// awaits; on the HTTP runtime each one holds a worker that webhook acknowledgements queue
+/// behind. On a thread of its own the kernel's scheduler interleaves the two instead, so an
+/// acknowledgement stays a few milliseconds while decisions keep the cores busy. One per
+/// process and never dropped (dropping a runtime from async code panics).
+fn background() -> &'static tokio::runtime::Handle {
+    static RUNTIME: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
+    RUNTIME
+        .get_or_init(|| {
+            tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(1)
+                .thread_name("parley-background")
+                .enable_all()
+                .build()
+                .expect("the background runtime needs one thread")
+        })
+        .handle()
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServiceError {
@@ -296,7 +316,7 @@ impl Service {
     /// Decides and delivers in the background (the webhook has already been acknowledged).
     pub fn spawn_process(self: &Arc<Self>, message_id: i64) {
         let service = self.clone();
-        self.tasks.spawn(async move {
+        let task = async move {
             let Ok(_permit) = service.workers.clone().acquire_owned().await else {
                 return;
             };
@@ -315,16 +335,18 @@ impl Service {
                     tracing::error!(message_id, error = %err, "processing an inbound message failed");
                 }
             }
-        });
+        };
+        self.tasks.spawn_on(task, background());
     }
 
     pub fn spawn_deliver(self: &Arc<Self>, message_id: i64) {
         let service = self.clone();
-        self.tasks.spawn(async move {
+        let task = async move {
             if let Err(err) = service.deliver(message_id).await {
                 tracing::error!(message_id, error = %err, "delivering a message failed");
             }
-        });
+        };
+        self.tasks.spawn_on(task, background());
     }
 
     /// Replays what a crash interrupted: sends in flight become `unknown` (never resent, so no

@@ -8,8 +8,10 @@ use axum::extract::{FromRequest, Request, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
+use parley_agent::compliance::{ComplianceAction, detect};
 use secrecy::ExposeSecret;
 
+use crate::service::Processed;
 use crate::store::{NewInbound, Received};
 use crate::twilio::{ReplyMode, TwilioConfig, form_value, parse_form, twiml, verify_signature};
 use crate::{ApiError, AppState, parse_phone};
@@ -132,6 +134,19 @@ async fn inbound_sms(
                 Some(body) => Ok(twiml_response(&[body.as_str()])),
                 None => Ok(twiml_response(&[])),
             }
+        }
+        // An opt-out is decided before Twilio gets its answer, so the acknowledgement means
+        // the ledger entry is durable; its confirmation is sent after. Everything else is
+        // decided in the background, where a slow draft cannot hold up the webhook.
+        ReplyMode::Rest if detect(&text, false) == Some(ComplianceAction::OptOut) => {
+            if let Some(Processed {
+                reply: Some((reply_id, _)),
+                ..
+            }) = state.service.process(message_id).await?
+            {
+                state.service.spawn_deliver(reply_id);
+            }
+            Ok(twiml_response(&[]))
         }
         ReplyMode::Rest => {
             state.service.spawn_process(message_id);

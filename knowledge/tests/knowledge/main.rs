@@ -3,6 +3,7 @@
 
 mod bad_input;
 mod chunking;
+mod embedding;
 mod helpers;
 mod ingest;
 mod retrieval;

@@ -195,6 +195,24 @@ async fn stop_is_recorded_confirmed_once_and_honoured_until_start() {
 }
 
 #[tokio::test]
+async fn with_rest_replies_a_stop_is_in_the_ledger_before_twilio_gets_its_answer() {
+    let app = spawn_app(Channel::TwilioRest).await;
+    let response = app
+        .text("SM0015", CUSTOMER, TRAILHEAD_NUMBER, "Stop texting me")
+        .await;
+    assert_eq!(response.status(), 200);
+    // No settling: the acknowledgement itself must mean the opt-out is committed.
+    let ledger = app.state.service.store.consent_ledger("trailhead").await.unwrap();
+    assert_eq!(ledger.len(), 1, "the ledger entry is written before the 200");
+    assert_eq!(ledger[0].action, "opt_out");
+    assert_eq!(ledger[0].provider_sid.as_deref(), Some("SM0015"));
+    app.settle().await;
+    let sends = app.twilio_sends().await;
+    assert_eq!(sends.len(), 1, "one confirmation, through the REST API");
+    assert_eq!(form_value(&sends[0], "To"), Some(CUSTOMER));
+}
+
+#[tokio::test]
 async fn help_gets_the_carrier_required_text() {
     let app = spawn_app(Channel::TwilioTwiml).await;
     let response = app.text("SM0020", CUSTOMER, TRAILHEAD_NUMBER, "HELP").await;
