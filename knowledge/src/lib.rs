@@ -8,6 +8,7 @@ pub mod embedded;
 pub mod error;
 pub mod index;
 pub mod ingest;
+pub mod lexical;
 pub mod merchant;
 pub mod shopify;
 pub mod text;
