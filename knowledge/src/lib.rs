@@ -3,6 +3,7 @@
 //! dense + BM25 retrieval, always scoped to one merchant). Knows nothing about HTTP.
 
 pub mod chunk;
+pub mod duration;
 pub mod embed;
 pub mod embedded;
 pub mod error;
