@@ -1,4 +1,4 @@
-//! The knowledge index seam: what every backend (embedded today, Qdrant later) must do,
+//! The knowledge index seam: what every backend (embedded, Qdrant) must do,
 //! and the rank fusion that combines dense and lexical results the same way everywhere.
 
 use std::collections::HashMap;
@@ -62,6 +62,12 @@ pub trait KnowledgeIndex: Send + Sync {
     async fn merchants(&self) -> Result<Vec<MerchantId>>;
 
     async fn chunk_count(&self, merchant: &MerchantId) -> Result<usize>;
+
+    /// Whether the index can serve requests now, for the service's readiness probe. By
+    /// default: it can list its merchants.
+    async fn ready(&self) -> Result<()> {
+        self.merchants().await.map(|_| ())
+    }
 }
 
 /// The RRF constant from Cormack et al. (2009); 60 is the value every major engine defaults to.

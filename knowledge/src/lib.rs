@@ -11,6 +11,7 @@ pub mod index;
 pub mod ingest;
 pub mod lexical;
 pub mod merchant;
+pub mod qdrant;
 pub mod shopify;
 pub mod text;
 
@@ -21,4 +22,5 @@ pub use error::{KnowledgeError, Result};
 pub use index::{IndexedChunk, KnowledgeIndex, SearchHit, SearchQuery};
 pub use ingest::{IngestProgress, IngestReport, KnowledgeBase};
 pub use merchant::{MerchantConfig, MerchantData, MerchantId, Offer, is_e164};
+pub use qdrant::{QdrantConfig, QdrantIndex};
 pub use shopify::{Fulfillment, LineItem, Order, Product, Variant};
