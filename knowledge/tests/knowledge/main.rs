@@ -1,8 +1,9 @@
 //! Integration tests of the knowledge crate against the real embedding model and the
-//! fixture merchants.
+//! fixture merchants, on both index backends (Qdrant through its test server).
 
 mod bad_input;
 mod chunking;
 mod helpers;
 mod ingest;
+mod qdrant;
 mod retrieval;
