@@ -20,9 +20,10 @@ use async_openai::types::chat::{
 };
 use async_trait::async_trait;
 use backon::Retryable as _;
+pub use parley_knowledge::duration::deserialize_duration;
 use parley_knowledge::text::count_tokens;
 use parley_prompts::Prompts;
-use serde::{Deserialize, Deserializer, Serialize};
+use serde::{Deserialize, Serialize};
 use tracing::{debug, instrument, warn};
 
 use crate::generate::{Draft, GenerateError, GenerationRequest, Generator, MerchantView, system_prompt};
@@ -149,43 +150,6 @@ impl LlmConfig {
         }
         Ok(())
     }
-}
-
-/// Accepts milliseconds as a number, or a string ending in `ms`, `s`, `m` or `h` (`"1.5s"`,
-/// `"15m"`).
-pub fn deserialize_duration<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Duration, D::Error> {
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum Raw {
-        Millis(u64),
-        Text(String),
-    }
-    let text = match Raw::deserialize(deserializer)? {
-        Raw::Millis(ms) => return Ok(Duration::from_millis(ms)),
-        Raw::Text(text) => text,
-    };
-    let text = text.trim();
-    let parsed = if let Some(ms) = text.strip_suffix("ms") {
-        ms.trim().parse::<u64>().ok().map(Duration::from_millis)
-    } else if let Some((number, unit_secs)) = text
-        .strip_suffix('s')
-        .map(|n| (n, 1.0))
-        .or_else(|| text.strip_suffix('m').map(|n| (n, 60.0)))
-        .or_else(|| text.strip_suffix('h').map(|n| (n, 3600.0)))
-    {
-        number
-            .trim()
-            .parse::<f64>()
-            .ok()
-            .and_then(|n| Duration::try_from_secs_f64(n * unit_secs).ok())
-    } else {
-        text.parse::<u64>().ok().map(Duration::from_millis)
-    };
-    parsed.ok_or_else(|| {
-        serde::de::Error::custom(format!(
-            "{text:?} is not a duration; write milliseconds (500) or a unit (\"500ms\", \"10s\", \"15m\", \"1h\")"
-        ))
-    })
 }
 
 /// Drafts replies with a chat model. Cheap to share: one instance serves every merchant.
@@ -521,30 +485,6 @@ mod tests {
         ] {
             assert_eq!(is_escalation(text), expected, "{text:?}");
         }
-    }
-
-    #[test]
-    fn durations_read_as_milliseconds_or_with_a_unit() {
-        #[derive(Deserialize)]
-        struct Holder {
-            #[serde(deserialize_with = "deserialize_duration")]
-            value: Duration,
-        }
-        let parse = |json: &str| serde_json::from_str::<Holder>(json).map(|holder| holder.value);
-        assert_eq!(parse(r#"{"value": 1500}"#).unwrap(), Duration::from_millis(1500));
-        assert_eq!(
-            parse(r#"{"value": "200ms"}"#).unwrap(),
-            Duration::from_millis(200)
-        );
-        assert_eq!(
-            parse(r#"{"value": "1.5s"}"#).unwrap(),
-            Duration::from_millis(1500)
-        );
-        assert_eq!(parse(r#"{"value": "250"}"#).unwrap(), Duration::from_millis(250));
-        assert_eq!(parse(r#"{"value": "15m"}"#).unwrap(), Duration::from_secs(900));
-        assert_eq!(parse(r#"{"value": "2h"}"#).unwrap(), Duration::from_secs(7200));
-        assert!(parse(r#"{"value": "soon"}"#).is_err());
-        assert!(parse(r#"{"value": "5 days"}"#).is_err());
     }
 
     #[test]

@@ -13,15 +13,14 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use tantivy::query::{BooleanQuery, Occur, Query, TermQuery};
 use tantivy::schema::{FAST, Field, IndexRecordOption, Schema, TextFieldIndexing, TextOptions};
-use tantivy::tokenizer::{
-    AsciiFoldingFilter, Language, LowerCaser, RemoveLongFilter, SimpleTokenizer, Stemmer, StopWordFilter,
-    TextAnalyzer,
-};
 use tantivy::{Index, IndexReader, ReloadPolicy, Term, doc};
 
 use crate::chunk::Chunk;
 use crate::error::{KnowledgeError, Result};
-use crate::index::{IndexedChunk, KnowledgeIndex, SearchHit, SearchQuery, reciprocal_rank_fusion};
+use crate::index::{
+    IndexedChunk, KnowledgeIndex, SearchHit, SearchQuery, promote_exact, reciprocal_rank_fusion,
+};
+use crate::lexical::{analyzer, chunk_skus, query_codes, query_terms};
 use crate::merchant::MerchantId;
 
 /// Bumped whenever the snapshot layout changes; older files are rejected with a clear message.
@@ -153,19 +152,6 @@ fn build_shard(model_id: String, dimension: usize, chunks: Vec<Chunk>, vectors: 
     })
 }
 
-/// English analysis for BM25: split on non-alphanumerics (so `RL2-BLK-10` is `rl2 blk 10`,
-/// matching however a customer types it), fold accents, drop stop words, stem.
-fn analyzer() -> TextAnalyzer {
-    let stop_words = StopWordFilter::new(Language::English).expect("tantivy ships English stop words");
-    TextAnalyzer::builder(SimpleTokenizer::default())
-        .filter(RemoveLongFilter::limit(40))
-        .filter(LowerCaser)
-        .filter(AsciiFoldingFilter)
-        .filter(stop_words)
-        .filter(Stemmer::new(Language::English))
-        .build()
-}
-
 fn index_err(err: tantivy::TantivyError) -> KnowledgeError {
     KnowledgeError::Index(format!("lexical index: {err}"))
 }
@@ -206,14 +192,7 @@ impl LexicalIndex {
             .tokenizers()
             .get(ANALYZER)
             .ok_or_else(|| KnowledgeError::Index("analyzer missing".into()))?;
-        let mut terms: Vec<String> = Vec::new();
-        let mut stream = analyzer.token_stream(text);
-        while stream.advance() {
-            let token = stream.token().text.clone();
-            if !terms.contains(&token) {
-                terms.push(token);
-            }
-        }
+        let terms = query_terms(&mut analyzer, text);
         if terms.is_empty() {
             return Ok(Vec::new());
         }
@@ -247,26 +226,6 @@ impl LexicalIndex {
     }
 }
 
-/// SKUs written in product chunks as `SKU <code>` (see `chunk::variant_line`).
-fn chunk_skus(text: &str) -> impl Iterator<Item = String> + '_ {
-    text.split("SKU ").skip(1).filter_map(|rest| {
-        let code: String = rest
-            .chars()
-            .take_while(|c| c.is_alphanumeric() || matches!(c, '-' | '_' | '.' | '/'))
-            .collect();
-        let code = code.trim_end_matches(['.', '/']).to_lowercase();
-        (!code.is_empty()).then_some(code)
-    })
-}
-
-/// Words of a question that could be SKUs, lowercased: codes have a digit or a separator.
-fn query_codes(text: &str) -> Vec<String> {
-    text.split(|c: char| !(c.is_alphanumeric() || matches!(c, '-' | '_' | '.' | '/')))
-        .map(|word| word.trim_matches(['.', '/', '-', '_']).to_lowercase())
-        .filter(|word| word.len() >= 3 && word.chars().any(|c| c.is_ascii_digit() || c == '-' || c == '_'))
-        .collect()
-}
-
 impl Shard {
     fn dense_search(&self, query: &[f32], limit: usize) -> Vec<(usize, f32)> {
         if query.len() != self.dimension || self.chunks.is_empty() {
@@ -294,21 +253,15 @@ impl Shard {
         let dense_scores: HashMap<usize, f32> = dense.iter().copied().collect();
         let lexical_scores: HashMap<usize, f32> = lexical.iter().copied().collect();
         let mut fused = reciprocal_rank_fusion(&[dense, lexical], depth * 2);
-        // Exact SKU matches go first, in fused order; everything else keeps its place.
-        let exact: std::collections::HashSet<usize> = query_codes(&query.text)
+        let mut exact: Vec<usize> = query_codes(&query.text)
             .iter()
             .filter_map(|code| self.skus.get(code))
             .flatten()
             .copied()
             .collect();
-        if !exact.is_empty() {
-            for row in &exact {
-                if !fused.iter().any(|(r, _)| r == row) {
-                    fused.push((*row, 0.0));
-                }
-            }
-            fused.sort_by_key(|(row, _)| !exact.contains(row));
-        }
+        exact.sort_unstable();
+        exact.dedup();
+        promote_exact(&mut fused, &exact);
         fused.truncate(query.limit);
         Ok(fused
             .into_iter()
@@ -437,24 +390,5 @@ impl KnowledgeIndex for EmbeddedIndex {
 
     async fn chunk_count(&self, merchant: &MerchantId) -> Result<usize> {
         Ok(self.shard(merchant)?.chunks.len())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn skus_are_read_from_product_chunks_and_questions() {
-        let text = "- S / Black: $199.00, SKU SLJ-M-BLK-S, in stock\n- M: $5, SKU GL-VC15-30.";
-        assert_eq!(
-            chunk_skus(text).collect::<Vec<_>>(),
-            vec!["slj-m-blk-s", "gl-vc15-30"]
-        );
-        assert_eq!(
-            query_codes("is slj-m-blk-s in stock? size 10"),
-            vec!["slj-m-blk-s"]
-        );
-        assert_eq!(query_codes("Do you have GL-VC15-30."), vec!["gl-vc15-30"]);
     }
 }

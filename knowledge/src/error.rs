@@ -22,6 +22,10 @@ pub enum KnowledgeError {
     Embedding(String),
     #[error("knowledge index: {0}")]
     Index(String),
+    /// The index backend could not be reached (after retries): a transient outage, not a
+    /// problem with the request. Callers must not mistake it for "no knowledge".
+    #[error("knowledge index unavailable: {0}")]
+    Unavailable(String),
 }
 
 impl KnowledgeError {

@@ -1,4 +1,4 @@
-//! The knowledge index seam: what every backend (embedded today, Qdrant later) must do,
+//! The knowledge index seam: what every backend (embedded, Qdrant) must do,
 //! and the rank fusion that combines dense and lexical results the same way everywhere.
 
 use std::collections::HashMap;
@@ -62,6 +62,12 @@ pub trait KnowledgeIndex: Send + Sync {
     async fn merchants(&self) -> Result<Vec<MerchantId>>;
 
     async fn chunk_count(&self, merchant: &MerchantId) -> Result<usize>;
+
+    /// Whether the index can serve requests now, for the service's readiness probe. By
+    /// default: it can list its merchants.
+    async fn ready(&self) -> Result<()> {
+        self.merchants().await.map(|_| ())
+    }
 }
 
 /// The RRF constant from Cormack et al. (2009); 60 is the value every major engine defaults to.
@@ -91,6 +97,24 @@ pub fn reciprocal_rank_fusion<K: Clone + Eq + std::hash::Hash>(
     ranked.into_iter().map(|(k, s, _)| (k, s)).collect()
 }
 
+/// Puts exact SKU matches first: those among the fused results keep their fused order, the
+/// rest follow with score 0 in the order given. A customer who types a SKU has named the item
+/// exactly; BM25 alone splits `SLJ-M-BLK-S` into pieces shared by sibling products.
+pub fn promote_exact<K: Clone + Eq + std::hash::Hash>(fused: &mut Vec<(K, f32)>, exact: &[K]) {
+    if exact.is_empty() {
+        return;
+    }
+    for key in exact {
+        if !fused.iter().any(|(k, _)| k == key) {
+            fused.push((key.clone(), 0.0));
+        }
+    }
+    let exact: std::collections::HashSet<&K> = exact.iter().collect();
+    let (mut first, rest): (Vec<_>, Vec<_>) = fused.drain(..).partition(|(k, _)| exact.contains(k));
+    first.extend(rest);
+    *fused = first;
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -104,5 +128,14 @@ mod tests {
         // c is third in one list and first in the other: 1/63 + 1/61 beats a's 1/61.
         assert_eq!(keys, vec!["c", "a", "b", "d"]);
         assert!((fused[0].1 - (1.0 / 63.0 + 1.0 / 61.0)).abs() < 1e-6);
+    }
+
+    #[test]
+    fn exact_matches_go_first_in_fused_order() {
+        let mut fused = vec![("a", 0.3), ("b", 0.2), ("c", 0.1)];
+        promote_exact(&mut fused, &["x", "c", "b"]);
+        let keys: Vec<&str> = fused.iter().map(|(k, _)| *k).collect();
+        assert_eq!(keys, vec!["b", "c", "x", "a"]);
+        assert_eq!(fused[2].1, 0.0);
     }
 }

@@ -15,6 +15,7 @@ use crate::embedded::EmbeddedIndex;
 use crate::error::{KnowledgeError, Result};
 use crate::index::{IndexedChunk, KnowledgeIndex, SearchHit, SearchQuery};
 use crate::merchant::{MerchantData, MerchantId};
+use crate::qdrant::{QdrantConfig, QdrantIndex};
 
 /// What an ingest did, for the CLI, the API and the benchmarks.
 #[derive(Debug, Clone, Serialize)]
@@ -83,6 +84,13 @@ impl KnowledgeBase {
     /// The out-of-the-box setup: the embedded index under `data_dir/index`.
     pub fn open_embedded(embedder: Arc<dyn Embedder>, data_dir: &Path) -> Result<Self> {
         let index = EmbeddedIndex::open(data_dir.join("index"))?;
+        Self::new(embedder, Arc::new(index), data_dir)
+    }
+
+    /// The multi-merchant setup: the index in Qdrant (see [`QdrantIndex`]), catalogs under
+    /// `data_dir`. Connects lazily; check [`KnowledgeIndex::ready`] before serving.
+    pub fn open_qdrant(embedder: Arc<dyn Embedder>, config: QdrantConfig, data_dir: &Path) -> Result<Self> {
+        let index = QdrantIndex::new(config)?;
         Self::new(embedder, Arc::new(index), data_dir)
     }
 

@@ -3,12 +3,15 @@
 //! dense + BM25 retrieval, always scoped to one merchant). Knows nothing about HTTP.
 
 pub mod chunk;
+pub mod duration;
 pub mod embed;
 pub mod embedded;
 pub mod error;
 pub mod index;
 pub mod ingest;
+pub mod lexical;
 pub mod merchant;
+pub mod qdrant;
 pub mod shopify;
 pub mod text;
 
@@ -19,4 +22,5 @@ pub use error::{KnowledgeError, Result};
 pub use index::{IndexedChunk, KnowledgeIndex, SearchHit, SearchQuery};
 pub use ingest::{IngestProgress, IngestReport, KnowledgeBase};
 pub use merchant::{MerchantConfig, MerchantData, MerchantId, Offer, is_e164};
+pub use qdrant::{QdrantConfig, QdrantIndex};
 pub use shopify::{Fulfillment, LineItem, Order, Product, Variant};

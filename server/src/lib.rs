@@ -244,9 +244,10 @@ impl From<KnowledgeError> for ApiError {
             KnowledgeError::InvalidMerchantId { .. } | KnowledgeError::InvalidFile { .. } => {
                 Self::bad_request(err.to_string())
             }
-            KnowledgeError::Io { .. } | KnowledgeError::Embedding(_) | KnowledgeError::Index(_) => {
-                Self::internal(&err)
-            }
+            KnowledgeError::Io { .. }
+            | KnowledgeError::Embedding(_)
+            | KnowledgeError::Index(_)
+            | KnowledgeError::Unavailable(_) => Self::internal(&err),
         }
     }
 }

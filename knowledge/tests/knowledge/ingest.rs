@@ -1,15 +1,25 @@
-//! Ingestion: incremental and idempotent re-ingest, removals, and atomic replacement.
+//! Ingestion, on every backend: incremental and idempotent re-ingest, removals, a failed
+//! ingest changing nothing, restarts, and unknown merchants.
 
 use std::fs;
 
-use parley_knowledge::{KnowledgeError, MerchantId};
+use parley_knowledge::{KnowledgeBase, KnowledgeError, MerchantId};
 
-use crate::helpers::{copy_fixture, merchant_fixture, no_progress, scratch_kb};
+use crate::helpers::{
+    Backend, TestKb, backend_tests, copy_fixture, embedder, merchant_fixture, no_progress, qdrant_kb,
+};
 
-#[tokio::test]
-async fn reingest_embeds_only_what_changed() {
+backend_tests!(
+    reingest_embeds_only_what_changed,
+    removed_documents_disappear_from_results,
+    failed_ingest_leaves_previous_index_intact,
+    catalog_and_index_survive_a_restart,
+    unknown_merchant_is_an_error_not_an_empty_result,
+);
+
+async fn reingest_embeds_only_what_changed(backend: Backend) {
     let merchant_dir = copy_fixture("glowleaf");
-    let (_data, kb) = scratch_kb();
+    let TestKb { kb, .. } = &TestKb::new(backend).await;
 
     let first = kb.ingest_dir(merchant_dir.path(), no_progress()).await.unwrap();
     assert!(first.n_chunks > 40);
@@ -33,6 +43,7 @@ async fn reingest_embeds_only_what_changed() {
     assert_eq!(edited.n_reused + edited.n_embedded, edited.n_chunks);
 
     let merchant = MerchantId::parse("glowleaf").unwrap();
+    assert_eq!(kb.index().chunk_count(&merchant).await.unwrap(), edited.n_chunks);
     let hits = kb
         .search(&merchant, "do you ship to antarctica", 3)
         .await
@@ -44,12 +55,11 @@ async fn reingest_embeds_only_what_changed() {
     );
 }
 
-#[tokio::test]
-async fn removed_documents_disappear_from_results() {
+async fn removed_documents_disappear_from_results(backend: Backend) {
     let merchant_dir = copy_fixture("trailhead");
-    let (_data, kb) = scratch_kb();
+    let TestKb { kb, .. } = &TestKb::new(backend).await;
     let merchant = MerchantId::parse("trailhead").unwrap();
-    kb.ingest_dir(merchant_dir.path(), no_progress()).await.unwrap();
+    let first = kb.ingest_dir(merchant_dir.path(), no_progress()).await.unwrap();
     let before = kb
         .search(&merchant, "warranty claim for a defect", 10)
         .await
@@ -60,6 +70,8 @@ async fn removed_documents_disappear_from_results() {
     let report = kb.ingest_dir(merchant_dir.path(), no_progress()).await.unwrap();
     assert!(report.n_removed > 0, "{report:?}");
     assert_eq!(report.n_embedded, 0);
+    assert_eq!(report.n_chunks, first.n_chunks - report.n_removed);
+    assert_eq!(kb.index().chunk_count(&merchant).await.unwrap(), report.n_chunks);
     let after = kb
         .search(&merchant, "warranty claim for a defect", 50)
         .await
@@ -67,15 +79,15 @@ async fn removed_documents_disappear_from_results() {
     assert!(after.iter().all(|h| h.chunk.source != "policies/warranty.html"));
 }
 
-#[tokio::test]
-async fn failed_ingest_leaves_previous_index_intact() {
+async fn failed_ingest_leaves_previous_index_intact(backend: Backend) {
     let merchant_dir = copy_fixture("trailhead");
-    let (data_dir, kb) = scratch_kb();
+    let TestKb { kb, data_dir, .. } = &TestKb::new(backend).await;
     let merchant = MerchantId::parse("trailhead").unwrap();
     let first = kb.ingest_dir(merchant_dir.path(), no_progress()).await.unwrap();
     let snapshot = data_dir.path().join("index/trailhead.snapshot");
-    let snapshot_before = fs::read(&snapshot).unwrap();
+    let snapshot_before = (backend == Backend::Embedded).then(|| fs::read(&snapshot).unwrap());
     let catalog_before = kb.merchant(&merchant).unwrap();
+    let hits_before = kb.search(&merchant, "brand new policy text", 5).await.unwrap();
 
     // A new policy plus a broken product file: the whole ingest must be refused.
     fs::write(
@@ -94,34 +106,46 @@ async fn failed_ingest_leaves_previous_index_intact() {
         .unwrap_err();
     assert!(err.to_string().contains("products.json"), "{err}");
 
-    assert_eq!(
-        fs::read(&snapshot).unwrap(),
-        snapshot_before,
-        "snapshot was modified"
-    );
     assert_eq!(kb.merchant(&merchant).unwrap(), catalog_before);
     assert_eq!(kb.index().chunk_count(&merchant).await.unwrap(), first.n_chunks);
     let hits = kb.search(&merchant, "brand new policy text", 5).await.unwrap();
     assert!(hits.iter().all(|h| h.chunk.source != "policies/new.md"));
-    // No temporary files left behind either.
-    let leftovers: Vec<_> = fs::read_dir(data_dir.path().join("index"))
-        .unwrap()
-        .flatten()
-        .filter(|e| e.file_name().to_string_lossy().contains("tmp"))
-        .collect();
-    assert!(leftovers.is_empty(), "{leftovers:?}");
+    let ids =
+        |hits: &[parley_knowledge::SearchHit]| hits.iter().map(|h| h.chunk.id.clone()).collect::<Vec<_>>();
+    assert_eq!(ids(&hits), ids(&hits_before));
+    if let Some(snapshot_before) = snapshot_before {
+        assert_eq!(
+            fs::read(&snapshot).unwrap(),
+            snapshot_before,
+            "snapshot was modified"
+        );
+        // No temporary files left behind either.
+        let leftovers: Vec<_> = fs::read_dir(data_dir.path().join("index"))
+            .unwrap()
+            .flatten()
+            .filter(|e| e.file_name().to_string_lossy().contains("tmp"))
+            .collect();
+        assert!(leftovers.is_empty(), "{leftovers:?}");
+    }
 }
 
-#[tokio::test]
-async fn catalog_and_index_survive_a_restart() {
-    let (data_dir, kb) = scratch_kb();
-    let report = kb
+/// A new process over the same data: the embedded index reopens its files; on Qdrant the
+/// server restarts too, and a new client finds everything where it was.
+async fn catalog_and_index_survive_a_restart(backend: Backend) {
+    let mut test_kb = TestKb::new(backend).await;
+    let report = test_kb
+        .kb
         .ingest_dir(&merchant_fixture("glowleaf"), no_progress())
         .await
         .unwrap();
-    drop(kb);
-    let reopened =
-        parley_knowledge::KnowledgeBase::open_embedded(crate::helpers::embedder(), data_dir.path()).unwrap();
+    let data_dir = test_kb.data_dir.path().to_path_buf();
+    let reopened = match backend {
+        Backend::Embedded => KnowledgeBase::open_embedded(embedder(), &data_dir).unwrap(),
+        Backend::Qdrant => {
+            test_kb.server().restart().await;
+            qdrant_kb(test_kb.server(), &data_dir)
+        }
+    };
     let merchant = MerchantId::parse("glowleaf").unwrap();
     assert_eq!(
         reopened.index().chunk_count(&merchant).await.unwrap(),
@@ -131,18 +155,35 @@ async fn catalog_and_index_survive_a_restart() {
         reopened.merchant(&merchant).unwrap().orders.len(),
         report.n_orders
     );
-    assert_eq!(reopened.merchant_ids().unwrap(), vec![merchant]);
+    assert_eq!(reopened.merchant_ids().unwrap(), vec![merchant.clone()]);
+    assert_eq!(
+        reopened.index().merchants().await.unwrap(),
+        vec![merchant.clone()]
+    );
+    let hits = reopened.search(&merchant, "returns", 3).await.unwrap();
+    assert_eq!(hits.len(), 3);
 }
 
-#[tokio::test]
-async fn unknown_merchant_is_an_error_not_an_empty_result() {
-    let (_data, kb) = scratch_kb();
+async fn unknown_merchant_is_an_error_not_an_empty_result(backend: Backend) {
+    let TestKb { kb, .. } = &TestKb::new(backend).await;
     let ghost = MerchantId::parse("ghost-store").unwrap();
-    let err = kb.search(&ghost, "returns", 5).await.unwrap_err();
-    assert!(matches!(err, KnowledgeError::UnknownMerchant(_)), "{err}");
-    assert!(err.to_string().contains("ghost-store"));
+    let unknown = |result: Result<_, KnowledgeError>| match result {
+        Err(err @ KnowledgeError::UnknownMerchant(_)) => assert!(err.to_string().contains("ghost-store")),
+        Err(err) => panic!("expected an unknown merchant, got: {err}"),
+        Ok(_) => panic!("expected an unknown merchant, got a result"),
+    };
+    // Before anything was ingested (on Qdrant: before the collection exists)...
+    unknown(kb.search(&ghost, "returns", 5).await.map(|_| ()));
+    unknown(kb.index().chunk_count(&ghost).await.map(|_| ()));
     assert!(matches!(
         kb.merchant(&ghost),
         Err(KnowledgeError::UnknownMerchant(_))
     ));
+    assert!(kb.index().merchants().await.unwrap().is_empty());
+    // ...and after another merchant was.
+    kb.ingest_dir(&merchant_fixture("glowleaf"), no_progress())
+        .await
+        .unwrap();
+    unknown(kb.search(&ghost, "returns", 5).await.map(|_| ()));
+    unknown(kb.index().chunk_count(&ghost).await.map(|_| ()));
 }

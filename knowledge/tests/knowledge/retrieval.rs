@@ -1,32 +1,51 @@
-//! Retrieval: lexical hits for SKUs and names, semantic hits for paraphrases, merchant
-//! isolation, and recall@5 over the labelled question sets in `fixtures/retrieval/`.
+//! Retrieval, on every backend: lexical hits for SKUs and names, semantic hits for
+//! paraphrases, merchant isolation, and recall@5 over the labelled question sets in
+//! `fixtures/retrieval/`.
 
 use parley_knowledge::{KnowledgeBase, MerchantId, SearchHit};
 use serde::Deserialize;
 use tokio::sync::OnceCell;
 
-use crate::helpers::{load_fixture, merchant_fixture, no_progress, scratch_kb, workspace_root};
+use crate::helpers::{
+    Backend, TestKb, backend_tests, load_fixture, merchant_fixture, no_progress, workspace_root,
+};
 
-/// Both fixture merchants ingested once for all retrieval tests (they only read).
-async fn shared_kb() -> &'static KnowledgeBase {
-    static KB: OnceCell<(tempfile::TempDir, KnowledgeBase)> = OnceCell::const_new();
-    let (_dir, kb) = KB
+backend_tests!(
+    every_sku_finds_its_product_first,
+    product_names_find_their_product,
+    paraphrases_find_the_policy,
+    results_never_cross_merchants,
+    recall_at_5_on_labelled_questions,
+);
+
+/// Both fixture merchants ingested once per backend for all retrieval tests (they only read).
+/// On Qdrant both live in one collection, as in production.
+async fn shared_kb(backend: Backend) -> &'static KnowledgeBase {
+    static EMBEDDED: OnceCell<TestKb> = OnceCell::const_new();
+    static QDRANT: OnceCell<TestKb> = OnceCell::const_new();
+    let cell = match backend {
+        Backend::Embedded => &EMBEDDED,
+        Backend::Qdrant => &QDRANT,
+    };
+    let test_kb = cell
         .get_or_init(|| async {
-            let (dir, kb) = scratch_kb();
+            let test_kb = TestKb::new(backend).await;
             for merchant in ["trailhead", "glowleaf"] {
-                kb.ingest_dir(&merchant_fixture(merchant), no_progress())
+                test_kb
+                    .kb
+                    .ingest_dir(&merchant_fixture(merchant), no_progress())
                     .await
                     .unwrap();
             }
-            (dir, kb)
+            test_kb
         })
         .await;
-    kb
+    &test_kb.kb
 }
 
-async fn search(merchant: &str, question: &str, limit: usize) -> Vec<SearchHit> {
+async fn search(backend: Backend, merchant: &str, question: &str, limit: usize) -> Vec<SearchHit> {
     let merchant = MerchantId::parse(merchant).unwrap();
-    shared_kb()
+    shared_kb(backend)
         .await
         .search(&merchant, question, limit)
         .await
@@ -37,8 +56,7 @@ fn rank_of(hits: &[SearchHit], source: &str) -> Option<usize> {
     hits.iter().position(|h| h.chunk.source == source)
 }
 
-#[tokio::test]
-async fn every_sku_finds_its_product_first() {
+async fn every_sku_finds_its_product_first(backend: Backend) {
     for merchant in ["trailhead", "glowleaf"] {
         let data = load_fixture(merchant);
         let mut checked = 0;
@@ -47,7 +65,7 @@ async fn every_sku_finds_its_product_first() {
             let Some(variant) = product.variants.iter().find(|v| !v.sku.is_empty()) else {
                 continue;
             };
-            let hits = search(merchant, &format!("is {} in stock?", variant.sku), 5).await;
+            let hits = search(backend, merchant, &format!("is {} in stock?", variant.sku), 5).await;
             let source = format!("products/{}", product.handle);
             assert_eq!(
                 rank_of(&hits, &source),
@@ -61,13 +79,12 @@ async fn every_sku_finds_its_product_first() {
     }
 }
 
-#[tokio::test]
-async fn product_names_find_their_product() {
+async fn product_names_find_their_product(backend: Backend) {
     for merchant in ["trailhead", "glowleaf"] {
         let data = load_fixture(merchant);
         for product in data.products.iter().filter(|p| p.is_active()).step_by(5) {
             let question = format!("how much is the {}", product.title.to_lowercase());
-            let hits = search(merchant, &question, 3).await;
+            let hits = search(backend, merchant, &question, 3).await;
             let source = format!("products/{}", product.handle);
             assert!(
                 rank_of(&hits, &source).is_some(),
@@ -78,8 +95,7 @@ async fn product_names_find_their_product() {
     }
 }
 
-#[tokio::test]
-async fn paraphrases_find_the_policy() {
+async fn paraphrases_find_the_policy(backend: Backend) {
     // Questions that share almost no words with the policy text they need.
     let cases = [
         ("trailhead", "can I send it back?", "policies/returns.md"),
@@ -100,7 +116,7 @@ async fn paraphrases_find_the_policy() {
         ),
     ];
     for (merchant, question, source) in cases {
-        let hits = search(merchant, question, 5).await;
+        let hits = search(backend, merchant, question, 5).await;
         assert!(
             rank_of(&hits, source).is_some(),
             "{merchant}: {question:?} missed {source}: {:?}",
@@ -109,8 +125,7 @@ async fn paraphrases_find_the_policy() {
     }
 }
 
-#[tokio::test]
-async fn results_never_cross_merchants() {
+async fn results_never_cross_merchants(backend: Backend) {
     let trailhead = load_fixture("trailhead");
     let glowleaf = load_fixture("glowleaf");
     // Ask each store about the other store's products by exact name and SKU.
@@ -119,7 +134,7 @@ async fn results_never_cross_merchants() {
         for product in other.products.iter().step_by(6) {
             let sku = product.variants.first().map(|v| v.sku.as_str()).unwrap_or("");
             for question in [product.title.clone(), format!("{sku} price")] {
-                let hits = search(asked, &question, 10).await;
+                let hits = search(backend, asked, &question, 10).await;
                 assert!(!hits.is_empty());
                 for hit in hits {
                     assert_eq!(
@@ -148,8 +163,7 @@ struct LabelledQuestion {
 
 /// Recall@5: the share of labelled questions with at least one right source in the top 5.
 /// A quality gate, not a timing: the figure is printed for the record (`--nocapture`).
-#[tokio::test]
-async fn recall_at_5_on_labelled_questions() {
+async fn recall_at_5_on_labelled_questions(backend: Backend) {
     let mut total_hits = 0;
     let mut total = 0;
     for merchant in ["trailhead", "glowleaf"] {
@@ -174,7 +188,7 @@ async fn recall_at_5_on_labelled_questions() {
                         .any(|p| format!("products/{}", p.handle) == *source);
                 assert!(exists, "{}: label {source:?} names no document", path.display());
             }
-            let hits = search(merchant, &question.q, 5).await;
+            let hits = search(backend, merchant, &question.q, 5).await;
             if hits.iter().any(|h| question.sources.contains(&h.chunk.source)) {
                 hits_count += 1;
             } else {
@@ -187,7 +201,7 @@ async fn recall_at_5_on_labelled_questions() {
         }
         let recall = hits_count as f64 / set.questions.len() as f64;
         println!(
-            "recall@5 {merchant}: {recall:.3} ({hits_count}/{})",
+            "recall@5 {backend:?} {merchant}: {recall:.3} ({hits_count}/{})",
             set.questions.len()
         );
         for miss in &misses {
@@ -202,7 +216,7 @@ async fn recall_at_5_on_labelled_questions() {
         total += set.questions.len();
     }
     println!(
-        "recall@5 overall: {:.3} ({total_hits}/{total})",
+        "recall@5 {backend:?} overall: {:.3} ({total_hits}/{total})",
         total_hits as f64 / total as f64
     );
 }
