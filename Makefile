@@ -42,8 +42,8 @@ evals:
 	cargo build --locked -p parley-server
 	RUST_LOG=warn ./target/debug/parley eval $(EVAL_SUITES) --out target/eval $(EVAL_GATES)
 
-## Release-build benchmarks: a table on stdout and target/bench/bench.json (about 15 minutes on
-## 2 cores). They print figures and assert nothing. PARLEY_BENCH_QUICK=1 for a short smoke run,
+## Release-build benchmarks: a table on stdout and target/bench/bench.json (about 40 minutes on
+## 2 cores, 25 of them the 10k-product ingest). They print figures and assert nothing. PARLEY_BENCH_QUICK=1 for a short smoke run,
 ## PARLEY_BENCH_ONLY=load,stop,ingest,retrieval,evals to pick sections.
 bench: models
 	cargo bench --locked -p parley-server --bench bench

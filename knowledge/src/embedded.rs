@@ -18,7 +18,7 @@ use tantivy::{Index, IndexReader, ReloadPolicy, Term, doc};
 use crate::chunk::Chunk;
 use crate::error::{KnowledgeError, Result};
 use crate::index::{
-    IndexedChunk, KnowledgeIndex, SearchHit, SearchQuery, promote_exact, reciprocal_rank_fusion,
+    Export, IndexedChunk, KnowledgeIndex, SearchHit, SearchQuery, promote_exact, reciprocal_rank_fusion,
 };
 use crate::lexical::{analyzer, chunk_skus, query_codes, query_terms};
 use crate::merchant::MerchantId;
@@ -390,5 +390,21 @@ impl KnowledgeIndex for EmbeddedIndex {
 
     async fn chunk_count(&self, merchant: &MerchantId) -> Result<usize> {
         Ok(self.shard(merchant)?.chunks.len())
+    }
+
+    async fn export(&self, merchant: &MerchantId) -> Result<Export> {
+        let shard = self.shard(merchant)?;
+        Ok(Export {
+            model_id: shard.model_id.clone(),
+            chunks: shard
+                .chunks
+                .iter()
+                .zip(shard.vectors.chunks_exact(shard.dimension.max(1)))
+                .map(|(chunk, vector)| IndexedChunk {
+                    chunk: chunk.clone(),
+                    vector: vector.to_vec(),
+                })
+                .collect(),
+        })
     }
 }

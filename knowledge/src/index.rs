@@ -68,6 +68,31 @@ pub trait KnowledgeIndex: Send + Sync {
     async fn ready(&self) -> Result<()> {
         self.merchants().await.map(|_| ())
     }
+
+    /// Everything stored for one merchant, to move it to another backend. Unknown merchants
+    /// are an error.
+    async fn export(&self, merchant: &MerchantId) -> Result<Export>;
+}
+
+/// A merchant's whole index content: the model its vectors came from and every chunk.
+#[derive(Debug, Clone)]
+pub struct Export {
+    pub model_id: String,
+    pub chunks: Vec<IndexedChunk>,
+}
+
+/// Copies one merchant from `from` to `to` without re-embedding anything: afterwards its
+/// content on `to` is exactly its content on `from` (chunks only `to` had are removed).
+/// Returns how many chunks were copied. Other merchants on `to` are untouched.
+pub async fn migrate(
+    from: &dyn KnowledgeIndex,
+    to: &dyn KnowledgeIndex,
+    merchant: &MerchantId,
+) -> Result<usize> {
+    let export = from.export(merchant).await?;
+    let copied = export.chunks.len();
+    to.replace(merchant, &export.model_id, export.chunks).await?;
+    Ok(copied)
 }
 
 /// The RRF constant from Cormack et al. (2009); 60 is the value every major engine defaults to.

@@ -52,7 +52,7 @@ use crate::chunk::Chunk;
 use crate::duration::deserialize_duration;
 use crate::error::{KnowledgeError, Result};
 use crate::index::{
-    IndexedChunk, KnowledgeIndex, SearchHit, SearchQuery, promote_exact, reciprocal_rank_fusion,
+    Export, IndexedChunk, KnowledgeIndex, SearchHit, SearchQuery, promote_exact, reciprocal_rank_fusion,
 };
 use crate::lexical::{self, SparseTerms};
 use crate::merchant::MerchantId;
@@ -482,7 +482,7 @@ impl QdrantIndex {
         &self,
         what: &str,
         filter: Filter,
-        fields: &[&str],
+        payload: Option<WithPayloadSelector>,
         with_vector: bool,
     ) -> Result<Option<Vec<pb::RetrievedPoint>>> {
         let mut points = Vec::new();
@@ -493,7 +493,7 @@ impl QdrantIndex {
                 filter: Some(filter.clone()),
                 offset: offset.clone(),
                 limit: Some(SCROLL_PAGE),
-                with_payload: payload_fields(fields),
+                with_payload: payload.clone(),
                 with_vectors: if with_vector {
                     dense_vectors()
                 } else {
@@ -586,7 +586,7 @@ impl KnowledgeIndex for QdrantIndex {
             Condition::matches(MODEL_KEY, model_id.to_owned()),
         ]);
         let Some(points) = self
-            .scroll_all("stored vectors", filter, &[HASH_KEY], true)
+            .scroll_all("stored vectors", filter, payload_fields(&[HASH_KEY]), true)
             .await?
         else {
             return Ok(HashMap::new());
@@ -629,7 +629,7 @@ impl KnowledgeIndex for QdrantIndex {
             .scroll_all(
                 "existing points",
                 merchant_filter(merchant),
-                &[HASH_KEY, MODEL_KEY, AVG_LEN_KEY],
+                payload_fields(&[HASH_KEY, MODEL_KEY, AVG_LEN_KEY]),
                 false,
             )
             .await?;
@@ -847,6 +847,33 @@ impl KnowledgeIndex for QdrantIndex {
             Some(count) if count > 0 => Ok(count),
             _ => Err(KnowledgeError::UnknownMerchant(merchant.to_string())),
         }
+    }
+
+    async fn export(&self, merchant: &MerchantId) -> Result<Export> {
+        let points = self
+            .scroll_all("export", merchant_filter(merchant), Some(true.into()), true)
+            .await?
+            .unwrap_or_default();
+        let mut model_id = None;
+        let mut chunks = Vec::with_capacity(points.len());
+        for point in points {
+            let point_model = string_field(&point.payload, MODEL_KEY);
+            if model_id.is_none() {
+                model_id = point_model.clone();
+            } else if point_model != model_id {
+                return Err(KnowledgeError::Index(format!(
+                    "merchant {merchant} has vectors from more than one model; re-ingest it before moving it"
+                )));
+            }
+            let vector = dense_vector(point.vectors)
+                .ok_or_else(|| KnowledgeError::Index("a Qdrant point has no dense vector".into()))?;
+            chunks.push(IndexedChunk {
+                chunk: chunk_from_payload(point.payload)?,
+                vector,
+            });
+        }
+        let model_id = model_id.ok_or_else(|| KnowledgeError::UnknownMerchant(merchant.to_string()))?;
+        Ok(Export { model_id, chunks })
     }
 
     /// Qdrant answers its health check and the collections API; the collection itself may

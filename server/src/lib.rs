@@ -244,10 +244,15 @@ impl From<KnowledgeError> for ApiError {
             KnowledgeError::InvalidMerchantId { .. } | KnowledgeError::InvalidFile { .. } => {
                 Self::bad_request(err.to_string())
             }
-            KnowledgeError::Io { .. }
-            | KnowledgeError::Embedding(_)
-            | KnowledgeError::Index(_)
-            | KnowledgeError::Unavailable(_) => Self::internal(&err),
+            // The index backend is down: the caller may retry, and a load balancer should
+            // see a 503, not a bug.
+            KnowledgeError::Unavailable(_) => {
+                tracing::error!(error = %err, "knowledge index unavailable");
+                Self::new(StatusCode::SERVICE_UNAVAILABLE, err.to_string())
+            }
+            KnowledgeError::Io { .. } | KnowledgeError::Embedding(_) | KnowledgeError::Index(_) => {
+                Self::internal(&err)
+            }
         }
     }
 }
@@ -359,17 +364,25 @@ struct Readiness {
     channel: &'static str,
 }
 
-/// Ready when the store answers, the index lists its merchants and the model is loaded.
+/// Ready when the store answers, the index backend can serve (for Qdrant: it answers its
+/// health check and the collections API) and the model is loaded. `merchants` counts the
+/// catalogs this replica holds.
 async fn readyz(State(state): State<AppState>) -> Response {
     let store = state.service.store.ping().await.is_ok();
-    let merchants = state.knowledge.index().merchants().await;
+    let index = match state.knowledge.index().ready().await {
+        Ok(()) => true,
+        Err(err) => {
+            tracing::warn!(error = %err, "not ready: the knowledge index cannot serve");
+            false
+        }
+    };
     let readiness = Readiness {
-        ready: store && merchants.is_ok(),
+        ready: store && index,
         store,
-        index: merchants.is_ok(),
+        index,
         embedding_model: state.knowledge.embedder().model_id().to_owned(),
         index_backend: state.knowledge.index().backend_name(),
-        merchants: merchants.map(|m| m.len()).unwrap_or(0),
+        merchants: state.knowledge.merchant_ids().map_or(0, |m| m.len()),
         channel: state.service.channel.name(),
     };
     let status = if readiness.ready {
@@ -389,6 +402,14 @@ async fn metrics(State(state): State<AppState>) -> Response {
         state.service.metrics.encode(),
     )
         .into_response()
+}
+
+/// Picks rustls's crypto provider for the process. The build carries two (aws-lc-rs through
+/// reqwest, ring through qdrant-client's gRPC stack), and with two rustls refuses to choose,
+/// so any TLS client relying on the default would panic. Idempotent; call it first thing.
+pub fn install_crypto_provider() {
+    // Err only means one is installed already, which is all this wants.
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
 }
 
 /// Validates a customer phone number: E.164 (`+` and 8 to 15 digits).

@@ -10,10 +10,13 @@ use parley_agent::classifier::builtin_examples;
 use parley_agent::llm::LlmGenerator;
 use parley_agent::{Agent, Classifier, Generator};
 use parley_evals::{Gates, Suite, check_gates, run_suites};
-use parley_knowledge::{EmbedderConfig, FastEmbedder, KnowledgeBase, MerchantId};
+use parley_knowledge::qdrant::QdrantIndex;
+use parley_knowledge::{
+    EmbeddedIndex, EmbedderConfig, FastEmbedder, KnowledgeBase, KnowledgeIndex, MerchantId,
+};
 use parley_prompts::Prompts;
 use parley_server::clock::{Clock as _, SystemClock};
-use parley_server::settings::Settings;
+use parley_server::settings::{IndexBackend, Settings};
 use parley_server::store::{Store, UserRole};
 use parley_server::{build_state, channel_from_settings, new_token, run, token_hash};
 use tracing_subscriber::EnvFilter;
@@ -86,6 +89,11 @@ enum Command {
         #[arg(long)]
         url: Option<String>,
     },
+    /// Manage the knowledge index backend.
+    Index {
+        #[command(subcommand)]
+        command: IndexCommand,
+    },
     /// Search a merchant's knowledge and print ranked passages.
     Search {
         #[arg(long)]
@@ -93,6 +101,22 @@ enum Command {
         #[arg(long, default_value_t = 5)]
         limit: usize,
         question: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum IndexCommand {
+    /// Copy merchants' chunks and vectors from one backend to another, without re-embedding:
+    /// the embedded index under the data directory, or Qdrant as `[index.qdrant]` configures
+    /// it. Afterwards set `[index] backend` to the target.
+    Migrate {
+        #[arg(long, value_enum)]
+        from: IndexBackend,
+        #[arg(long, value_enum)]
+        to: IndexBackend,
+        /// Only these merchants (repeatable); default: every merchant in the source.
+        #[arg(long = "merchant")]
+        merchants: Vec<String>,
     },
 }
 
@@ -119,12 +143,30 @@ fn init_tracing() {
         .init();
 }
 
+/// The index backend `backend`, as the settings configure it.
+fn open_index(settings: &Settings, backend: IndexBackend) -> anyhow::Result<Arc<dyn KnowledgeIndex>> {
+    Ok(match backend {
+        IndexBackend::Embedded => {
+            let dir = settings.data_dir.join("index");
+            Arc::new(
+                EmbeddedIndex::open(&dir).with_context(|| format!("opening the index {}", dir.display()))?,
+            )
+        }
+        IndexBackend::Qdrant => Arc::new(
+            QdrantIndex::new(settings.index.qdrant.clone())
+                .with_context(|| format!("connecting to Qdrant at {}", settings.index.qdrant.url))?,
+        ),
+    })
+}
+
 fn open_knowledge(settings: &Settings) -> anyhow::Result<Arc<KnowledgeBase>> {
     let mut config = EmbedderConfig::new(&settings.embedding.model_dir);
     config.ort_library = settings.ort_library();
     config.threads = settings.embedding.threads;
     let embedder = FastEmbedder::load(&config).context("loading the embedding model")?;
-    let knowledge = KnowledgeBase::open_embedded(Arc::new(embedder), &settings.data_dir)
+    let index = open_index(settings, settings.index.backend)?;
+    tracing::info!(backend = index.backend_name(), "knowledge index");
+    let knowledge = KnowledgeBase::new(Arc::new(embedder), index, &settings.data_dir)
         .with_context(|| format!("opening the data directory {}", settings.data_dir.display()))?;
     Ok(Arc::new(knowledge))
 }
@@ -387,6 +429,7 @@ async fn shutdown_signal() {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    parley_server::install_crypto_provider();
     init_tracing();
     let cli = Cli::parse();
     let settings = Settings::load(cli.config.as_deref())?;
@@ -433,6 +476,38 @@ async fn main() -> anyhow::Result<()> {
             let passed = eval(&settings, &merchants, &suites, out.as_deref(), gates, &data_dir).await?;
             if !passed {
                 std::process::exit(1);
+            }
+        }
+        Command::Index {
+            command: IndexCommand::Migrate { from, to, merchants },
+        } => {
+            anyhow::ensure!(from != to, "--from and --to name the same backend");
+            let source = open_index(&settings, from)?;
+            let target = open_index(&settings, to)?;
+            target
+                .ready()
+                .await
+                .with_context(|| format!("the target index ({}) is not ready", target.backend_name()))?;
+            let merchants = match merchants.is_empty() {
+                true => source
+                    .merchants()
+                    .await
+                    .context("listing the source's merchants")?,
+                false => merchants
+                    .iter()
+                    .map(|m| MerchantId::parse(m))
+                    .collect::<Result<Vec<_>, _>>()?,
+            };
+            anyhow::ensure!(!merchants.is_empty(), "the source index holds no merchants");
+            for merchant in &merchants {
+                let moved = parley_knowledge::index::migrate(source.as_ref(), target.as_ref(), merchant)
+                    .await
+                    .with_context(|| format!("migrating {merchant}"))?;
+                println!(
+                    "{merchant}: {moved} chunks copied from {} to {}",
+                    source.backend_name(),
+                    target.backend_name()
+                );
             }
         }
         Command::Search {

@@ -28,6 +28,29 @@ pub struct Settings {
     #[serde(default)]
     pub twilio: Option<crate::twilio::TwilioConfig>,
     pub escalation: EscalationSettings,
+    /// Where merchants' chunks are stored and searched.
+    #[serde(default)]
+    pub index: IndexSettings,
+}
+
+/// The knowledge index backend: `embedded` (the default: snapshot files in the data
+/// directory, searched in process) or `qdrant` (one shared collection, for several replicas
+/// and many merchants), with the Qdrant connection in `[index.qdrant]`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IndexSettings {
+    #[serde(default)]
+    pub backend: IndexBackend,
+    #[serde(default)]
+    pub qdrant: parley_knowledge::qdrant::QdrantConfig,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum IndexBackend {
+    #[default]
+    Embedded,
+    Qdrant,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -179,6 +202,27 @@ impl Settings {
             key: "agent",
             problem,
         })?;
+        if self.index.backend == IndexBackend::Qdrant {
+            let qdrant = &self.index.qdrant;
+            if !(qdrant.url.starts_with("http://") || qdrant.url.starts_with("https://")) {
+                return Err(SettingsError::Invalid {
+                    key: "index.qdrant.url",
+                    problem: format!("{:?} must be an http:// or https:// gRPC endpoint", qdrant.url),
+                });
+            }
+            if qdrant.collection.trim().is_empty() {
+                return Err(SettingsError::Invalid {
+                    key: "index.qdrant.collection",
+                    problem: "must not be empty".into(),
+                });
+            }
+            if qdrant.timeout.is_zero() || qdrant.connect_timeout.is_zero() {
+                return Err(SettingsError::Invalid {
+                    key: "index.qdrant.timeout",
+                    problem: "timeouts must be greater than zero".into(),
+                });
+            }
+        }
         if let Some(llm) = &self.llm {
             llm.validate().map_err(|err| SettingsError::Invalid {
                 key: "llm",
@@ -247,5 +291,35 @@ mod tests {
         std::fs::write(&file, "[server]\nhost = \"not a host\"\n").unwrap();
         let err = Settings::load(Some(&file)).unwrap_err().to_string();
         assert!(err.contains("server.host"), "{err}");
+    }
+
+    #[test]
+    fn the_index_backend_is_chosen_in_settings() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("parley.toml");
+        std::fs::write(&file, "").unwrap();
+        assert_eq!(
+            Settings::load(Some(&file)).unwrap().index.backend,
+            IndexBackend::Embedded
+        );
+        std::fs::write(
+            &file,
+            "[index]\nbackend = \"qdrant\"\n[index.qdrant]\nurl = \"http://qdrant:6334\"\ncollection = \"kb\"\ntimeout = \"3s\"\n",
+        )
+        .unwrap();
+        let settings = Settings::load(Some(&file)).unwrap();
+        assert_eq!(settings.index.backend, IndexBackend::Qdrant);
+        assert_eq!(settings.index.qdrant.url, "http://qdrant:6334");
+        assert_eq!(settings.index.qdrant.collection, "kb");
+        assert_eq!(settings.index.qdrant.timeout, Duration::from_secs(3));
+        std::fs::write(
+            &file,
+            "[index]\nbackend = \"qdrant\"\n[index.qdrant]\nurl = \"qdrant:6334\"\n",
+        )
+        .unwrap();
+        let err = Settings::load(Some(&file)).unwrap_err().to_string();
+        assert!(err.contains("index.qdrant.url"), "{err}");
+        std::fs::write(&file, "[index]\nbackend = \"elastic\"\n").unwrap();
+        assert!(Settings::load(Some(&file)).is_err());
     }
 }

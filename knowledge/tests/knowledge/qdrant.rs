@@ -321,3 +321,82 @@ fn an_unreachable_qdrant_fails_readiness() {
         );
     });
 }
+
+/// `migrate` moves a merchant between backends without re-embedding: embedded → Qdrant →
+/// a fresh embedded index gives back the same chunks and vectors, the same search results on
+/// both sides, and leaves the other merchants on the target alone.
+#[test]
+fn migrate_moves_a_merchant_both_ways_without_re_embedding() {
+    block_on(async {
+        let TestKb { kb: qdrant, .. } = &TestKb::new(Backend::Qdrant).await;
+        let (_dir, embedded) = scratch_kb();
+        embedded
+            .ingest_dir(&merchant_fixture("trailhead"), no_progress())
+            .await
+            .unwrap();
+        qdrant
+            .ingest_dir(&merchant_fixture("glowleaf"), no_progress())
+            .await
+            .unwrap();
+        let (trailhead, glowleaf) = (merchant("trailhead"), merchant("glowleaf"));
+        let glowleaf_before = qdrant.index().chunk_count(&glowleaf).await.unwrap();
+
+        let copied =
+            parley_knowledge::index::migrate(embedded.index().as_ref(), qdrant.index().as_ref(), &trailhead)
+                .await
+                .unwrap();
+        let source = embedded.index().export(&trailhead).await.unwrap();
+        assert_eq!(copied, source.chunks.len());
+        assert_eq!(qdrant.index().chunk_count(&trailhead).await.unwrap(), copied);
+        assert_eq!(
+            qdrant.index().chunk_count(&glowleaf).await.unwrap(),
+            glowleaf_before
+        );
+        let moved = qdrant.index().export(&trailhead).await.unwrap();
+        assert_eq!(moved.model_id, source.model_id);
+        // Qdrant re-normalises cosine vectors on upsert, so vectors match to rounding.
+        let same = |a: &parley_knowledge::index::Export, b: &parley_knowledge::index::Export| {
+            let sorted = |export: &parley_knowledge::index::Export| {
+                let mut chunks = export.chunks.clone();
+                chunks.sort_by(|x, y| x.chunk.id.cmp(&y.chunk.id));
+                chunks
+            };
+            let (a, b) = (sorted(a), sorted(b));
+            assert_eq!(a.len(), b.len());
+            for (x, y) in a.iter().zip(&b) {
+                assert_eq!(x.chunk, y.chunk);
+                let off = x
+                    .vector
+                    .iter()
+                    .zip(&y.vector)
+                    .map(|(p, q)| (p - q).abs())
+                    .fold(0.0, f32::max);
+                assert!(
+                    x.vector.len() == y.vector.len() && off < 1e-5,
+                    "{}: vector off by {off}",
+                    x.chunk.id
+                );
+            }
+        };
+        same(&moved, &source);
+        for question in ["how do I return boots", "RL2-BLK-10"] {
+            let here = embedded.search(&trailhead, question, 5).await.unwrap();
+            let there = qdrant.search(&trailhead, question, 5).await.unwrap();
+            assert_eq!(here[0].chunk.id, there[0].chunk.id, "{question:?}");
+        }
+
+        // And back, into an index that never saw the merchant.
+        let back_dir = tempfile::tempdir().unwrap();
+        let back = parley_knowledge::EmbeddedIndex::open(back_dir.path()).unwrap();
+        parley_knowledge::index::migrate(qdrant.index().as_ref(), &back, &trailhead)
+            .await
+            .unwrap();
+        same(&back.export(&trailhead).await.unwrap(), &source);
+        let missing =
+            parley_knowledge::index::migrate(&back, qdrant.index().as_ref(), &merchant("nobody")).await;
+        assert!(
+            matches!(missing, Err(KnowledgeError::UnknownMerchant(_))),
+            "{missing:?}"
+        );
+    });
+}

@@ -90,7 +90,7 @@ pub async fn run(root: &Path, n_products: usize, repeats: usize) -> Value {
         .map(|chunk| chunk.embedding_text())
         .collect();
     // Every 7th chunk: a sample with the catalog's mix of lengths.
-    let sample: Vec<String> = texts.iter().step_by(7).take(1_000).cloned().collect();
+    let sample: Vec<String> = texts.iter().step_by(7).take(500).cloned().collect();
 
     let data_dir = tempfile::tempdir().unwrap();
     let kb = KnowledgeBase::open_embedded(embedder.clone(), data_dir.path()).unwrap();

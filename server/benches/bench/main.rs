@@ -8,7 +8,8 @@
 //!   with an instant fake LLM, then once with the offline responder;
 //! - stop: STOP webhooks, request → durable ledger commit → response;
 //! - ingest: a 10k-product catalog against the raw embedding throughput;
-//! - retrieval: top-5 hybrid queries at 1k/10k/100k chunks per index backend;
+//! - retrieval: top-5 hybrid queries at 1k/10k/100k chunks on the embedded index and on
+//!   Qdrant (the real engine behind its gRPC API, in process over loopback);
 //! - evals: wall time of `parley eval` over the fixture suites.
 
 mod fakes;
@@ -22,6 +23,7 @@ use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use parley_knowledge::qdrant::{QdrantConfig, QdrantIndex};
 use parley_knowledge::{EmbeddedIndex, Embedder, checkout_embedder};
 use serde_json::{Value, json};
 
@@ -142,7 +144,6 @@ async fn load_section(
             runs.push(load::open_loop(&server, hooks, rate).await);
         }
         let summary = load::summarize(&format!("{rate} msg/s"), &runs);
-        println!("  {}", summary);
         levels.push(summary);
     }
     let mut runs = Vec::new();
@@ -219,17 +220,44 @@ fn embedder() -> Arc<dyn Embedder> {
     checkout_embedder(&root()).expect("embedding model missing: run `make models`")
 }
 
+/// Puts a measured section into the report, stamped with when and on which commit, so a
+/// report merged from partial runs shows each section's age.
+fn record(report: &mut Value, key: &str, mut section: Value) {
+    let commit = Command::new("git")
+        .args(["rev-parse", "--short", "HEAD"])
+        .current_dir(root())
+        .output()
+        .map(|out| String::from_utf8_lossy(&out.stdout).trim().to_owned())
+        .unwrap_or_default();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    section["measured_at_unix"] = json!(now);
+    section["commit"] = json!(commit);
+    println!("{key}: {section}");
+    report[key] = section;
+}
+
 #[tokio::main(flavor = "current_thread")]
 async fn main() {
     let plan = Plan::from_env();
     let repeats = plan.repeats();
-    let mut report = json!({ "machine": machine(), "quick": plan.quick });
+    let out = root().join("target/bench");
+    // A partial run (PARLEY_BENCH_ONLY) replaces its own sections and keeps the others.
+    let previous: Option<Value> = plan
+        .only
+        .as_ref()
+        .and_then(|_| std::fs::read_to_string(out.join("bench.json")).ok())
+        .and_then(|text| serde_json::from_str(&text).ok());
+    let mut report = previous.unwrap_or_else(|| json!({}));
+    report["machine"] = machine();
+    report["quick"] = json!(plan.quick);
     println!("machine: {}", report["machine"]);
     let scratch = tempfile::tempdir().unwrap();
     let mut traffic = Traffic::new(questions(&root()));
 
     if plan.runs("load") {
-        report["webhook_load"] = load_section(
+        let section = load_section(
             &plan,
             scratch.path(),
             &mut traffic,
@@ -237,18 +265,19 @@ async fn main() {
             repeats,
         )
         .await;
-        report["webhook_load_offline"] =
-            load_section(&plan, scratch.path(), &mut traffic, Responder::Offline, 1).await;
+        record(&mut report, "webhook_load", section);
+        let section = load_section(&plan, scratch.path(), &mut traffic, Responder::Offline, 1).await;
+        record(&mut report, "webhook_load_offline", section);
     }
     if plan.runs("stop") {
-        report["stop"] = stop_section(&plan, scratch.path(), &mut traffic).await;
-        println!("stop: {}", report["stop"]);
+        let section = stop_section(&plan, scratch.path(), &mut traffic).await;
+        record(&mut report, "stop", section);
     }
     let embedder = embedder();
     if plan.runs("ingest") {
         let products = if plan.quick { 500 } else { 10_000 };
-        report["ingest"] = ingest::run(&root(), products, repeats).await;
-        println!("ingest: {}", report["ingest"]);
+        let section = ingest::run(&root(), products, repeats).await;
+        record(&mut report, "ingest", section);
     }
     if plan.runs("retrieval") {
         let corpus = retrieval::Corpus::load(&root(), &embedder);
@@ -265,19 +294,30 @@ async fn main() {
             println!("retrieval: {result}");
             results.push(result);
         }
-        report["retrieval"] = json!({
+        // Qdrant: the real engine (qdrant-edge) behind Qdrant's gRPC API in this process,
+        // reached over loopback by the same client production uses.
+        let qdrant = parley_qdrant_testserver::spawn().await;
+        for &n in sizes {
+            let mut config = QdrantConfig::new(qdrant.url());
+            config.collection = format!("bench_{n}");
+            config.timeout = Duration::from_secs(120);
+            let index = QdrantIndex::new(config).unwrap();
+            let result = retrieval::measure(&corpus, &index, n, repeats).await;
+            println!("retrieval: {result}");
+            results.push(result);
+        }
+        let section = json!({
             "query_embedding": retrieval::query_embedding(&corpus, &embedder, repeats),
             "search": results,
         });
+        record(&mut report, "retrieval", section);
     }
     if plan.runs("evals") {
-        report["evals"] = evals_section(repeats);
-        println!("evals: {}", report["evals"]);
+        record(&mut report, "evals", evals_section(repeats));
     }
 
     println!();
     print!("{}", table(&report));
-    let out = root().join("target/bench");
     std::fs::create_dir_all(&out).unwrap();
     std::fs::write(
         out.join("bench.json"),

@@ -118,6 +118,7 @@ async fn an_agent_works_an_escalation_in_the_inbox() {
             ]
         }),
     );
+    parley_server::install_crypto_provider();
     let browser = ClientBuilder::rustls()
         .expect("TLS roots")
         .capabilities(capabilities)

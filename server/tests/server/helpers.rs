@@ -98,6 +98,12 @@ pub struct TestApp {
 }
 
 pub async fn spawn_app(channel: Channel) -> TestApp {
+    let knowledge = shared().await.knowledge.clone();
+    spawn_app_with(channel, knowledge).await
+}
+
+/// The app over a knowledge base of the test's choosing (another index backend, say).
+pub async fn spawn_app_with(channel: Channel, knowledge: Arc<KnowledgeBase>) -> TestApp {
     let data_dir = tempfile::tempdir().unwrap();
     let mut settings = Settings::load(None).unwrap();
     settings.data_dir = data_dir.path().to_owned();
@@ -128,25 +134,18 @@ pub async fn spawn_app(channel: Channel) -> TestApp {
             Some(server)
         }
     };
-    let shared = shared().await;
     let agent = Agent::new(
-        shared.knowledge.clone(),
-        shared.classifier.clone(),
+        knowledge.clone(),
+        shared().await.classifier.clone(),
         None,
         Arc::new(Prompts::builtin()),
         AgentConfig::default(),
     );
     let clock = ManualClock::at(T0);
     let channel = channel_from_settings(&settings).unwrap();
-    let state = build_state(
-        &settings,
-        shared.knowledge.clone(),
-        agent,
-        channel,
-        Arc::new(clock.clone()),
-    )
-    .await
-    .unwrap();
+    let state = build_state(&settings, knowledge, agent, channel, Arc::new(clock.clone()))
+        .await
+        .unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = format!("http://{}", listener.local_addr().unwrap());
     let (shutdown, stop) = tokio::sync::oneshot::channel::<()>();

@@ -5,5 +5,6 @@
 mod api;
 mod browser;
 mod helpers;
+mod qdrant;
 mod restart;
 mod webhooks;
