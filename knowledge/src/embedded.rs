@@ -18,7 +18,8 @@ use tantivy::{Index, IndexReader, ReloadPolicy, Term, doc};
 use crate::chunk::Chunk;
 use crate::error::{KnowledgeError, Result};
 use crate::index::{
-    Export, IndexedChunk, KnowledgeIndex, SearchHit, SearchQuery, promote_exact, reciprocal_rank_fusion,
+    Export, IndexedChunk, KnowledgeIndex, SearchHit, SearchQuery, check_replacement, promote_exact,
+    reciprocal_rank_fusion,
 };
 use crate::lexical::{analyzer, chunk_skus, query_codes, query_terms};
 use crate::merchant::MerchantId;
@@ -314,20 +315,7 @@ impl KnowledgeIndex for EmbeddedIndex {
     }
 
     async fn replace(&self, merchant: &MerchantId, model_id: &str, chunks: Vec<IndexedChunk>) -> Result<()> {
-        let dimension = chunks.first().map(|c| c.vector.len()).unwrap_or(0);
-        if let Some(bad) = chunks.iter().find(|c| c.vector.len() != dimension) {
-            return Err(KnowledgeError::Index(format!(
-                "chunk {} has a {}-dimensional vector, expected {dimension}",
-                bad.chunk.id,
-                bad.vector.len()
-            )));
-        }
-        if let Some(foreign) = chunks.iter().find(|c| &c.chunk.merchant_id != merchant) {
-            return Err(KnowledgeError::Index(format!(
-                "chunk {} belongs to merchant {}, not {merchant}",
-                foreign.chunk.id, foreign.chunk.merchant_id
-            )));
-        }
+        let dimension = check_replacement(merchant, &chunks)?;
         let mut vectors = Vec::with_capacity(chunks.len() * dimension);
         let mut plain_chunks = Vec::with_capacity(chunks.len());
         for indexed in chunks {

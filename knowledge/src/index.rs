@@ -7,7 +7,7 @@ use async_trait::async_trait;
 use serde::Serialize;
 
 use crate::chunk::Chunk;
-use crate::error::Result;
+use crate::error::{KnowledgeError, Result};
 use crate::merchant::MerchantId;
 
 /// A chunk with its embedding, ready to index.
@@ -72,6 +72,26 @@ pub trait KnowledgeIndex: Send + Sync {
     /// Everything stored for one merchant, to move it to another backend. Unknown merchants
     /// are an error.
     async fn export(&self, merchant: &MerchantId) -> Result<Export>;
+}
+
+/// What every backend checks before a `replace`: one vector dimension throughout, and no
+/// other merchant's chunk. Returns the dimension (0 for no chunks).
+pub(crate) fn check_replacement(merchant: &MerchantId, chunks: &[IndexedChunk]) -> Result<usize> {
+    let dimension = chunks.first().map(|c| c.vector.len()).unwrap_or(0);
+    if let Some(bad) = chunks.iter().find(|c| c.vector.len() != dimension) {
+        return Err(KnowledgeError::Index(format!(
+            "chunk {} has a {}-dimensional vector, expected {dimension}",
+            bad.chunk.id,
+            bad.vector.len()
+        )));
+    }
+    if let Some(foreign) = chunks.iter().find(|c| &c.chunk.merchant_id != merchant) {
+        return Err(KnowledgeError::Index(format!(
+            "chunk {} belongs to merchant {}, not {merchant}",
+            foreign.chunk.id, foreign.chunk.merchant_id
+        )));
+    }
+    Ok(dimension)
 }
 
 /// A merchant's whole index content: the model its vectors came from and every chunk.

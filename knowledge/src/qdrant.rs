@@ -52,7 +52,8 @@ use crate::chunk::Chunk;
 use crate::duration::deserialize_duration;
 use crate::error::{KnowledgeError, Result};
 use crate::index::{
-    Export, IndexedChunk, KnowledgeIndex, SearchHit, SearchQuery, promote_exact, reciprocal_rank_fusion,
+    Export, IndexedChunk, KnowledgeIndex, SearchHit, SearchQuery, check_replacement, promote_exact,
+    reciprocal_rank_fusion,
 };
 use crate::lexical::{self, SparseTerms};
 use crate::merchant::MerchantId;
@@ -603,20 +604,7 @@ impl KnowledgeIndex for QdrantIndex {
     }
 
     async fn replace(&self, merchant: &MerchantId, model_id: &str, chunks: Vec<IndexedChunk>) -> Result<()> {
-        let dimension = chunks.first().map(|c| c.vector.len()).unwrap_or(0);
-        if let Some(bad) = chunks.iter().find(|c| c.vector.len() != dimension) {
-            return Err(KnowledgeError::Index(format!(
-                "chunk {} has a {}-dimensional vector, expected {dimension}",
-                bad.chunk.id,
-                bad.vector.len()
-            )));
-        }
-        if let Some(foreign) = chunks.iter().find(|c| &c.chunk.merchant_id != merchant) {
-            return Err(KnowledgeError::Index(format!(
-                "chunk {} belongs to merchant {}, not {merchant}",
-                foreign.chunk.id, foreign.chunk.merchant_id
-            )));
-        }
+        let dimension = check_replacement(merchant, &chunks)?;
         if !chunks.is_empty() {
             if dimension == 0 {
                 return Err(KnowledgeError::Index("chunks have empty vectors".into()));
