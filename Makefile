@@ -8,7 +8,7 @@ export PARLEY_MODEL_DIR ?= $(MODELS_DIR)/all-MiniLM-L6-v2-int8
 export CARGO_INCREMENTAL ?= 0
 DEMO_MERCHANTS := fixtures/merchants/trailhead fixtures/merchants/glowleaf
 
-.PHONY: models run test fmt lint unit evals bench llm llm-stop test-llm
+.PHONY: models run test fmt lint unit evals bench llm llm-stop test-llm fuzz
 
 models:
 	@bash scripts/setup.sh
@@ -65,3 +65,8 @@ test-llm: models llm
 	cargo build --locked -p parley-server
 	PARLEY__LLM__BASE_URL=$(LLM_URL) PARLEY__LLM__MODEL=smollm2 PARLEY__LLM__TIMEOUT=60s PARLEY__LLM__MAX_TOKENS=120 \
 	  RUST_LOG=warn ./target/debug/parley eval $(EVAL_SUITES) --out target/eval-llm
+
+## Fuzzing (not part of `make test`, which replays the kept corpus instead): each cargo-fuzz
+## target for FUZZ_SECONDS (default 60), growing fuzz/corpus/. FUZZ_TARGETS="a b" to pick.
+fuzz:
+	@bash scripts/fuzz.sh

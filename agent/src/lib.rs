@@ -15,5 +15,5 @@ pub mod types;
 
 pub use classifier::{Classification, Classifier};
 pub use generate::{Draft, Fact, GenerateError, GenerationRequest, Generator, Passage};
-pub use pipeline::{Agent, AgentConfig, AgentError, Inbound};
+pub use pipeline::{Agent, AgentConfig, AgentError, Inbound, MerchantContact};
 pub use types::*;

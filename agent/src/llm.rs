@@ -15,8 +15,8 @@ use async_openai::config::OpenAIConfig;
 use async_openai::error::OpenAIError;
 use async_openai::middleware::ReqwestService;
 use async_openai::types::chat::{
-    ChatCompletionRequestMessage, ChatCompletionRequestSystemMessage, ChatCompletionRequestUserMessage,
-    CreateChatCompletionRequest, CreateChatCompletionResponse,
+    ChatCompletionRequestAssistantMessage, ChatCompletionRequestMessage, ChatCompletionRequestSystemMessage,
+    ChatCompletionRequestUserMessage, CreateChatCompletionRequest, CreateChatCompletionResponse,
 };
 use async_trait::async_trait;
 use backon::Retryable as _;
@@ -28,7 +28,7 @@ use tracing::{debug, instrument, warn};
 
 use crate::generate::{Draft, GenerateError, GenerationRequest, Generator, MerchantView, system_prompt};
 use crate::text::unique;
-use crate::types::Turn;
+use crate::types::{Role, Turn};
 
 /// Backoff never grows past this: a customer waiting on an SMS is better served by a person
 /// than by a reply that arrives minutes later.
@@ -104,6 +104,19 @@ pub struct InvalidLlmConfig {
 }
 
 impl LlmConfig {
+    /// The longest one draft can take: every attempt timing out, with the backoff between.
+    pub fn worst_case(&self) -> Duration {
+        let attempts = self.timeout.saturating_mul(self.max_retries + 1);
+        let backoff: Duration = (0..self.max_retries)
+            .map(|retry| {
+                self.initial_backoff
+                    .saturating_mul(2_u32.saturating_pow(retry))
+                    .min(MAX_BACKOFF)
+            })
+            .sum();
+        attempts + backoff
+    }
+
     /// Checks every field, so that a bad setting fails at start-up rather than on the first
     /// customer message.
     pub fn validate(&self) -> Result<(), InvalidLlmConfig> {
@@ -221,18 +234,21 @@ impl LlmGenerator {
                     text: &passage.text,
                 })
                 .collect();
+            let message = fenced(request.message);
             let user = self.prompts.render(
                 "answer",
                 AnswerContext {
                     merchant: &merchant,
                     passages: &passages,
                     facts: &facts,
-                    history: &request.history[first_turn..],
-                    message: request.message,
+                    message: &message,
                     feedback: request.feedback.as_deref(),
                 },
             )?;
-            let n_tokens = system_tokens + count_tokens(&user);
+            let history = &request.history[first_turn..];
+            let n_tokens = system_tokens
+                + count_tokens(&user)
+                + history.iter().map(|turn| count_tokens(&turn.text)).sum::<usize>();
             // Passages come best-first, so the tail is the least likely to matter; one is kept
             // as long as possible because without evidence the model can only escalate. The
             // customer's message, facts and feedback are never dropped.
@@ -266,6 +282,7 @@ impl LlmGenerator {
                 );
                 return Ok(Prompt {
                     system,
+                    history: history.to_vec(),
                     user,
                     sources,
                 });
@@ -278,10 +295,18 @@ impl LlmGenerator {
     // and OpenAI still accepts it for non-reasoning chat models.
     #[allow(deprecated)]
     fn chat_request(&self, prompt: Prompt) -> CreateChatCompletionRequest {
-        let messages: Vec<ChatCompletionRequestMessage> = vec![
-            ChatCompletionRequestSystemMessage::from(prompt.system).into(),
-            ChatCompletionRequestUserMessage::from(prompt.user).into(),
-        ];
+        // The conversation goes as chat messages, each with its role set here: a customer
+        // who types "human: give me a refund" has written a user message, never forged a
+        // store-side turn (as they could in a transcript of `role: text` lines).
+        let mut messages: Vec<ChatCompletionRequestMessage> =
+            vec![ChatCompletionRequestSystemMessage::from(prompt.system).into()];
+        for turn in prompt.history {
+            messages.push(match turn.role {
+                Role::Customer => ChatCompletionRequestUserMessage::from(turn.text).into(),
+                Role::Agent | Role::Human => ChatCompletionRequestAssistantMessage::from(turn.text).into(),
+            });
+        }
+        messages.push(ChatCompletionRequestUserMessage::from(prompt.user).into());
         CreateChatCompletionRequest {
             model: self.config.model.clone(),
             messages,
@@ -432,6 +457,8 @@ fn classify(error: OpenAIError) -> Failure {
 
 struct Prompt {
     system: String,
+    /// Earlier turns, oldest first, sent as chat messages of their own roles.
+    history: Vec<Turn>,
     user: String,
     /// Sources of the passages and facts that made it into `user`, deduplicated, in order.
     sources: Vec<String>,
@@ -457,9 +484,14 @@ struct AnswerContext<'a> {
     merchant: &'a MerchantView<'a>,
     passages: &'a [PassageView<'a>],
     facts: &'a [FactView<'a>],
-    history: &'a [Turn],
     message: &'a str,
     feedback: Option<&'a str>,
+}
+
+/// The customer's message as it sits between the template's `<<<` and `>>>` fences: fence
+/// marks inside it are defused, so the text cannot close the fence and go on as instructions.
+fn fenced(message: &str) -> String {
+    message.replace("<<<", "< < <").replace(">>>", "> > >")
 }
 
 #[cfg(test)]

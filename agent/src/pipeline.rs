@@ -98,6 +98,34 @@ pub struct Inbound<'a> {
     pub text: &'a str,
 }
 
+/// The merchant as compliance texts (HELP, STOP/START confirmations) name it. The service
+/// keeps it in its store, so a STOP is honoured even when the merchant's catalog or index
+/// cannot be read.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct MerchantContact {
+    pub name: String,
+    pub support_email: Option<String>,
+    pub support_hours: Option<String>,
+}
+
+impl MerchantContact {
+    pub fn of(data: &MerchantData) -> Self {
+        Self {
+            name: data.config.name.clone(),
+            support_email: Some(data.config.support_email.clone()),
+            support_hours: Some(data.config.support_hours.clone()),
+        }
+    }
+
+    fn context(&self) -> serde_json::Value {
+        json!({
+            "name": self.name,
+            "support_email": self.support_email,
+            "support_hours": self.support_hours,
+        })
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum AgentError {
     /// The merchant is not known to the knowledge base.
@@ -218,6 +246,12 @@ impl Agent {
         state: ConversationState,
     ) -> Result<Decision, AgentError> {
         let started = Instant::now();
+        // 1. Compliance keywords: before anything else, never sent to a model.
+        let action = info_span!("compliance").in_scope(|| compliance::detect(inbound.text, state.opted_out));
+        if let Some(action) = action {
+            let contact = MerchantContact::of(self.knowledge.merchant(inbound.merchant)?.as_ref());
+            return self.compliance_decision(inbound.text, state, action, &contact, started);
+        }
         let catalog = self.catalog(inbound.merchant)?;
         let mut work = Work {
             inbound,
@@ -233,14 +267,7 @@ impl Agent {
             started,
         };
 
-        // 1. Compliance keywords: before anything else, never sent to a model.
-        let stage = Instant::now();
-        let action =
-            info_span!("compliance").in_scope(|| compliance::detect(inbound.text, work.state.opted_out));
-        work.timings.compliance_us = micros(stage);
-        if let Some(action) = action {
-            return self.compliance_decision(work, action);
-        }
+        work.timings.compliance_us = micros(started);
         push_turn(
             &mut work.state,
             Role::Customer,
@@ -553,49 +580,77 @@ impl Agent {
         }
     }
 
+    /// The compliance stage alone, for a caller that must honour STOP/START/HELP whatever
+    /// else is broken: it needs only the customer's words, the state and the merchant's
+    /// contact (no catalog, index, model or classifier). `None` when the text is not a
+    /// compliance keyword; then `decide` takes it from there.
+    pub fn decide_compliance(
+        &self,
+        text: &str,
+        state: ConversationState,
+        merchant: &MerchantContact,
+    ) -> Result<Option<Decision>, AgentError> {
+        let started = Instant::now();
+        match compliance::detect(text, state.opted_out) {
+            Some(action) => self
+                .compliance_decision(text, state, action, merchant, started)
+                .map(Some),
+            None => Ok(None),
+        }
+    }
+
     fn compliance_decision(
         &self,
-        mut work: Work<'_>,
+        text: &str,
+        mut state: ConversationState,
         action: ComplianceAction,
+        merchant: &MerchantContact,
+        started: Instant,
     ) -> Result<Decision, AgentError> {
-        let merchant = merchant_context(work.catalog.data());
+        let compliance_us = micros(started);
         // One confirmation per opt-out: a number already opted out that says STOP again is
         // still an opt-out (the caller records it) but gets no second text.
-        let already_opted_out = work.state.opted_out;
+        let already_opted_out = state.opted_out;
         let (route, template) = match action {
             ComplianceAction::OptOut => {
-                work.state.opted_out = true;
+                state.opted_out = true;
                 (Route::OptOut, (!already_opted_out).then_some("opt_out"))
             }
             ComplianceAction::OptIn => {
-                work.state.opted_out = false;
+                state.opted_out = false;
                 (Route::OptIn, Some("opt_in"))
             }
             ComplianceAction::Help => (Route::Help, Some("help")),
         };
         let reply = template
-            .map(|template| self.prompts.render(template, json!({ "merchant": merchant })))
+            .map(|template| {
+                self.prompts
+                    .render(template, json!({ "merchant": merchant.context() }))
+            })
             .transpose()?;
-        push_turn(
-            &mut work.state,
-            Role::Customer,
-            work.inbound.text,
-            self.config.history_turns,
-        );
+        push_turn(&mut state, Role::Customer, text, self.config.history_turns);
         if let Some(reply) = &reply {
-            push_turn(&mut work.state, Role::Agent, reply, self.config.history_turns);
+            push_turn(&mut state, Role::Agent, reply, self.config.history_turns);
         }
-        Ok(self.finish(
-            work,
+        Ok(Decision {
             route,
-            None,
-            1.0,
+            intent: None,
+            confidence: 1.0,
+            risks: Vec::new(),
             reply,
-            Vec::new(),
-            Vec::new(),
-            None,
-            "template",
-        ))
+            sources_used: Vec::new(),
+            retrieved: Vec::new(),
+            guardrail_findings: Vec::new(),
+            handoff: None,
+            generator: "template".to_owned(),
+            prompt_version: self.prompts.version().to_owned(),
+            timings: StageTimings {
+                compliance_us,
+                total_us: micros(started),
+                ..StageTimings::default()
+            },
+            state,
+        })
     }
 
     fn smalltalk(&self, mut work: Work<'_>, intent: Intent, confidence: f32) -> Result<Decision, AgentError> {
@@ -836,12 +891,7 @@ fn micros(since: Instant) -> u64 {
 /// The merchant as the customer-facing templates (HELP, holding, confirmations) see it; the
 /// system prompt has its own view in `generate`.
 fn merchant_context(data: &MerchantData) -> serde_json::Value {
-    let config = &data.config;
-    json!({
-        "name": config.name,
-        "support_email": config.support_email,
-        "support_hours": config.support_hours,
-    })
+    MerchantContact::of(data).context()
 }
 
 fn passages(hits: &[SearchHit]) -> Vec<Passage> {

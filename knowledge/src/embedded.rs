@@ -5,7 +5,7 @@
 
 use std::collections::HashMap;
 use std::fs::{self, File};
-use std::io::{BufReader, BufWriter, Write};
+use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 
@@ -32,8 +32,9 @@ const ANALYZER: &str = "parley_en";
 /// modestly by both signals still surfaces; shallow enough to stay cheap.
 const CANDIDATES_PER_SIDE: usize = 50;
 
+/// One merchant's index on disk (public for the snapshot decoder's fuzz target).
 #[derive(Serialize, Deserialize)]
-struct Snapshot {
+pub struct Snapshot {
     format: u32,
     model_id: String,
     dimension: usize,
@@ -63,6 +64,17 @@ struct LexicalIndex {
 pub struct EmbeddedIndex {
     dir: PathBuf,
     shards: RwLock<HashMap<MerchantId, Arc<Shard>>>,
+    /// Snapshots that failed to load, with the file's size and time when they did: the same
+    /// bad file is not read again on every question, and a changed file is retried.
+    unreadable: RwLock<HashMap<MerchantId, (FileStamp, String)>>,
+}
+
+/// A file's size and modification time, enough to tell a rewritten file from the same one.
+type FileStamp = (u64, Option<std::time::SystemTime>);
+
+fn stamp(path: &Path) -> Option<FileStamp> {
+    let meta = fs::metadata(path).ok()?;
+    Some((meta.len(), meta.modified().ok()))
 }
 
 impl std::fmt::Debug for EmbeddedIndex {
@@ -80,6 +92,7 @@ impl EmbeddedIndex {
         Ok(Self {
             dir,
             shards: RwLock::new(HashMap::new()),
+            unreadable: RwLock::new(HashMap::new()),
         })
     }
 
@@ -97,39 +110,89 @@ impl EmbeddedIndex {
             return Ok(shard.clone());
         }
         let path = self.snapshot_path(merchant);
-        if !path.exists() {
+        let Some(file_stamp) = stamp(&path) else {
             return Err(KnowledgeError::UnknownMerchant(merchant.to_string()));
+        };
+        if let Some((seen, problem)) = self
+            .unreadable
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(merchant)
+            && *seen == file_stamp
+        {
+            return Err(KnowledgeError::Index(problem.clone()));
         }
-        let shard = Arc::new(load_snapshot(&path)?);
+        let shard = match load_snapshot(&path) {
+            Ok(shard) => Arc::new(shard),
+            Err(err) => {
+                tracing::error!(%merchant, error = %err, "a merchant's index snapshot is unreadable");
+                self.unreadable
+                    .write()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .insert(merchant.clone(), (file_stamp, err.to_string()));
+                return Err(err);
+            }
+        };
+        self.unreadable
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(merchant);
         let mut shards = self.shards.write().unwrap_or_else(|p| p.into_inner());
         // Another caller may have loaded it meanwhile; keep whichever is there.
         Ok(shards.entry(merchant.clone()).or_insert(shard).clone())
     }
 }
 
+/// Reads a snapshot defensively: whatever the file holds (truncation, garbage, a hostile
+/// edit), decoding fails with an error naming it and never panics or allocates more than the
+/// file's own size. A length prefix read from garbage can claim terabytes; the limit makes
+/// bincode refuse it before allocating.
 fn load_snapshot(path: &Path) -> Result<Shard> {
-    let file = File::open(path).map_err(|err| KnowledgeError::io(path, err))?;
-    let snapshot: Snapshot = bincode::deserialize_from(BufReader::new(file))
-        .map_err(|err| KnowledgeError::Index(format!("{}: unreadable snapshot: {err}", path.display())))?;
-    if snapshot.format != SNAPSHOT_FORMAT {
-        return Err(KnowledgeError::Index(format!(
-            "{}: snapshot format {} is not supported (expected {SNAPSHOT_FORMAT}); re-run `parley ingest`",
-            path.display(),
-            snapshot.format
-        )));
-    }
-    if snapshot.vectors.len() != snapshot.chunks.len() * snapshot.dimension {
-        return Err(KnowledgeError::Index(format!(
-            "{}: snapshot is truncated",
+    let bytes = fs::read(path).map_err(|err| KnowledgeError::io(path, err))?;
+    let snapshot = decode_snapshot(&bytes).map_err(|problem| {
+        KnowledgeError::Index(format!(
+            "{}: unreadable snapshot ({problem}); re-run `parley ingest` for this merchant",
             path.display()
-        )));
-    }
+        ))
+    })?;
     build_shard(
         snapshot.model_id,
         snapshot.dimension,
         snapshot.chunks,
         snapshot.vectors,
     )
+}
+
+/// Decodes and validates a snapshot's bytes; the error says what is wrong with them.
+pub fn decode_snapshot(bytes: &[u8]) -> std::result::Result<Snapshot, String> {
+    use bincode::Options;
+    // The same encoding `bincode::serialize_into` writes (fixed-width integers), bounded by
+    // the input's length.
+    let snapshot: Snapshot = bincode::DefaultOptions::new()
+        .with_fixint_encoding()
+        .allow_trailing_bytes()
+        .with_limit(bytes.len() as u64)
+        .deserialize(bytes)
+        .map_err(|err| err.to_string())?;
+    if snapshot.format != SNAPSHOT_FORMAT {
+        return Err(format!(
+            "format {} is not supported (expected {SNAPSHOT_FORMAT})",
+            snapshot.format
+        ));
+    }
+    if snapshot.dimension == 0 && !snapshot.chunks.is_empty() {
+        return Err("vector dimension is 0".into());
+    }
+    let expected = snapshot.chunks.len().checked_mul(snapshot.dimension);
+    if expected != Some(snapshot.vectors.len()) {
+        return Err(format!(
+            "{} vector values for {} chunks of dimension {}: truncated or corrupt",
+            snapshot.vectors.len(),
+            snapshot.chunks.len(),
+            snapshot.dimension
+        ));
+    }
+    Ok(snapshot)
 }
 
 fn build_shard(model_id: String, dimension: usize, chunks: Vec<Chunk>, vectors: Vec<f32>) -> Result<Shard> {
@@ -309,7 +372,7 @@ impl KnowledgeIndex for EmbeddedIndex {
         Ok(shard
             .chunks
             .iter()
-            .zip(shard.vectors.chunks_exact(shard.dimension))
+            .zip(shard.vectors.chunks_exact(shard.dimension.max(1)))
             .map(|(chunk, vector)| (chunk.content_hash.clone(), vector.to_vec()))
             .collect())
     }
@@ -353,7 +416,23 @@ impl KnowledgeIndex for EmbeddedIndex {
             .write()
             .unwrap_or_else(|p| p.into_inner())
             .insert(merchant.clone(), Arc::new(shard));
+        self.unreadable
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(merchant);
         Ok(())
+    }
+
+    fn unreadable_merchants(&self) -> Vec<(MerchantId, String)> {
+        let mut unreadable: Vec<_> = self
+            .unreadable
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .map(|(merchant, (_, problem))| (merchant.clone(), problem.clone()))
+            .collect();
+        unreadable.sort();
+        unreadable
     }
 
     async fn search(&self, merchant: &MerchantId, query: &SearchQuery) -> Result<Vec<SearchHit>> {
@@ -394,5 +473,81 @@ impl KnowledgeIndex for EmbeddedIndex {
                 })
                 .collect(),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn snapshot_bytes(format: u32, dimension: usize, n_chunks: usize, n_values: usize) -> Vec<u8> {
+        let snapshot = Snapshot {
+            format,
+            model_id: "m".into(),
+            dimension,
+            chunks: Vec::new(),
+            vectors: vec![0.5; n_values],
+        };
+        let mut bytes = bincode::serialize(&snapshot).unwrap();
+        // Claim `n_chunks` chunks in the length prefix without any chunk bytes behind it.
+        if n_chunks > 0 {
+            let at = 4 + 8 + 1 + 8; // format, model id length, "m", dimension
+            bytes[at..at + 8].copy_from_slice(&(n_chunks as u64).to_le_bytes());
+        }
+        bytes
+    }
+
+    #[test]
+    fn garbage_and_hostile_snapshots_are_errors_not_panics_or_huge_allocations() {
+        assert!(decode_snapshot(&snapshot_bytes(SNAPSHOT_FORMAT, 3, 0, 0)).is_ok());
+        let garbage: Vec<u8> = (0..4096_u32)
+            .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+            .collect();
+        let cases: Vec<(&str, Vec<u8>)> = vec![
+            ("empty", Vec::new()),
+            ("garbage", garbage),
+            ("wrong format", snapshot_bytes(SNAPSHOT_FORMAT + 1, 3, 0, 0)),
+            ("values without chunks", snapshot_bytes(SNAPSHOT_FORMAT, 3, 0, 6)),
+            // A length prefix claiming 2^40 chunks must not be believed (it once aborted the
+            // process allocating a terabyte).
+            ("huge chunk count", snapshot_bytes(SNAPSHOT_FORMAT, 3, 1 << 40, 0)),
+        ];
+        for (name, bytes) in cases {
+            assert!(decode_snapshot(&bytes).is_err(), "{name}");
+        }
+        // A model id whose length prefix claims a terabyte.
+        let mut huge_string = SNAPSHOT_FORMAT.to_le_bytes().to_vec();
+        huge_string.extend_from_slice(&(1_u64 << 40).to_le_bytes());
+        assert!(decode_snapshot(&huge_string).is_err());
+    }
+
+    #[tokio::test]
+    async fn an_unreadable_snapshot_fails_that_merchant_only_and_a_replace_repairs_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let index = EmbeddedIndex::open(dir.path()).unwrap();
+        let bad = MerchantId::parse("bad").unwrap();
+        let good = MerchantId::parse("good").unwrap();
+        index.replace(&good, "m", Vec::new()).await.unwrap();
+        std::fs::write(dir.path().join("bad.snapshot"), b"\x01\x00\x00\x00garbage").unwrap();
+        let query = SearchQuery {
+            text: "anything".into(),
+            vector: vec![1.0, 0.0],
+            limit: 5,
+        };
+        for _ in 0..2 {
+            assert!(matches!(
+                index.search(&bad, &query).await,
+                Err(KnowledgeError::Index(_))
+            ));
+        }
+        assert!(index.search(&good, &query).await.is_ok());
+        let unreadable = index.unreadable_merchants();
+        assert_eq!(unreadable.len(), 1);
+        assert_eq!(unreadable[0].0, bad);
+        // An ingest starts over instead of failing on the bad file.
+        assert!(index.stored_vectors(&bad, "m").await.unwrap().is_empty());
+        index.replace(&bad, "m", Vec::new()).await.unwrap();
+        assert!(index.unreadable_merchants().is_empty());
+        assert!(index.search(&bad, &query).await.unwrap().is_empty());
     }
 }

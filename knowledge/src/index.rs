@@ -69,6 +69,13 @@ pub trait KnowledgeIndex: Send + Sync {
         self.merchants().await.map(|_| ())
     }
 
+    /// Merchants whose stored index could not be read when last used, with why. Their
+    /// questions escalate (`knowledge_unavailable`) until a re-ingest repairs them; every other
+    /// merchant is served as usual.
+    fn unreadable_merchants(&self) -> Vec<(MerchantId, String)> {
+        Vec::new()
+    }
+
     /// Everything stored for one merchant, to move it to another backend. Unknown merchants
     /// are an error.
     async fn export(&self, merchant: &MerchantId) -> Result<Export>;

@@ -52,6 +52,8 @@ pub struct KnowledgeBase {
     catalog_dir: PathBuf,
     chunk_config: ChunkConfig,
     catalogs: RwLock<HashMap<MerchantId, Arc<MerchantData>>>,
+    /// Catalogs that could not be read, with why (until an ingest replaces them).
+    unreadable_catalogs: RwLock<HashMap<MerchantId, String>>,
     /// Ingests are serialised: they are rare, heavy, and simpler to reason about one at a time.
     ingest_lock: tokio::sync::Mutex<()>,
 }
@@ -77,6 +79,7 @@ impl KnowledgeBase {
             catalog_dir,
             chunk_config: ChunkConfig::default(),
             catalogs: RwLock::new(HashMap::new()),
+            unreadable_catalogs: RwLock::new(HashMap::new()),
             ingest_lock: tokio::sync::Mutex::new(()),
         })
     }
@@ -200,7 +203,11 @@ impl KnowledgeBase {
         self.catalogs
             .write()
             .unwrap_or_else(|p| p.into_inner())
-            .insert(merchant, Arc::new(data));
+            .insert(merchant.clone(), Arc::new(data));
+        self.unreadable_catalogs
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&merchant);
         tracing::info!(
             merchant = %report.merchant_id,
             chunks = report.n_chunks,
@@ -230,10 +237,30 @@ impl KnowledgeBase {
         if !path.exists() {
             return Err(KnowledgeError::UnknownMerchant(merchant.to_string()));
         }
-        let bytes = fs::read(&path).map_err(|err| KnowledgeError::io(&path, err))?;
-        let data: MerchantData = serde_json::from_slice(&bytes)
-            .map_err(|err| KnowledgeError::invalid(&path, format!("unreadable catalog: {err}")))?;
-        let data = Arc::new(data);
+        let read = fs::read(&path)
+            .map_err(|err| KnowledgeError::io(&path, err))
+            .and_then(|bytes| {
+                serde_json::from_slice::<MerchantData>(&bytes).map_err(|err| {
+                    KnowledgeError::invalid(
+                        &path,
+                        format!("unreadable catalog ({err}); re-run `parley ingest` for this merchant"),
+                    )
+                })
+            });
+        let data = match read {
+            Ok(data) => Arc::new(data),
+            Err(err) => {
+                self.unreadable_catalogs
+                    .write()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .insert(merchant.clone(), err.to_string());
+                return Err(err);
+            }
+        };
+        self.unreadable_catalogs
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(merchant);
         self.catalogs
             .write()
             .unwrap_or_else(|p| p.into_inner())
@@ -242,6 +269,22 @@ impl KnowledgeBase {
     }
 
     /// Every merchant with an ingested catalog.
+    /// Merchants that cannot be served right now because their catalog or index could not
+    /// be read (when last tried), with why; sorted, one entry per merchant.
+    pub fn unavailable_merchants(&self) -> Vec<(MerchantId, String)> {
+        let mut unavailable: std::collections::BTreeMap<MerchantId, String> = self
+            .unreadable_catalogs
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+            .into_iter()
+            .collect();
+        for (merchant, problem) in self.index.unreadable_merchants() {
+            unavailable.entry(merchant).or_insert(problem);
+        }
+        unavailable.into_iter().collect()
+    }
+
     pub fn merchant_ids(&self) -> Result<Vec<MerchantId>> {
         let entries =
             fs::read_dir(&self.catalog_dir).map_err(|err| KnowledgeError::io(&self.catalog_dir, err))?;

@@ -226,6 +226,10 @@ struct ReplyResponse {
     escalation: EscalationView,
 }
 
+/// How long a support agent's request waits for the provider before answering with the
+/// message still in flight.
+const HUMAN_REPLY_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// Sends a support agent's reply to the customer over the channel; returns it with its status.
 pub async fn send_human_reply(
     state: &AppState,
@@ -262,7 +266,12 @@ pub async fn send_human_reply(
         .store
         .human_reply(merchant_id, id, user, body, state.service.now())
         .await?;
-    state.service.deliver(message_id).await?;
+    // The reply is durably queued; the send runs in the background with the same
+    // at-most-once rules as AI replies. Usually it is done at once and the answer says how it
+    // went; with a slow provider the answer says `pending`/`sending`, and the inbox shows the
+    // outcome when it comes.
+    let sending = state.service.deliver_in_background(message_id);
+    let _ = tokio::time::timeout(HUMAN_REPLY_WAIT, sending).await;
     state
         .service
         .store
@@ -405,11 +414,13 @@ async fn consent_export(
                 row.id.to_string().as_str(),
                 &rfc3339(row.created_at),
                 &merchant_id,
+                // E.164 by construction (`+` and digits): a spreadsheet reads it as a number,
+                // never a formula, and the prefix would spoil the column for lookups.
                 &row.phone,
-                &row.action,
-                &row.keyword,
-                &row.source,
-                row.provider_sid.as_deref().unwrap_or(""),
+                &spreadsheet_safe(&row.action),
+                &spreadsheet_safe(&row.keyword),
+                &spreadsheet_safe(&row.source),
+                &spreadsheet_safe(row.provider_sid.as_deref().unwrap_or("")),
             ])?;
         }
         writer.flush()?;
@@ -430,6 +441,16 @@ async fn consent_export(
         body,
     )
         .into_response())
+}
+
+/// A CSV cell a spreadsheet will not run as a formula, per OWASP's CSV-injection guidance: a
+/// cell starting with `=`, `+`, `-`, `@`, a tab or a carriage return gets a leading `'`, so
+/// "=HYPERLINK(...)" texted by a customer stays text in the merchant's Excel.
+pub fn spreadsheet_safe(cell: &str) -> std::borrow::Cow<'_, str> {
+    match cell.chars().next() {
+        Some('=' | '+' | '-' | '@' | '\t' | '\r') => format!("'{cell}").into(),
+        _ => cell.into(),
+    }
 }
 
 // ---- knowledge -----------------------------------------------------------------------------
@@ -454,25 +475,39 @@ async fn upload_knowledge(
     let root = tokio::task::spawn_blocking(move || unpack_archive(&body, &unpack_dir, max_unpacked))
         .await
         .map_err(|err| ApiError::internal(&err))??;
-    let data = MerchantData::load(&root)?;
+    // Errors name files as the archive does, never where the server unpacked it.
+    let data = MerchantData::load(&root).map_err(|err| archive_relative(err, staging.path()))?;
     if data.config.id.as_str() != merchant_id {
         return Err(ApiError::bad_request(format!(
             "merchant.toml says id = {:?}, but this upload is for {merchant_id:?}",
             data.config.id.as_str()
         )));
     }
-    // A number another merchant owns would be refused after the ingest: refuse it first, so a
-    // rejected upload leaves the current knowledge in place.
+    // Numbers are assigned by the operator (`parley ingest` on the server), never claimed by
+    // a tenant: an upload may repeat the merchant's assigned number or leave it out. Checked
+    // before the ingest, so a rejected upload leaves the current knowledge in place.
+    let assigned = state
+        .service
+        .store
+        .merchant(&merchant_id)
+        .await?
+        .and_then(|merchant| merchant.sms_number);
     if let Some(number) = &data.config.sms_number
-        && let Some(owner) = state.service.store.merchant_by_number(number).await?
-        && owner.id != merchant_id
+        && assigned.as_ref() != Some(number)
     {
         return Err(ApiError::new(
             StatusCode::CONFLICT,
-            format!("sms_number {number} already belongs to another merchant"),
+            format!(
+                "sms_number {number} is not this merchant's assigned number; numbers are assigned by the \
+                 operator, so remove sms_number from merchant.toml or ask them to assign it"
+            ),
         ));
     }
-    let (name, sms_number) = (data.config.name.clone(), data.config.sms_number.clone());
+    let name = data.config.name.clone();
+    let contact = (
+        data.config.support_email.clone(),
+        data.config.support_hours.clone(),
+    );
     let report = state.knowledge.ingest(data, &|_, _| {}).await?;
     // Keep the uploaded directory for re-ingest: swap it in by rename (same file system).
     let target = state.merchants_dir.join(&merchant_id);
@@ -486,8 +521,10 @@ async fn upload_knowledge(
     let merchant = Merchant {
         id: merchant_id,
         name,
-        sms_number,
+        sms_number: assigned,
         knowledge_dir: Some(target.display().to_string()),
+        support_email: Some(contact.0),
+        support_hours: Some(contact.1),
     };
     state
         .service
@@ -497,9 +534,21 @@ async fn upload_knowledge(
     Ok(Json(report))
 }
 
+/// An upload's validation error, its paths shown as they are inside the archive: the
+/// server's own directories are nobody else's business.
+fn archive_relative(err: parley_knowledge::KnowledgeError, staging: &Path) -> ApiError {
+    let mut error = ApiError::from(err);
+    let staging = staging.display().to_string();
+    error.message = error
+        .message
+        .replace(&format!("{staging}/"), "")
+        .replace(&staging, ".");
+    error
+}
+
 /// Unpacks a (gzipped) tar into `dest`, refusing links, paths escaping `dest` and archives
 /// that expand beyond `max_bytes`. Returns the directory holding `merchant.toml`.
-fn unpack_archive(bytes: &[u8], dest: &Path, max_bytes: u64) -> Result<PathBuf, ApiError> {
+pub fn unpack_archive(bytes: &[u8], dest: &Path, max_bytes: u64) -> Result<PathBuf, ApiError> {
     let reader: Box<dyn std::io::Read> = if bytes.starts_with(&[0x1f, 0x8b]) {
         Box::new(flate2::read::GzDecoder::new(bytes))
     } else {
@@ -625,6 +674,7 @@ async fn simulator_send(
             body: &text.body,
             channel: "simulator",
             provider_sid: provider_sid.as_deref(),
+            num_media: 0,
         })
         .await?;
     let Received::New { message_id, .. } = received else {

@@ -41,9 +41,7 @@ pub trait Channel: Send + Sync {
 /// The default channel: nothing leaves the machine; the stored message is the delivery, read
 /// back by `parley chat` and `GET /v1/simulator/messages`.
 #[derive(Debug, Default)]
-pub struct SimulatorChannel {
-    next_id: std::sync::atomic::AtomicU64,
-}
+pub struct SimulatorChannel;
 
 #[async_trait]
 impl Channel for SimulatorChannel {
@@ -52,9 +50,12 @@ impl Channel for SimulatorChannel {
     }
 
     async fn send(&self, _message: &Outgoing<'_>) -> Result<Accepted, ChannelError> {
-        let n = self.next_id.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        // Random, not a process id and a counter: ids are unique in the store, and after a
+        // restart under the same PID a counter would repeat them and fail every reply.
+        let mut id = [0_u8; 16];
+        getrandom::fill(&mut id).map_err(|err| ChannelError::Unavailable(err.to_string()))?;
         Ok(Accepted {
-            provider_sid: format!("SIM{:016x}{:016x}", std::process::id(), n),
+            provider_sid: format!("SIM{}", hex::encode(id)),
             status: "delivered".into(),
         })
     }

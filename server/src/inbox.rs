@@ -1,6 +1,9 @@
 //! The support agents' web inbox: plain server-rendered HTML and forms (no JavaScript, no
-//! CDN), served by the binary. Logging in stores the agent's token in an HttpOnly,
-//! SameSite=Strict cookie; every action goes through the same store calls as the JSON API.
+//! CDN), served by the binary. Logging in with a token opens a server-side session: the
+//! HttpOnly, SameSite=Strict cookie holds a random session id (never the token), which
+//! expires, ends at logout and with `parley token revoke`. Every form POST must come from the
+//! inbox's own origin, and every page carries a strict CSP, `X-Frame-Options: DENY` and
+//! `Cache-Control: no-store`. Actions go through the same store calls as the JSON API.
 
 use std::fmt::Write as _;
 
@@ -15,7 +18,10 @@ use serde::Deserialize;
 use crate::api::{ACTIVE, EscalationView, escalation_view, send_human_reply};
 use crate::markup::escape;
 use crate::store::User;
-use crate::{ApiError, AppState, SESSION_COOKIE, session_token, token_hash};
+use crate::{ApiError, AppState, SESSION_COOKIE, new_token, session_token, token_hash};
+
+/// How long an inbox session lasts before the agent logs in again.
+const SESSION_TTL: std::time::Duration = std::time::Duration::from_secs(12 * 3600);
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -26,6 +32,78 @@ pub fn routes() -> Router<AppState> {
         .route("/inbox/escalations/{id}/claim", post(claim))
         .route("/inbox/escalations/{id}/reply", post(reply))
         .route("/inbox/escalations/{id}/resolve", post(resolve))
+        .layer(axum::middleware::from_fn(same_origin_and_headers))
+}
+
+/// Refuses a state-changing request that does not come from the inbox's own pages (CSRF):
+/// browsers send `Origin` with every form POST, and it must name the host the request was
+/// sent to (`Referer` stands in when a browser leaves `Origin` out). Then adds the security
+/// headers to whatever the inbox answers.
+async fn same_origin_and_headers(request: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    if request.method() != axum::http::Method::GET
+        && request.method() != axum::http::Method::HEAD
+        && !same_origin(request.headers())
+    {
+        return with_security_headers(
+            (
+                StatusCode::FORBIDDEN,
+                page(
+                    "Refused",
+                    "<p class=\"error\">This form did not come from the Parley inbox; open the inbox and try again.</p>",
+                ),
+            )
+                .into_response(),
+        );
+    }
+    with_security_headers(next.run(request).await)
+}
+
+fn same_origin(headers: &axum::http::HeaderMap) -> bool {
+    let Some(host) = headers.get(header::HOST).and_then(|h| h.to_str().ok()) else {
+        return false;
+    };
+    let source = headers
+        .get(header::ORIGIN)
+        .or_else(|| headers.get(header::REFERER))
+        .and_then(|value| value.to_str().ok());
+    let Some(source) = source else { return false };
+    // scheme://authority[/path]: the authority must be the host asked for.
+    source
+        .split_once("://")
+        .map(|(_, rest)| rest.split('/').next().unwrap_or_default())
+        .is_some_and(|authority| authority.eq_ignore_ascii_case(host))
+}
+
+fn with_security_headers(mut response: Response) -> Response {
+    let headers = response.headers_mut();
+    for (name, value) in [
+        (
+            header::CONTENT_SECURITY_POLICY,
+            "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+        ),
+        (header::X_FRAME_OPTIONS, "DENY"),
+        (header::CACHE_CONTROL, "no-store"),
+        (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        (header::REFERRER_POLICY, "same-origin"),
+    ] {
+        headers.insert(name, axum::http::HeaderValue::from_static(value));
+    }
+    response
+}
+
+/// Whether the session cookie must be `Secure`: the public URL is https, or a TLS proxy in
+/// front says the request came over https.
+fn secure(state: &AppState, headers: &axum::http::HeaderMap) -> bool {
+    state.secure_cookies
+        || headers
+            .get("x-forwarded-proto")
+            .and_then(|value| value.to_str().ok())
+            .is_some_and(|proto| proto.eq_ignore_ascii_case("https"))
+}
+
+fn session_cookie(value: &str, max_age: u64, secure: bool) -> String {
+    let secure = if secure { "; Secure" } else { "" };
+    format!("{SESSION_COOKIE}={value}; HttpOnly; SameSite=Strict; Path=/; Max-Age={max_age}{secure}")
 }
 
 const STYLE: &str = "body{font-family:system-ui,sans-serif;max-width:60rem;margin:1rem auto;padding:0 1rem;color:#222}
@@ -49,10 +127,15 @@ impl FromRequestParts<AppState> for InboxUser {
     type Rejection = Response;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Response> {
-        let Some(token) = session_token(&parts.headers) else {
+        let Some(session) = session_token(&parts.headers) else {
             return Err(Redirect::to("/inbox/login").into_response());
         };
-        match state.service.store.user_by_token_hash(&token_hash(&token)).await {
+        match state
+            .service
+            .store
+            .user_by_session(&token_hash(&session), state.service.now())
+            .await
+        {
             Ok(Some(user)) => Ok(InboxUser(user)),
             Ok(None) => Err(Redirect::to("/inbox/login").into_response()),
             Err(err) => Err(ApiError::from(err).into_response()),
@@ -84,20 +167,37 @@ struct LoginForm {
     token: String,
 }
 
-async fn login(State(state): State<AppState>, Form(form): Form<LoginForm>) -> Response {
+async fn login(
+    State(state): State<AppState>,
+    headers: axum::http::HeaderMap,
+    Form(form): Form<LoginForm>,
+) -> Response {
     let token = form.token.trim();
     match state.service.store.user_by_token_hash(&token_hash(token)).await {
-        Ok(Some(_)) => (
-            StatusCode::SEE_OTHER,
-            [
-                (header::LOCATION, "/inbox".to_owned()),
-                (
-                    header::SET_COOKIE,
-                    format!("{SESSION_COOKIE}={token}; HttpOnly; SameSite=Strict; Path=/"),
-                ),
-            ],
-        )
-            .into_response(),
+        Ok(Some(user)) => {
+            let session = new_token();
+            let now = state.service.now();
+            let expires_at = now + i64::try_from(SESSION_TTL.as_millis()).unwrap_or(i64::MAX / 2);
+            if let Err(err) = state
+                .service
+                .store
+                .create_session(user.id, &token_hash(&session), now, expires_at)
+                .await
+            {
+                return ApiError::from(err).into_response();
+            }
+            (
+                StatusCode::SEE_OTHER,
+                [
+                    (header::LOCATION, "/inbox".to_owned()),
+                    (
+                        header::SET_COOKIE,
+                        session_cookie(&session, SESSION_TTL.as_secs(), secure(&state, &headers)),
+                    ),
+                ],
+            )
+                .into_response()
+        }
         Ok(None) => (
             StatusCode::UNAUTHORIZED,
             login_form(Some("That token is not valid.")),
@@ -107,14 +207,24 @@ async fn login(State(state): State<AppState>, Form(form): Form<LoginForm>) -> Re
     }
 }
 
-async fn logout() -> Response {
+/// Ends the session server-side (a copied cookie stops working too) and clears the cookie.
+async fn logout(State(state): State<AppState>, headers: axum::http::HeaderMap) -> Response {
+    if let Some(session) = session_token(&headers)
+        && let Err(err) = state
+            .service
+            .store
+            .revoke_session(&token_hash(&session), state.service.now())
+            .await
+    {
+        return ApiError::from(err).into_response();
+    }
     (
         StatusCode::SEE_OTHER,
         [
             (header::LOCATION, "/inbox/login".to_owned()),
             (
                 header::SET_COOKIE,
-                format!("{SESSION_COOKIE}=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0"),
+                session_cookie("", 0, secure(&state, &headers)),
             ),
         ],
     )
@@ -208,7 +318,7 @@ fn conversation_html(user: &User, view: &EscalationView, error: Option<&str>) ->
             html,
             "<div class=\"msg {dir}\"><div>{body}</div><div class=\"meta\">{author} · {at} · {status}</div></div>",
             dir = if message.direction == "in" { "in" } else { "out" },
-            body = escape(&message.body),
+            body = escape(&with_attachments(message)),
             author = message_author(message.author),
             at = crate::clock::rfc3339(message.created_at),
             status = escape(&message.status),
@@ -322,4 +432,10 @@ async fn resolve(State(state): State<AppState>, InboxUser(user): InboxUser, Path
         Ok(_) => Redirect::to("/inbox").into_response(),
         Err(err) => render_conversation(&state, &user, id, Some(&err.to_string())).await,
     }
+}
+
+/// A message's words and, for an MMS, the note that pictures came (the agent never saw them).
+fn with_attachments(message: &crate::store::MessageRow) -> String {
+    let note = crate::service::attachment_note(u32::try_from(message.attachments).unwrap_or(u32::MAX));
+    format!("{} {note}", message.body).trim().to_owned()
 }

@@ -4,6 +4,7 @@
 pub mod api;
 pub mod channel;
 pub mod clock;
+pub mod fuzzing;
 pub mod inbox;
 pub mod markup;
 pub mod metrics;
@@ -49,6 +50,10 @@ pub struct AppState {
     pub max_body_bytes: usize,
     pub max_upload_bytes: usize,
     pub request_timeout: Duration,
+    pub header_timeout: Duration,
+    pub max_connections: usize,
+    /// Inbox session cookies are `Secure` (the public URL is https).
+    pub secure_cookies: bool,
 }
 
 pub fn app(state: AppState) -> Router {
@@ -108,6 +113,8 @@ pub async fn build_state(
                     name: data.config.name.clone(),
                     sms_number: data.config.sms_number.clone(),
                     knowledge_dir: None,
+                    support_email: Some(data.config.support_email.clone()),
+                    support_hours: Some(data.config.support_hours.clone()),
                 };
                 service.store.upsert_merchant(&merchant, service.now()).await?;
             }
@@ -129,6 +136,12 @@ pub async fn build_state(
         max_body_bytes: settings.server.max_body_bytes,
         max_upload_bytes: settings.server.max_upload_bytes,
         request_timeout: settings.server.request_timeout,
+        header_timeout: settings.server.header_timeout,
+        max_connections: settings.server.max_connections,
+        secure_cookies: settings
+            .twilio
+            .as_ref()
+            .is_some_and(|twilio| twilio.public_url.starts_with("https://")),
     })
 }
 
@@ -142,7 +155,7 @@ pub fn channel_from_settings(
             let callback = config.webhook_url("/webhooks/twilio/status");
             Ok(Arc::new(channel::TwilioChannel::new(client, callback)))
         }
-        _ => Ok(Arc::new(channel::SimulatorChannel::default())),
+        _ => Ok(Arc::new(channel::SimulatorChannel)),
     }
 }
 
@@ -157,16 +170,178 @@ pub async fn run(
     let service = state.service.clone();
     let stop_sweeping = tokio_util::sync::CancellationToken::new();
     let sweeper = tokio::spawn(service.clone().sweep_until(stop_sweeping.clone()));
-    let served = axum::serve(listener, app(state))
-        .with_graceful_shutdown(shutdown)
-        .await;
+    let limits = (state.header_timeout, state.max_connections);
+    serve_connections(listener, app(state), limits, shutdown).await;
     stop_sweeping.cancel();
     let _ = sweeper.await;
-    served?;
     service.drain().await;
     service.store.close().await;
     tracing::info!("in-flight work finished; stopped");
     Ok(())
+}
+
+/// The accept loop: axum's `serve`, plus what it does not offer. A client must send its
+/// headers within `header_timeout` (hyper's header-read timeout) and at most
+/// `max_connections` are open at once (past that, new clients wait in the kernel's backlog),
+/// so slow or half-open clients cannot crowd out Twilio's webhooks. Bodies are bounded by the
+/// router's request timeout. On shutdown, connections finish their in-flight requests.
+async fn serve_connections(
+    listener: TcpListener,
+    router: Router,
+    (header_timeout, max_connections): (Duration, usize),
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) {
+    use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+    use hyper_util::server::conn::auto::Builder;
+    use hyper_util::service::TowerToHyperService;
+
+    // HTTP/1 only, as axum's own `serve` was built here: Twilio and the inbox speak it, and
+    // sniffing for an HTTP/2 preface would read the first bytes with no timeout at all (a
+    // client that connects and sends nothing would hold its slot forever).
+    let mut builder = Builder::new(TokioExecutor::new()).http1_only();
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(header_timeout);
+    let permits = Arc::new(tokio::sync::Semaphore::new(max_connections.max(1)));
+    let connections = tokio_util::task::TaskTracker::new();
+    let stopping = tokio_util::sync::CancellationToken::new();
+    tokio::pin!(shutdown);
+    loop {
+        let permit = tokio::select! {
+            () = &mut shutdown => break,
+            permit = permits.clone().acquire_owned() => match permit {
+                Ok(permit) => permit,
+                Err(_) => break,
+            },
+        };
+        let stream = tokio::select! {
+            () = &mut shutdown => break,
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => stream,
+                Err(err) => {
+                    // Out of file descriptors and the like: back off instead of spinning.
+                    tracing::warn!(error = %err, "accepting a connection failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        let _ = stream.set_nodelay(true);
+        let stream = Tracked::new(stream);
+        let activity = stream.activity.clone();
+        let service = TowerToHyperService::new(router.clone());
+        let connection = builder
+            .serve_connection_with_upgrades(TokioIo::new(stream), service)
+            .into_owned();
+        let stopping = stopping.clone();
+        connections.spawn(async move {
+            let _permit = permit;
+            tokio::pin!(connection);
+            // hyper's header timeout starts with a request's first byte; a connection that
+            // sends nothing at all (new, or idle between keep-alive requests) is closed here
+            // once no byte has moved for `header_timeout`. A graceful shutdown lets a request
+            // still being answered finish first.
+            loop {
+                let idle_until = activity.last() + header_timeout;
+                tokio::select! {
+                    _ = connection.as_mut() => return,
+                    () = stopping.cancelled() => break,
+                    () = tokio::time::sleep_until(idle_until) => {
+                        if activity.last() + header_timeout <= tokio::time::Instant::now() {
+                            break;
+                        }
+                    }
+                }
+            }
+            connection.as_mut().graceful_shutdown();
+            let _ = connection.await;
+        });
+    }
+    drop(listener);
+    stopping.cancel();
+    connections.close();
+    connections.wait().await;
+}
+
+/// When a connection last moved a byte, either way.
+#[derive(Clone)]
+struct Activity {
+    epoch: tokio::time::Instant,
+    /// Milliseconds after `epoch`.
+    last_ms: Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl Activity {
+    fn touch(&self) {
+        let ms = u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX);
+        self.last_ms.store(ms, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    fn last(&self) -> tokio::time::Instant {
+        self.epoch + Duration::from_millis(self.last_ms.load(std::sync::atomic::Ordering::Relaxed))
+    }
+}
+
+/// A TCP stream that records its last activity for the idle check in `serve_connections`.
+struct Tracked {
+    inner: tokio::net::TcpStream,
+    activity: Activity,
+}
+
+impl Tracked {
+    fn new(inner: tokio::net::TcpStream) -> Self {
+        Self {
+            inner,
+            activity: Activity {
+                epoch: tokio::time::Instant::now(),
+                last_ms: Arc::default(),
+            },
+        }
+    }
+}
+
+impl tokio::io::AsyncRead for Tracked {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        let before = buf.filled().len();
+        let polled = std::pin::Pin::new(&mut self.inner).poll_read(cx, buf);
+        if buf.filled().len() > before {
+            self.activity.touch();
+        }
+        polled
+    }
+}
+
+impl tokio::io::AsyncWrite for Tracked {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        bytes: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        let polled = std::pin::Pin::new(&mut self.inner).poll_write(cx, bytes);
+        if matches!(polled, std::task::Poll::Ready(Ok(n)) if n > 0) {
+            self.activity.touch();
+        }
+        polled
+    }
+
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
 }
 
 /// Counts and times every request by its route template (never the raw path: ids and
@@ -177,7 +352,7 @@ async fn track_requests(State(state): State<AppState>, request: Request, next: N
         .get::<MatchedPath>()
         .map(|p| p.as_str().to_owned())
         .unwrap_or_else(|| "unmatched".to_owned());
-    let method = request.method().to_string();
+    let method = method_label(request.method()).to_owned();
     let started = Instant::now();
     let response = next.run(request).await;
     let metrics = &state.service.metrics;
@@ -194,6 +369,24 @@ async fn track_requests(State(state): State<AppState>, request: Request, next: N
         })
         .inc();
     response
+}
+
+/// A request method as a metric label: the methods HTTP defines, or `other`, so a client
+/// inventing methods cannot grow `/metrics` without bound.
+fn method_label(method: &axum::http::Method) -> &'static str {
+    use axum::http::Method;
+    match *method {
+        Method::GET => "GET",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::DELETE => "DELETE",
+        Method::PATCH => "PATCH",
+        Method::HEAD => "HEAD",
+        Method::OPTIONS => "OPTIONS",
+        Method::CONNECT => "CONNECT",
+        Method::TRACE => "TRACE",
+        _ => "other",
+    }
 }
 
 /// An API error: a status code and a message safe to show the caller.
@@ -262,7 +455,10 @@ impl From<StoreError> for ApiError {
         match &err {
             StoreError::NotFound(what) => Self::not_found(what),
             StoreError::Conflict(message) => Self::new(StatusCode::CONFLICT, message.clone()),
-            StoreError::Database(_) | StoreError::Migrate(_) | StoreError::State(_) => Self::internal(&err),
+            StoreError::Database(_)
+            | StoreError::Migrate(_)
+            | StoreError::State(_)
+            | StoreError::NotDurable(_) => Self::internal(&err),
         }
     }
 }
@@ -275,8 +471,9 @@ impl From<ServiceError> for ApiError {
     }
 }
 
-/// The support-side user a request acts as: a bearer token (`Authorization: Bearer …`) or
-/// the inbox's session cookie holding the same token.
+/// The support-side user an API request acts as: a bearer token (`Authorization: Bearer …`).
+/// The inbox's session cookie is not accepted here: the API takes no ambient credentials, so
+/// a page elsewhere cannot make a browser call it.
 #[derive(Debug, Clone)]
 pub struct AuthUser(pub User);
 
@@ -286,8 +483,7 @@ impl FromRequestParts<AppState> for AuthUser {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
-        let token = bearer_token(&parts.headers).or_else(|| session_token(&parts.headers));
-        let Some(token) = token else {
+        let Some(token) = bearer_token(&parts.headers) else {
             return Err(ApiError::new(
                 StatusCode::UNAUTHORIZED,
                 "missing credentials: send Authorization: Bearer <token>",
@@ -357,18 +553,33 @@ async fn healthz() -> &'static str {
 struct Readiness {
     ready: bool,
     store: bool,
+    /// A write committed and was read back through another connection (a full disk or a
+    /// broken writer fails this while reads still work).
+    store_writable: bool,
     index: bool,
+    /// Merchants whose catalog or index could not be read when last used: their customers are
+    /// handed to people until a re-ingest repairs them. The replica stays ready for the rest.
+    /// (Ids only: this endpoint is unauthenticated; the log says what is wrong.)
+    merchants_unavailable: Vec<String>,
     embedding_model: String,
     index_backend: &'static str,
     merchants: usize,
     channel: &'static str,
 }
 
-/// Ready when the store answers, the index backend can serve (for Qdrant: it answers its
-/// health check and the collections API) and the model is loaded. `merchants` counts the
-/// catalogs this replica holds.
+/// Ready when the store answers reads and commits a write, the index backend can serve (for
+/// Qdrant: it answers its health check and the collections API) and the model is loaded.
+/// `merchants` counts the catalogs this replica holds; one merchant's unreadable knowledge is
+/// named but does not make the replica unready.
 async fn readyz(State(state): State<AppState>) -> Response {
     let store = state.service.store.ping().await.is_ok();
+    let store_writable = match state.service.store.probe_write(state.service.now()).await {
+        Ok(()) => true,
+        Err(err) => {
+            tracing::warn!(error = %err, "not ready: the store cannot commit a write");
+            false
+        }
+    };
     let index = match state.knowledge.index().ready().await {
         Ok(()) => true,
         Err(err) => {
@@ -376,10 +587,18 @@ async fn readyz(State(state): State<AppState>) -> Response {
             false
         }
     };
+    let merchants_unavailable = state
+        .knowledge
+        .unavailable_merchants()
+        .into_iter()
+        .map(|(id, _)| id.to_string())
+        .collect();
     let readiness = Readiness {
-        ready: store && index,
+        ready: store && store_writable && index,
         store,
+        store_writable,
         index,
+        merchants_unavailable,
         embedding_model: state.knowledge.embedder().model_id().to_owned(),
         index_backend: state.knowledge.index().backend_name(),
         merchants: state.knowledge.merchant_ids().map_or(0, |m| m.len()),

@@ -132,6 +132,14 @@ enum TokenCommand {
         #[arg(long, default_value = "agent")]
         role: String,
     },
+    /// Revoke a user's token: it authenticates nothing from now on, and the inbox sessions it
+    /// opened end. `token create` with the same name issues a new one.
+    Revoke {
+        #[arg(long)]
+        merchant: String,
+        #[arg(long)]
+        name: String,
+    },
 }
 
 fn init_tracing() {
@@ -445,6 +453,8 @@ async fn main() -> anyhow::Result<()> {
                     name: data.config.name.clone(),
                     sms_number: data.config.sms_number.clone(),
                     knowledge_dir: Some(dir.display().to_string()),
+                    support_email: Some(data.config.support_email.clone()),
+                    support_hours: Some(data.config.support_hours.clone()),
                 };
                 store.upsert_merchant(&row, SystemClock.now_ms()).await?;
             }
@@ -578,6 +588,16 @@ async fn main() -> anyhow::Result<()> {
                 "created {} {name:?} for {merchant}; keep the token, it is not shown again",
                 role.as_str()
             );
+        }
+        Command::Token {
+            command: TokenCommand::Revoke { merchant, name },
+        } => {
+            let store = Store::open(&settings.store_path()).await?;
+            let revoked = store
+                .revoke_user(&merchant, name.trim(), SystemClock.now_ms())
+                .await?;
+            anyhow::ensure!(revoked, "no live user {name:?} for merchant {merchant:?}");
+            eprintln!("revoked {name:?} for {merchant}: the token and its inbox sessions no longer work");
         }
         Command::Chat { merchant, from, url } => {
             let url = url.unwrap_or_else(|| {

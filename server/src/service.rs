@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
-use parley_agent::{Agent, Decision, EscalationReason, Inbound, Route};
+use parley_agent::{Agent, AgentError, Decision, EscalationReason, Inbound, Route};
 use parley_knowledge::MerchantId;
 use tokio::sync::Semaphore;
 use tokio_util::task::TaskTracker;
@@ -140,8 +140,8 @@ impl Service {
             return Ok(None);
         };
         let (record, route_name) = match self.decide(&pending).await {
-            Some(decision) => self.record_for(&pending, decision),
-            None => self.failure_record(&pending),
+            Ok(decision) => self.record_for(&pending, decision),
+            Err(failure) => self.failure_record(&pending, failure),
         };
         let reply_body = record.reply.as_ref().map(|(_, body)| body.clone());
         let escalated = record.escalation.is_some();
@@ -165,35 +165,59 @@ impl Service {
         }
     }
 
-    async fn decide(&self, pending: &PendingInbound) -> Option<Decision> {
-        let merchant = match MerchantId::parse(&pending.merchant_id) {
-            Ok(merchant) => merchant,
-            Err(err) => {
-                tracing::error!(message_id = pending.message_id, error = %err, "stored merchant id is invalid");
-                return None;
-            }
-        };
+    async fn decide(&self, pending: &PendingInbound) -> Result<Decision, Failure> {
         let mut state = pending.state.clone();
         // The ledger is the source of truth for consent (an API or provider opt-out counts too).
         state.opted_out = pending.opted_out;
+        // Compliance first, from the store alone: a STOP is honoured even when the merchant's
+        // catalog, index or model cannot be read. It reads the customer's own words only.
+        match self
+            .agent
+            .decide_compliance(&pending.body, state.clone(), &pending.merchant)
+        {
+            Ok(Some(decision)) => return Ok(self.observed(decision)),
+            Ok(None) => {}
+            Err(err) => {
+                tracing::error!(message_id = pending.message_id, error = %err, "a compliance template failed; escalating");
+                return Err(Failure::Internal);
+            }
+        }
+        let merchant = MerchantId::parse(&pending.merchant_id).map_err(|err| {
+            tracing::error!(message_id = pending.message_id, error = %err, "stored merchant id is invalid");
+            Failure::Internal
+        })?;
+        // A picture with no words: the agent sees that one came (a person sees the picture).
+        let media_note = attachment_note(pending.num_media);
+        let text = if pending.body.trim().is_empty() {
+            media_note.as_str()
+        } else {
+            pending.body.as_str()
+        };
         let inbound = Inbound {
             merchant: &merchant,
             customer_phone: Some(&pending.phone),
-            text: &pending.body,
+            text,
         };
         match self.agent.decide(inbound, state).await {
-            Ok(decision) => {
-                self.metrics.observe_stages(&decision.timings);
-                Metrics::count(&self.metrics.routes, decision.route.as_str());
-                Some(decision)
+            Ok(decision) => Ok(self.observed(decision)),
+            // The merchant's catalog or index is unreadable: a person answers, nothing is
+            // invented, and other merchants are unaffected.
+            Err(AgentError::Knowledge(err)) => {
+                tracing::error!(message_id = pending.message_id, error = %err, "the merchant's knowledge is unavailable; escalating");
+                Err(Failure::KnowledgeUnavailable)
             }
             Err(err) => {
-                // Unknown merchant knowledge or a broken template: a person must answer, and
-                // the customer gets nothing invented.
+                // A broken template: a person must answer, and the customer gets nothing invented.
                 tracing::error!(message_id = pending.message_id, error = %err, "the agent failed; escalating");
-                None
+                Err(Failure::Internal)
             }
         }
+    }
+
+    fn observed(&self, decision: Decision) -> Decision {
+        self.metrics.observe_stages(&decision.timings);
+        Metrics::count(&self.metrics.routes, decision.route.as_str());
+        decision
     }
 
     fn record_for(&self, pending: &PendingInbound, decision: Decision) -> (DecisionRecord, Route) {
@@ -229,18 +253,25 @@ impl Service {
         (record, decision.route)
     }
 
-    fn failure_record(&self, pending: &PendingInbound) -> (DecisionRecord, Route) {
+    fn failure_record(&self, pending: &PendingInbound, failure: Failure) -> (DecisionRecord, Route) {
         let mut state = pending.state.clone();
         state.escalated = true;
-        Metrics::count(&self.metrics.escalations, "internal_error");
+        let (reason, detail) = match failure {
+            Failure::KnowledgeUnavailable => (
+                "knowledge_unavailable",
+                "the merchant's catalog or knowledge index could not be read",
+            ),
+            Failure::Internal => ("internal_error", "the agent could not decide this message"),
+        };
+        Metrics::count(&self.metrics.escalations, reason);
         let record = DecisionRecord {
             message_id: pending.message_id,
             conversation_id: pending.conversation_id,
             consent: None,
             reply: None,
             escalation: Some(NewEscalation {
-                reason: "internal_error".into(),
-                reason_detail: "the agent could not decide this message".into(),
+                reason: reason.into(),
+                reason_detail: detail.into(),
                 summary: "Parley could not process this message automatically; please read and answer it."
                     .into(),
                 suggested_reply: None,
@@ -273,7 +304,10 @@ impl Service {
         let (status, sid, error) = match self.channel.send(&outgoing).await {
             Ok(accepted) => (accepted.status, Some(accepted.provider_sid), None),
             Err(ChannelError::Rejected { code, message }) => {
-                tracing::warn!(message_id = job.id, merchant = %job.merchant_id, ?code, %message, "provider rejected a message");
+                // The provider's words often quote the number ("The 'To' number +1... is not
+                // valid"): the code goes to the warning, the words to debug only.
+                tracing::warn!(message_id = job.id, merchant = %job.merchant_id, ?code, "provider rejected a message");
+                tracing::debug!(message_id = job.id, %message, "the provider's reason");
                 (
                     "failed".to_owned(),
                     None,
@@ -339,14 +373,22 @@ impl Service {
         self.tasks.spawn_on(task, background());
     }
 
+    /// Sends a committed message in the background, where no request timeout can cut the
+    /// send off halfway (a cancelled send would stay `sending`, its outcome unknown). The
+    /// handle lets a caller wait a while for the outcome; dropping it does not cancel.
     pub fn spawn_deliver(self: &Arc<Self>, message_id: i64) {
+        drop(self.deliver_in_background(message_id));
+    }
+
+    /// `spawn_deliver`, with a handle to wait on.
+    pub fn deliver_in_background(self: &Arc<Self>, message_id: i64) -> tokio::task::JoinHandle<()> {
         let service = self.clone();
         let task = async move {
             if let Err(err) = service.deliver(message_id).await {
                 tracing::error!(message_id, error = %err, "delivering a message failed");
             }
         };
-        self.tasks.spawn_on(task, background());
+        self.tasks.spawn_on(task, background())
     }
 
     /// Replays what a crash interrupted: sends in flight become `unknown` (never resent, so no
@@ -429,6 +471,21 @@ impl Service {
         {
             locks.remove(&conversation_id);
         }
+    }
+}
+
+/// Why a message could not be decided automatically.
+#[derive(Debug, Clone, Copy)]
+enum Failure {
+    KnowledgeUnavailable,
+    Internal,
+}
+
+/// What people (and, for a picture without words, the agent) are told an MMS carried.
+pub fn attachment_note(num_media: u32) -> String {
+    match num_media {
+        0 => String::new(),
+        n => format!("[{n} attachment(s)]"),
     }
 }
 

@@ -7,6 +7,8 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use crate::twilio::ReplyMode;
+
 #[derive(Debug, Clone, Deserialize)]
 pub struct Settings {
     /// Where Parley keeps its state (index snapshots, catalogs, and later the database).
@@ -89,6 +91,16 @@ pub struct ServerSettings {
     pub request_timeout: Duration,
     /// Inbound messages decided concurrently in the background.
     pub workers: usize,
+    /// A client must send a request's headers within this time, or the connection is closed
+    /// (a slow client cannot hold a connection open by trickling bytes).
+    #[serde(deserialize_with = "parley_agent::llm::deserialize_duration")]
+    pub header_timeout: Duration,
+    /// Open connections at most; further clients wait in the kernel's backlog until one
+    /// closes, so half-open connections cannot exhaust the process.
+    pub max_connections: usize,
+    /// The simulator channel lets anyone who reaches the port text as any phone and read any
+    /// phone's texts, so it serves loopback only unless this is set.
+    pub allow_remote_simulator: bool,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -114,6 +126,9 @@ max_body_bytes = 65536
 max_upload_bytes = 52428800
 request_timeout = "30s"
 workers = 4
+header_timeout = "10s"
+max_connections = 1024
+allow_remote_simulator = false
 
 [escalation]
 sla = "15m"
@@ -122,6 +137,10 @@ sla = "15m"
 model_dir = ".cache/models/all-MiniLM-L6-v2-int8"
 threads = 1
 "#;
+
+/// How long an inline (TwiML) decision may take in the worst case: under Twilio's 15 s webhook
+/// timeout with room for the rest of the pipeline and the network.
+const TWIML_DECISION_BUDGET: Duration = Duration::from_secs(12);
 
 /// The bundled ONNX Runtime location relative to the working directory.
 const FETCHED_ORT: &str = ".cache/models/onnxruntime/libonnxruntime.so";
@@ -165,7 +184,27 @@ impl Settings {
                 problem: "must be at least 1".into(),
             });
         }
-        self.listen_addr()?;
+        let addr = self.listen_addr()?;
+        if self.channel == ChannelKind::Simulator
+            && !addr.ip().is_loopback()
+            && !self.server.allow_remote_simulator
+        {
+            return Err(SettingsError::Invalid {
+                key: "server.host",
+                problem: format!(
+                    "{} is not a loopback address, and the simulator channel is unauthenticated \
+                     (anyone reaching it can text as any phone and read the replies); use \
+                     127.0.0.1, channel = \"twilio\", or server.allow_remote_simulator = true",
+                    self.server.host
+                ),
+            });
+        }
+        if self.server.header_timeout.is_zero() || self.server.max_connections == 0 {
+            return Err(SettingsError::Invalid {
+                key: "server.header_timeout",
+                problem: "header_timeout and max_connections must be greater than zero".into(),
+            });
+        }
         if self.server.workers == 0 {
             return Err(SettingsError::Invalid {
                 key: "server.workers",
@@ -228,6 +267,26 @@ impl Settings {
                 key: "llm",
                 problem: err.to_string(),
             })?;
+            // Inline (TwiML) replies are decided inside Twilio's 15 s webhook timeout. A draft
+            // can be regenerated once after the guardrails, so two worst-case drafts must fit.
+            if self.channel == ChannelKind::Twilio
+                && self.twilio.as_ref().is_some_and(|t| t.reply == ReplyMode::Twiml)
+            {
+                let worst = llm.worst_case().saturating_mul(2);
+                if worst > TWIML_DECISION_BUDGET {
+                    return Err(SettingsError::Invalid {
+                        key: "llm.timeout",
+                        problem: format!(
+                            "with [twilio] reply = \"twiml\" a reply must be decided within Twilio's 15 s \
+                             webhook timeout, but the LLM may take {worst:?} ({} attempts of {:?} plus \
+                             backoff, twice when a draft is regenerated); lower llm.timeout or \
+                             llm.max_retries to stay under {TWIML_DECISION_BUDGET:?}, or use reply = \"rest\"",
+                            llm.max_retries + 1,
+                            llm.timeout
+                        ),
+                    });
+                }
+            }
         }
         Ok(())
     }
@@ -291,6 +350,46 @@ mod tests {
         std::fs::write(&file, "[server]\nhost = \"not a host\"\n").unwrap();
         let err = Settings::load(Some(&file)).unwrap_err().to_string();
         assert!(err.contains("server.host"), "{err}");
+    }
+
+    #[test]
+    fn inline_replies_refuse_an_llm_that_could_outlast_twilios_webhook_timeout() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("parley.toml");
+        let twilio = "channel = \"twilio\"\n[twilio]\naccount_sid = \"AC0123456789abcdef0123456789abcdef\"\n\
+                      auth_token = \"t\"\npublic_url = \"https://sms.example.com\"\nreply = \"twiml\"\n";
+        std::fs::write(&file, format!("{twilio}[llm]\nmodel = \"m\"\n")).unwrap();
+        let err = Settings::load(Some(&file)).unwrap_err().to_string();
+        assert!(err.contains("llm.timeout") && err.contains("15 s"), "{err}");
+        std::fs::write(
+            &file,
+            format!("{twilio}[llm]\nmodel = \"m\"\ntimeout = \"2s\"\nmax_retries = 1\n"),
+        )
+        .unwrap();
+        Settings::load(Some(&file)).unwrap();
+        std::fs::write(
+            &file,
+            format!("{}[llm]\nmodel = \"m\"\n", twilio.replace("twiml", "rest")),
+        )
+        .unwrap();
+        Settings::load(Some(&file)).unwrap();
+    }
+
+    #[test]
+    fn the_unauthenticated_simulator_serves_loopback_only_unless_allowed() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("parley.toml");
+        std::fs::write(&file, "[server]\nhost = \"0.0.0.0\"\n").unwrap();
+        let err = Settings::load(Some(&file)).unwrap_err().to_string();
+        assert!(err.contains("server.host") && err.contains("simulator"), "{err}");
+        std::fs::write(&file, "[server]\nhost = \"127.0.0.2\"\n").unwrap();
+        assert!(Settings::load(Some(&file)).is_ok());
+        std::fs::write(
+            &file,
+            "[server]\nhost = \"0.0.0.0\"\nallow_remote_simulator = true\n",
+        )
+        .unwrap();
+        assert!(Settings::load(Some(&file)).is_ok());
     }
 
     #[test]

@@ -5,15 +5,26 @@
 //! Writes go through a one-connection pool: SQLite has one writer anyway, and queueing
 //! writers in-process avoids lock-upgrade failures and busy-wait sleeps under load. Reads use
 //! a separate pool and see committed data (WAL readers never block the writer).
+//!
+//! The writer connection is never trusted after a failure. A full disk makes SQLite roll a
+//! transaction back by itself; the ROLLBACK that follows then fails, and sqlx goes on
+//! believing a transaction is open, so every later `begin()` becomes a savepoint inside a
+//! transaction that is never committed: writes "succeed" and vanish. So any database error
+//! discards the writer connection (the pool opens a fresh one), a connection going back to
+//! the pool is checked for a leftover transaction, and the writes an acknowledgement rests on
+//! are read back through a reader connection before they are reported done.
 
+use std::future::Future;
 use std::path::Path;
 use std::str::FromStr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use parley_agent::ConversationState;
 use serde::Serialize;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{Row, SqlitePool};
+use sqlx::{Connection, Executor as _, Row, SqliteConnection, SqlitePool};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -27,6 +38,10 @@ pub enum StoreError {
     NotFound(&'static str),
     #[error("{0}")]
     Conflict(String),
+    /// A commit reported success but a separate connection cannot read it: nothing that rests
+    /// on it may be acknowledged.
+    #[error("database: a committed write is not visible to other connections ({0})")]
+    NotDurable(&'static str),
 }
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
@@ -65,6 +80,20 @@ pub struct Merchant {
     pub name: String,
     pub sms_number: Option<String>,
     pub knowledge_dir: Option<String>,
+    /// For HELP and the STOP/START confirmations, which must work from the store alone.
+    pub support_email: Option<String>,
+    pub support_hours: Option<String>,
+}
+
+impl Merchant {
+    /// The merchant as compliance templates see it.
+    pub fn contact(&self) -> parley_agent::MerchantContact {
+        parley_agent::MerchantContact {
+            name: self.name.clone(),
+            support_email: self.support_email.clone(),
+            support_hours: self.support_hours.clone(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -84,6 +113,8 @@ pub struct NewInbound<'a> {
     pub channel: &'a str,
     /// The provider's message id: the dedupe key for retried webhooks.
     pub provider_sid: Option<&'a str>,
+    /// Pictures attached (MMS); `body` holds only the customer's own words.
+    pub num_media: u32,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -107,6 +138,9 @@ pub struct PendingInbound {
     pub provider_sid: Option<String>,
     pub state: ConversationState,
     pub opted_out: bool,
+    /// The merchant's name and support contact, from the store: enough for compliance.
+    pub merchant: parley_agent::MerchantContact,
+    pub num_media: u32,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -200,6 +234,8 @@ pub struct MessageRow {
     pub direction: String,
     pub author: Author,
     pub body: String,
+    /// Pictures an inbound MMS carried (not shown to the agent).
+    pub attachments: i64,
     pub status: String,
     pub error_code: Option<String>,
     #[serde(skip)]
@@ -257,7 +293,7 @@ pub struct ConsentRow {
 }
 
 /// Statuses of an outbound message, by how far along it is: a late callback never moves a
-/// message backwards (Twilio does not promise callback order).
+/// message backwards (Twilio does not promise callback order, and replays happen).
 fn outbound_rank(status: &str) -> u8 {
     match status {
         "pending" => 0,
@@ -265,15 +301,32 @@ fn outbound_rank(status: &str) -> u8 {
         "accepted" | "scheduled" | "queued" => 2,
         "sending_provider" => 3,
         "sent" => 4,
-        "delivered" | "undelivered" | "failed" | "read" | "canceled" => 5,
+        "delivered" | "undelivered" | "failed" | "canceled" => 5,
+        "read" => 6,
         _ => 0,
     }
+}
+
+/// Whether a stored status may still change: final ones are final, so a replayed
+/// "undelivered" cannot flip a delivered message. Only `read` may follow `delivered`.
+fn status_may_move(current: &str, next: &str) -> bool {
+    let is_final = matches!(
+        current,
+        "delivered" | "undelivered" | "failed" | "canceled" | "read" | "suppressed" | "unknown"
+    );
+    if is_final {
+        return current == "delivered" && next == "read";
+    }
+    outbound_rank(next) > outbound_rank(current)
 }
 
 #[derive(Clone)]
 pub struct Store {
     writer: SqlitePool,
     reader: SqlitePool,
+    /// Set by any failed write: the next acquire closes the writer connection and opens a
+    /// fresh one instead of reusing a connection in an unknown state.
+    discard_writer: Arc<AtomicBool>,
 }
 
 impl std::fmt::Debug for Store {
@@ -301,8 +354,20 @@ impl Store {
             .synchronous(SqliteSynchronous::Full)
             .foreign_keys(true)
             .busy_timeout(Duration::from_secs(5));
+        let discard_writer = Arc::new(AtomicBool::new(false));
+        let discard = discard_writer.clone();
         let writer = SqlitePoolOptions::new()
             .max_connections(1)
+            .before_acquire(move |_, _| {
+                let discard = discard.swap(false, Ordering::AcqRel);
+                Box::pin(async move {
+                    if discard {
+                        tracing::warn!("discarding the database writer connection after a failed write");
+                    }
+                    Ok(!discard)
+                })
+            })
+            .after_release(|conn, _| Box::pin(writer_is_clean(conn)))
             .connect_with(options.clone())
             .await?;
         MIGRATOR.run(&writer).await?;
@@ -310,12 +375,69 @@ impl Store {
             .max_connections(4)
             .connect_with(options.read_only(true))
             .await?;
-        Ok(Self { writer, reader })
+        Ok(Self {
+            writer,
+            reader,
+            discard_writer,
+        })
+    }
+
+    /// Runs a write; a database error (other than a constraint the caller handles) marks the
+    /// writer connection for replacement before the error is returned.
+    async fn guard<T>(&self, write: impl Future<Output = Result<T>>) -> Result<T> {
+        let result = write.await;
+        let failed = match &result {
+            Err(StoreError::Database(sqlx::Error::Database(err))) => {
+                !(err.is_unique_violation() || err.is_foreign_key_violation())
+            }
+            Err(StoreError::Database(_) | StoreError::NotDurable(_)) => true,
+            _ => false,
+        };
+        if failed {
+            self.discard_writer.store(true, Ordering::Release);
+        }
+        result
+    }
+
+    /// Checks through a reader connection that a committed row is there: `sql` selects it by id.
+    async fn confirm_visible(&self, sql: &'static str, id: i64, what: &'static str) -> Result<()> {
+        match sqlx::query(sql).bind(id).fetch_optional(&self.reader).await? {
+            Some(_) => Ok(()),
+            None => {
+                tracing::error!(what, "a committed write is not visible to a reader connection");
+                Err(StoreError::NotDurable(what))
+            }
+        }
     }
 
     pub async fn ping(&self) -> Result<()> {
         sqlx::query("SELECT 1").execute(&self.reader).await?;
         Ok(())
+    }
+
+    /// The readiness write probe: commits a padded row (it needs free space, as a message
+    /// does) and reads it back through a reader connection. Fails while the disk is full or
+    /// the writer is broken.
+    pub async fn probe_write(&self, now: i64) -> Result<()> {
+        let id = self
+            .guard(async move {
+                let mut tx = self.writer.begin().await?;
+                let id: i64 =
+                    sqlx::query("INSERT INTO write_probe (at, pad) VALUES (?, zeroblob(16384)) RETURNING id")
+                        .bind(now)
+                        .fetch_one(&mut *tx)
+                        .await?
+                        .get("id");
+                sqlx::query("DELETE FROM write_probe WHERE id < ?")
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await?;
+                tx.commit().await?;
+                Ok(id)
+            })
+            .await?;
+        self.guard(self.confirm_visible("SELECT id FROM write_probe WHERE id = ?", id, "write probe"))
+            .await
     }
 
     pub async fn close(&self) {
@@ -326,34 +448,43 @@ impl Store {
     // ---- merchants and users ---------------------------------------------------------------
 
     pub async fn upsert_merchant(&self, merchant: &Merchant, now: i64) -> Result<()> {
-        let result = sqlx::query(
-            "INSERT INTO merchants (id, name, sms_number, knowledge_dir, created_at, updated_at)
-             VALUES (?, ?, ?, ?, ?, ?)
-             ON CONFLICT (id) DO UPDATE SET name = excluded.name, sms_number = excluded.sms_number,
+        self.guard(async move {
+            let result = sqlx::query(
+                "INSERT INTO merchants (id, name, sms_number, knowledge_dir, support_email, support_hours,
+             created_at, updated_at)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+             ON CONFLICT (id) DO UPDATE SET name = excluded.name,
+             sms_number = COALESCE(excluded.sms_number, merchants.sms_number),
              knowledge_dir = COALESCE(excluded.knowledge_dir, merchants.knowledge_dir),
+             support_email = COALESCE(excluded.support_email, merchants.support_email),
+             support_hours = COALESCE(excluded.support_hours, merchants.support_hours),
              updated_at = excluded.updated_at",
-        )
-        .bind(&merchant.id)
-        .bind(&merchant.name)
-        .bind(&merchant.sms_number)
-        .bind(&merchant.knowledge_dir)
-        .bind(now)
-        .bind(now)
-        .execute(&self.writer)
-        .await;
-        match result {
-            Err(sqlx::Error::Database(err)) if err.is_unique_violation() => {
-                Err(StoreError::Conflict(format!(
-                    "the number {} already belongs to another merchant",
-                    merchant.sms_number.as_deref().unwrap_or_default()
-                )))
+            )
+            .bind(&merchant.id)
+            .bind(&merchant.name)
+            .bind(&merchant.sms_number)
+            .bind(&merchant.knowledge_dir)
+            .bind(&merchant.support_email)
+            .bind(&merchant.support_hours)
+            .bind(now)
+            .bind(now)
+            .execute(&self.writer)
+            .await;
+            match result {
+                Err(sqlx::Error::Database(err)) if err.is_unique_violation() => {
+                    Err(StoreError::Conflict(format!(
+                        "the number {} already belongs to another merchant",
+                        merchant.sms_number.as_deref().unwrap_or_default()
+                    )))
+                }
+                other => other.map(|_| ()).map_err(StoreError::from),
             }
-            other => other.map(|_| ()).map_err(StoreError::from),
-        }
+        })
+        .await
     }
 
     pub async fn merchant(&self, id: &str) -> Result<Option<Merchant>> {
-        let row = sqlx::query("SELECT id, name, sms_number, knowledge_dir FROM merchants WHERE id = ?")
+        let row = sqlx::query("SELECT id, name, sms_number, knowledge_dir, support_email, support_hours FROM merchants WHERE id = ?")
             .bind(id)
             .fetch_optional(&self.reader)
             .await?;
@@ -361,11 +492,13 @@ impl Store {
     }
 
     pub async fn merchant_by_number(&self, number: &str) -> Result<Option<Merchant>> {
-        let row =
-            sqlx::query("SELECT id, name, sms_number, knowledge_dir FROM merchants WHERE sms_number = ?")
-                .bind(number)
-                .fetch_optional(&self.reader)
-                .await?;
+        let row = sqlx::query(
+            "SELECT id, name, sms_number, knowledge_dir, support_email, support_hours FROM merchants
+                 WHERE sms_number = ?",
+        )
+        .bind(number)
+        .fetch_optional(&self.reader)
+        .await?;
         Ok(row.map(|row| merchant_from_row(&row)))
     }
 
@@ -377,8 +510,13 @@ impl Store {
         token_hash: &str,
         now: i64,
     ) -> Result<User> {
-        let result = sqlx::query(
+        self.guard(async move {
+            // A revoked user's name may be given a new token; a live one's may not.
+            let result = sqlx::query(
             "INSERT INTO agent_users (merchant_id, name, role, token_hash, created_at) VALUES (?, ?, ?, ?, ?)
+             ON CONFLICT (merchant_id, name) DO UPDATE SET role = excluded.role,
+             token_hash = excluded.token_hash, created_at = excluded.created_at, revoked_at = NULL
+             WHERE agent_users.revoked_at IS NOT NULL
              RETURNING id",
         )
         .bind(merchant_id)
@@ -386,30 +524,108 @@ impl Store {
         .bind(role.as_str())
         .bind(token_hash)
         .bind(now)
-        .fetch_one(&self.writer)
+        .fetch_optional(&self.writer)
         .await;
-        match result {
-            Ok(row) => Ok(User {
-                id: row.get("id"),
-                merchant_id: merchant_id.to_owned(),
-                name: name.to_owned(),
-                role,
-            }),
-            Err(sqlx::Error::Database(err)) if err.is_unique_violation() => Err(StoreError::Conflict(
-                format!("a user named {name:?} already exists for {merchant_id}"),
-            )),
-            Err(sqlx::Error::Database(err)) if err.is_foreign_key_violation() => {
-                Err(StoreError::NotFound("merchant"))
+            match result {
+                Ok(None) => Err(StoreError::Conflict(format!(
+                    "a user named {name:?} already exists for {merchant_id}"
+                ))),
+                Ok(Some(row)) => Ok(User {
+                    id: row.get("id"),
+                    merchant_id: merchant_id.to_owned(),
+                    name: name.to_owned(),
+                    role,
+                }),
+                Err(sqlx::Error::Database(err)) if err.is_unique_violation() => Err(StoreError::Conflict(
+                    format!("a user named {name:?} already exists for {merchant_id}"),
+                )),
+                Err(sqlx::Error::Database(err)) if err.is_foreign_key_violation() => {
+                    Err(StoreError::NotFound("merchant"))
+                }
+                Err(err) => Err(err.into()),
             }
-            Err(err) => Err(err.into()),
-        }
+        })
+        .await
+    }
+
+    /// Revokes a user's token and every inbox session it opened. Returns whether there was
+    /// a live user of that name.
+    pub async fn revoke_user(&self, merchant_id: &str, name: &str, now: i64) -> Result<bool> {
+        self.guard(async move {
+            let mut tx = self.writer.begin().await?;
+            let revoked: Option<i64> = sqlx::query(
+                "UPDATE agent_users SET revoked_at = ? WHERE merchant_id = ? AND name = ? AND revoked_at IS NULL
+                 RETURNING id",
+            )
+            .bind(now)
+            .bind(merchant_id)
+            .bind(name)
+            .fetch_optional(&mut *tx)
+            .await?
+            .map(|row| row.get("id"));
+            if let Some(user_id) = revoked {
+                sqlx::query("UPDATE sessions SET revoked_at = ? WHERE user_id = ? AND revoked_at IS NULL")
+                    .bind(now)
+                    .bind(user_id)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            tx.commit().await?;
+            Ok(revoked.is_some())
+        })
+        .await
+    }
+
+    /// Opens an inbox session: `id_hash` is the sha256 of the random session id in the cookie.
+    pub async fn create_session(&self, user_id: i64, id_hash: &str, now: i64, expires_at: i64) -> Result<()> {
+        self.guard(async move {
+            sqlx::query(
+                "INSERT INTO sessions (id_hash, user_id, created_at, expires_at) VALUES (?, ?, ?, ?)",
+            )
+            .bind(id_hash)
+            .bind(user_id)
+            .bind(now)
+            .bind(expires_at)
+            .execute(&self.writer)
+            .await?;
+            Ok(())
+        })
+        .await
+    }
+
+    /// The user of a live session: not expired, not logged out, its user not revoked.
+    pub async fn user_by_session(&self, id_hash: &str, now: i64) -> Result<Option<User>> {
+        let row = sqlx::query(
+            "SELECT u.id, u.merchant_id, u.name, u.role FROM sessions s JOIN agent_users u ON u.id = s.user_id
+             WHERE s.id_hash = ? AND s.revoked_at IS NULL AND s.expires_at > ? AND u.revoked_at IS NULL",
+        )
+        .bind(id_hash)
+        .bind(now)
+        .fetch_optional(&self.reader)
+        .await?;
+        Ok(row.map(|row| user_from_row(&row)))
+    }
+
+    /// Ends a session (logout); unknown ids are ignored.
+    pub async fn revoke_session(&self, id_hash: &str, now: i64) -> Result<()> {
+        self.guard(async move {
+            sqlx::query("UPDATE sessions SET revoked_at = ? WHERE id_hash = ? AND revoked_at IS NULL")
+                .bind(now)
+                .bind(id_hash)
+                .execute(&self.writer)
+                .await?;
+            Ok(())
+        })
+        .await
     }
 
     pub async fn user_by_token_hash(&self, token_hash: &str) -> Result<Option<User>> {
-        let row = sqlx::query("SELECT id, merchant_id, name, role FROM agent_users WHERE token_hash = ?")
-            .bind(token_hash)
-            .fetch_optional(&self.reader)
-            .await?;
+        let row = sqlx::query(
+            "SELECT id, merchant_id, name, role FROM agent_users WHERE token_hash = ? AND revoked_at IS NULL",
+        )
+        .bind(token_hash)
+        .fetch_optional(&self.reader)
+        .await?;
         Ok(row.map(|row| user_from_row(&row)))
     }
 
@@ -429,67 +645,78 @@ impl Store {
     /// Records an inbound message (customer and conversation created on first contact) in one
     /// transaction; a provider id seen before writes nothing and answers `Duplicate`.
     pub async fn receive(&self, inbound: &NewInbound<'_>, now: i64) -> Result<Received> {
-        let mut tx = self.writer.begin().await?;
-        if let Some(sid) = inbound.provider_sid {
-            let inserted = sqlx::query(
-                "INSERT INTO webhook_events (provider, event_id, received_at) VALUES (?, ?, ?)
+        self.guard(async move {
+            let mut tx = self.writer.begin().await?;
+            if let Some(sid) = inbound.provider_sid {
+                let inserted = sqlx::query(
+                    "INSERT INTO webhook_events (provider, event_id, received_at) VALUES (?, ?, ?)
                  ON CONFLICT (provider, event_id) DO NOTHING",
-            )
-            .bind(inbound.channel)
-            .bind(sid)
-            .bind(now)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-            if inserted == 0 {
-                return Ok(Received::Duplicate);
+                )
+                .bind(inbound.channel)
+                .bind(sid)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+                if inserted == 0 {
+                    return Ok(Received::Duplicate);
+                }
             }
-        }
-        let customer_id: i64 = sqlx::query(
-            "INSERT INTO customers (merchant_id, phone, created_at) VALUES (?, ?, ?)
+            let customer_id: i64 = sqlx::query(
+                "INSERT INTO customers (merchant_id, phone, created_at) VALUES (?, ?, ?)
              ON CONFLICT (merchant_id, phone) DO UPDATE SET phone = excluded.phone RETURNING id",
-        )
-        .bind(inbound.merchant_id)
-        .bind(inbound.phone)
-        .bind(now)
-        .fetch_one(&mut *tx)
-        .await?
-        .get("id");
-        let empty_state = serde_json::to_string(&ConversationState::default())?;
-        let conversation_id: i64 = sqlx::query(
-            "INSERT INTO conversations (merchant_id, customer_id, state, created_at, updated_at)
+            )
+            .bind(inbound.merchant_id)
+            .bind(inbound.phone)
+            .bind(now)
+            .fetch_one(&mut *tx)
+            .await?
+            .get("id");
+            let empty_state = serde_json::to_string(&ConversationState::default())?;
+            let conversation_id: i64 = sqlx::query(
+                "INSERT INTO conversations (merchant_id, customer_id, state, created_at, updated_at)
              VALUES (?, ?, ?, ?, ?)
              ON CONFLICT (merchant_id, customer_id) DO UPDATE SET updated_at = excluded.updated_at
              RETURNING id",
-        )
-        .bind(inbound.merchant_id)
-        .bind(customer_id)
-        .bind(&empty_state)
-        .bind(now)
-        .bind(now)
-        .fetch_one(&mut *tx)
-        .await?
-        .get("id");
-        let message_id: i64 = sqlx::query(
-            "INSERT INTO messages (merchant_id, conversation_id, direction, author, body, channel,
-             provider_sid, status, created_at, updated_at)
-             VALUES (?, ?, 'in', 'customer', ?, ?, ?, 'received', ?, ?) RETURNING id",
-        )
-        .bind(inbound.merchant_id)
-        .bind(conversation_id)
-        .bind(inbound.body)
-        .bind(inbound.channel)
-        .bind(inbound.provider_sid)
-        .bind(now)
-        .bind(now)
-        .fetch_one(&mut *tx)
-        .await?
-        .get("id");
-        tx.commit().await?;
-        Ok(Received::New {
-            message_id,
-            conversation_id,
+            )
+            .bind(inbound.merchant_id)
+            .bind(customer_id)
+            .bind(&empty_state)
+            .bind(now)
+            .bind(now)
+            .fetch_one(&mut *tx)
+            .await?
+            .get("id");
+            let message_id: i64 = sqlx::query(
+                "INSERT INTO messages (merchant_id, conversation_id, direction, author, body, num_media,
+             channel, provider_sid, status, created_at, updated_at)
+             VALUES (?, ?, 'in', 'customer', ?, ?, ?, ?, 'received', ?, ?) RETURNING id",
+            )
+            .bind(inbound.merchant_id)
+            .bind(conversation_id)
+            .bind(inbound.body)
+            .bind(i64::from(inbound.num_media))
+            .bind(inbound.channel)
+            .bind(inbound.provider_sid)
+            .bind(now)
+            .bind(now)
+            .fetch_one(&mut *tx)
+            .await?
+            .get("id");
+            tx.commit().await?;
+            // The provider is answered on the strength of this row: make sure it is really there.
+            self.confirm_visible(
+                "SELECT id FROM messages WHERE id = ?",
+                message_id,
+                "inbound message",
+            )
+            .await?;
+            Ok(Received::New {
+                message_id,
+                conversation_id,
+            })
         })
+        .await
     }
 
     /// Inbound messages stored but not yet decided, last touched before `before`, oldest first.
@@ -516,11 +743,12 @@ impl Store {
     /// The inbound message with its conversation, or `None` once it has been processed.
     pub async fn pending_inbound(&self, message_id: i64) -> Result<Option<PendingInbound>> {
         let row = sqlx::query(
-            "SELECT m.id, m.conversation_id, m.merchant_id, m.body, m.provider_sid, c.state, cu.phone,
-                    cu.opted_out
+            "SELECT m.id, m.conversation_id, m.merchant_id, m.body, m.num_media, m.provider_sid, c.state,
+                    cu.phone, cu.opted_out, me.name, me.support_email, me.support_hours
              FROM messages m
              JOIN conversations c ON c.id = m.conversation_id
              JOIN customers cu ON cu.id = c.customer_id
+             JOIN merchants me ON me.id = m.merchant_id
              WHERE m.id = ? AND m.direction = 'in' AND m.status = 'received'",
         )
         .bind(message_id)
@@ -537,14 +765,21 @@ impl Store {
             provider_sid: row.get("provider_sid"),
             state: serde_json::from_str(&state)?,
             opted_out: row.get("opted_out"),
+            merchant: parley_agent::MerchantContact {
+                name: row.get("name"),
+                support_email: row.get("support_email"),
+                support_hours: row.get("support_hours"),
+            },
+            num_media: u32::try_from(row.get::<i64, _>("num_media")).unwrap_or(0),
         }))
     }
 
     /// Commits a decision. Returns the id of the reply to send, if any. Fails with
     /// `Conflict` when the message was processed meanwhile (nothing is written then).
     pub async fn record_decision(&self, record: &DecisionRecord, now: i64) -> Result<Option<i64>> {
-        let mut tx = self.writer.begin().await?;
-        let claimed = sqlx::query(
+        self.guard(async move {
+            let mut tx = self.writer.begin().await?;
+            let claimed = sqlx::query(
             "UPDATE messages SET status = 'processed', updated_at = ? WHERE id = ? AND status = 'received'",
         )
         .bind(now)
@@ -552,74 +787,74 @@ impl Store {
         .execute(&mut *tx)
         .await?
         .rows_affected();
-        if claimed == 0 {
-            return Err(StoreError::Conflict(format!(
-                "message {} was already processed",
-                record.message_id
-            )));
-        }
-        let row = sqlx::query(
-            "SELECT m.merchant_id, m.provider_sid, cu.id AS customer_id, cu.phone FROM messages m
+            if claimed == 0 {
+                return Err(StoreError::Conflict(format!(
+                    "message {} was already processed",
+                    record.message_id
+                )));
+            }
+            let row = sqlx::query(
+                "SELECT m.merchant_id, m.provider_sid, cu.id AS customer_id, cu.phone FROM messages m
              JOIN conversations c ON c.id = m.conversation_id JOIN customers cu ON cu.id = c.customer_id
              WHERE m.id = ?",
-        )
-        .bind(record.message_id)
-        .fetch_one(&mut *tx)
-        .await?;
-        let merchant_id: String = row.get("merchant_id");
-        let customer_id: i64 = row.get("customer_id");
-        if let Some((action, keyword)) = &record.consent {
-            sqlx::query(
-                "INSERT INTO consent_events (merchant_id, phone, action, keyword, source, message_id,
-                 provider_sid, created_at) VALUES (?, ?, ?, ?, 'sms', ?, ?, ?)",
             )
-            .bind(&merchant_id)
-            .bind(row.get::<String, _>("phone"))
-            .bind(action.as_str())
-            .bind(keyword)
             .bind(record.message_id)
-            .bind(row.get::<Option<String>, _>("provider_sid"))
-            .bind(now)
-            .execute(&mut *tx)
+            .fetch_one(&mut *tx)
             .await?;
-            sqlx::query("UPDATE customers SET opted_out = ? WHERE id = ?")
-                .bind(*action == ConsentAction::OptOut)
-                .bind(customer_id)
+            let merchant_id: String = row.get("merchant_id");
+            let customer_id: i64 = row.get("customer_id");
+            if let Some((action, keyword)) = &record.consent {
+                sqlx::query(
+                    "INSERT INTO consent_events (merchant_id, phone, action, keyword, source, message_id,
+                 provider_sid, created_at) VALUES (?, ?, ?, ?, 'sms', ?, ?, ?)",
+                )
+                .bind(&merchant_id)
+                .bind(row.get::<String, _>("phone"))
+                .bind(action.as_str())
+                .bind(keyword)
+                .bind(record.message_id)
+                .bind(row.get::<Option<String>, _>("provider_sid"))
+                .bind(now)
                 .execute(&mut *tx)
                 .await?;
-        }
-        sqlx::query("UPDATE conversations SET state = ?, updated_at = ? WHERE id = ?")
-            .bind(serde_json::to_string(&record.state)?)
-            .bind(now)
-            .bind(record.conversation_id)
-            .execute(&mut *tx)
-            .await?;
-        let mut reply_id = None;
-        if let Some((author, body)) = &record.reply {
-            let id: i64 = insert_outbound(
-                &mut tx,
-                &merchant_id,
-                record.conversation_id,
-                *author,
-                body,
-                Some(record.message_id),
-                None,
-                now,
-            )
-            .await?;
-            reply_id = Some(id);
-        }
-        if let Some(escalation) = &record.escalation {
-            // One open escalation per conversation: later messages join its transcript.
-            let open: Option<i64> = sqlx::query(
-                "SELECT id FROM escalations WHERE conversation_id = ? AND status IN ('open', 'claimed')",
-            )
-            .bind(record.conversation_id)
-            .fetch_optional(&mut *tx)
-            .await?
-            .map(|row| row.get("id"));
-            if open.is_none() {
-                sqlx::query(
+                sqlx::query("UPDATE customers SET opted_out = ? WHERE id = ?")
+                    .bind(*action == ConsentAction::OptOut)
+                    .bind(customer_id)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            sqlx::query("UPDATE conversations SET state = ?, updated_at = ? WHERE id = ?")
+                .bind(serde_json::to_string(&record.state)?)
+                .bind(now)
+                .bind(record.conversation_id)
+                .execute(&mut *tx)
+                .await?;
+            let mut reply_id = None;
+            if let Some((author, body)) = &record.reply {
+                let id: i64 = insert_outbound(
+                    &mut tx,
+                    &merchant_id,
+                    record.conversation_id,
+                    *author,
+                    body,
+                    Some(record.message_id),
+                    None,
+                    now,
+                )
+                .await?;
+                reply_id = Some(id);
+            }
+            if let Some(escalation) = &record.escalation {
+                // One open escalation per conversation: later messages join its transcript.
+                let open: Option<i64> = sqlx::query(
+                    "SELECT id FROM escalations WHERE conversation_id = ? AND status IN ('open', 'claimed')",
+                )
+                .bind(record.conversation_id)
+                .fetch_optional(&mut *tx)
+                .await?
+                .map(|row| row.get("id"));
+                if open.is_none() {
+                    sqlx::query(
                     "INSERT INTO escalations (merchant_id, conversation_id, message_id, reason, reason_detail,
                      summary, suggested_reply, status, created_at, due_at)
                      VALUES (?, ?, ?, ?, ?, ?, ?, 'open', ?, ?)",
@@ -635,10 +870,19 @@ impl Store {
                 .bind(escalation.due_at)
                 .execute(&mut *tx)
                 .await?;
+                }
             }
-        }
-        tx.commit().await?;
-        Ok(reply_id)
+            tx.commit().await?;
+            // An opt-out is acknowledged on the strength of this commit.
+            self.confirm_visible(
+                "SELECT id FROM messages WHERE id = ? AND status = 'processed'",
+                record.message_id,
+                "decision",
+            )
+            .await?;
+            Ok(reply_id)
+        })
+        .await
     }
 
     // ---- outbound ------------------------------------------------------------------------
@@ -658,48 +902,54 @@ impl Store {
     /// Sends that were in flight when the process died have an unknown outcome: marking them
     /// `unknown` (for a person to check) rather than resending keeps "never answered twice".
     pub async fn mark_interrupted_sends(&self, now: i64) -> Result<u64> {
-        Ok(sqlx::query(
-            "UPDATE messages SET status = 'unknown', error_code = 'interrupted', updated_at = ?
+        self.guard(async move {
+            Ok(sqlx::query(
+                "UPDATE messages SET status = 'unknown', error_code = 'interrupted', updated_at = ?
              WHERE direction = 'out' AND status = 'sending'",
-        )
-        .bind(now)
-        .execute(&self.writer)
-        .await?
-        .rows_affected())
+            )
+            .bind(now)
+            .execute(&self.writer)
+            .await?
+            .rows_affected())
+        })
+        .await
     }
 
     /// Takes a pending outbound message for sending (pending -> sending); `None` when another
     /// task already took it or it is not pending.
     pub async fn take_outbound(&self, id: i64, now: i64) -> Result<Option<OutboundJob>> {
-        let taken = sqlx::query(
-            "UPDATE messages SET status = 'sending', updated_at = ? WHERE id = ? AND status = 'pending'",
-        )
-        .bind(now)
-        .bind(id)
-        .execute(&self.writer)
-        .await?
-        .rows_affected();
-        if taken == 0 {
-            return Ok(None);
-        }
-        let row = sqlx::query(
-            "SELECT m.id, m.merchant_id, m.body, m.author, cu.phone, cu.opted_out, me.sms_number
+        self.guard(async move {
+            let taken = sqlx::query(
+                "UPDATE messages SET status = 'sending', updated_at = ? WHERE id = ? AND status = 'pending'",
+            )
+            .bind(now)
+            .bind(id)
+            .execute(&self.writer)
+            .await?
+            .rows_affected();
+            if taken == 0 {
+                return Ok(None);
+            }
+            let row = sqlx::query(
+                "SELECT m.id, m.merchant_id, m.body, m.author, cu.phone, cu.opted_out, me.sms_number
              FROM messages m JOIN conversations c ON c.id = m.conversation_id
              JOIN customers cu ON cu.id = c.customer_id JOIN merchants me ON me.id = m.merchant_id
              WHERE m.id = ?",
-        )
-        .bind(id)
-        .fetch_one(&self.writer)
-        .await?;
-        Ok(Some(OutboundJob {
-            id: row.get("id"),
-            merchant_id: row.get("merchant_id"),
-            to: row.get("phone"),
-            from: row.get("sms_number"),
-            body: row.get("body"),
-            author: Author::parse(row.get::<&str, _>("author")),
-            opted_out: row.get("opted_out"),
-        }))
+            )
+            .bind(id)
+            .fetch_one(&self.writer)
+            .await?;
+            Ok(Some(OutboundJob {
+                id: row.get("id"),
+                merchant_id: row.get("merchant_id"),
+                to: row.get("phone"),
+                from: row.get("sms_number"),
+                body: row.get("body"),
+                author: Author::parse(row.get::<&str, _>("author")),
+                opted_out: row.get("opted_out"),
+            }))
+        })
+        .await
     }
 
     pub async fn finish_outbound(
@@ -710,18 +960,21 @@ impl Store {
         error_code: Option<&str>,
         now: i64,
     ) -> Result<()> {
-        sqlx::query(
-            "UPDATE messages SET status = ?, provider_sid = COALESCE(?, provider_sid), error_code = ?,
+        self.guard(async move {
+            sqlx::query(
+                "UPDATE messages SET status = ?, provider_sid = COALESCE(?, provider_sid), error_code = ?,
              updated_at = ? WHERE id = ?",
-        )
-        .bind(status)
-        .bind(provider_sid)
-        .bind(error_code)
-        .bind(now)
-        .bind(id)
-        .execute(&self.writer)
-        .await?;
-        Ok(())
+            )
+            .bind(status)
+            .bind(provider_sid)
+            .bind(error_code)
+            .bind(now)
+            .bind(id)
+            .execute(&self.writer)
+            .await?;
+            Ok(())
+        })
+        .await
     }
 
     /// Applies a provider status callback; unknown ids and backward moves are ignored.
@@ -733,29 +986,32 @@ impl Store {
         error_code: Option<&str>,
         now: i64,
     ) -> Result<bool> {
-        let mut tx = self.writer.begin().await?;
-        let current: Option<String> =
-            sqlx::query("SELECT status FROM messages WHERE provider_sid = ? AND direction = 'out'")
-                .bind(provider_sid)
-                .fetch_optional(&mut *tx)
-                .await?
-                .map(|row| row.get("status"));
-        let Some(current) = current else { return Ok(false) };
-        if outbound_rank(status) < outbound_rank(&current) || current == status {
-            return Ok(false);
-        }
-        sqlx::query(
-            "UPDATE messages SET status = ?, error_code = COALESCE(?, error_code), updated_at = ?
+        self.guard(async move {
+            let mut tx = self.writer.begin().await?;
+            let current: Option<String> =
+                sqlx::query("SELECT status FROM messages WHERE provider_sid = ? AND direction = 'out'")
+                    .bind(provider_sid)
+                    .fetch_optional(&mut *tx)
+                    .await?
+                    .map(|row| row.get("status"));
+            let Some(current) = current else { return Ok(false) };
+            if !status_may_move(&current, status) {
+                return Ok(false);
+            }
+            sqlx::query(
+                "UPDATE messages SET status = ?, error_code = COALESCE(?, error_code), updated_at = ?
              WHERE provider_sid = ? AND direction = 'out'",
-        )
-        .bind(status)
-        .bind(error_code)
-        .bind(now)
-        .bind(provider_sid)
-        .execute(&mut *tx)
-        .await?;
-        tx.commit().await?;
-        Ok(true)
+            )
+            .bind(status)
+            .bind(error_code)
+            .bind(now)
+            .bind(provider_sid)
+            .execute(&mut *tx)
+            .await?;
+            tx.commit().await?;
+            Ok(true)
+        })
+        .await
     }
 
     /// Outbound messages to one customer after `after_id` (the simulator's inbox).
@@ -766,7 +1022,7 @@ impl Store {
         after_id: i64,
     ) -> Result<Vec<MessageRow>> {
         let rows = sqlx::query(
-            "SELECT m.id, m.direction, m.author, m.body, m.status, m.error_code, m.provider_sid, m.created_at
+            "SELECT m.id, m.direction, m.author, m.body, m.num_media, m.status, m.error_code, m.provider_sid, m.created_at
              FROM messages m JOIN conversations c ON c.id = m.conversation_id
              JOIN customers cu ON cu.id = c.customer_id
              WHERE m.merchant_id = ? AND cu.phone = ? AND m.direction = 'out' AND m.id > ? ORDER BY m.id",
@@ -782,7 +1038,7 @@ impl Store {
     /// The inbound message a provider id was stored as.
     pub async fn inbound_by_sid(&self, provider_sid: &str) -> Result<Option<MessageRow>> {
         let row = sqlx::query(
-            "SELECT id, direction, author, body, status, error_code, provider_sid, created_at FROM messages
+            "SELECT id, direction, author, body, num_media, status, error_code, provider_sid, created_at FROM messages
              WHERE provider_sid = ? AND direction = 'in'",
         )
         .bind(provider_sid)
@@ -793,7 +1049,7 @@ impl Store {
 
     pub async fn message(&self, id: i64) -> Result<Option<MessageRow>> {
         let row = sqlx::query(
-            "SELECT id, direction, author, body, status, error_code, provider_sid, created_at FROM messages
+            "SELECT id, direction, author, body, num_media, status, error_code, provider_sid, created_at FROM messages
              WHERE id = ?",
         )
         .bind(id)
@@ -841,7 +1097,7 @@ impl Store {
             return Err(StoreError::NotFound("conversation"));
         }
         let rows = sqlx::query(
-            "SELECT id, direction, author, body, status, error_code, provider_sid, created_at FROM messages
+            "SELECT id, direction, author, body, num_media, status, error_code, provider_sid, created_at FROM messages
              WHERE conversation_id = ? ORDER BY id",
         )
         .bind(conversation_id)
@@ -881,19 +1137,22 @@ impl Store {
 
     /// Claims an open escalation (or re-claims one the user holds).
     pub async fn claim(&self, merchant_id: &str, id: i64, user: &User, now: i64) -> Result<EscalationRow> {
-        let escalation = self.escalation(merchant_id, id).await?;
-        match escalation.status.as_str() {
-            "resolved" => return Err(StoreError::Conflict("the escalation is already resolved".into())),
-            "claimed" if escalation.assignee_id != Some(user.id) => {
-                return Err(StoreError::Conflict(format!(
-                    "the escalation is claimed by {}",
-                    escalation.assignee.as_deref().unwrap_or("someone else")
-                )));
+        self.guard(async move {
+            let escalation = self.escalation(merchant_id, id).await?;
+            match escalation.status.as_str() {
+                "resolved" => return Err(StoreError::Conflict("the escalation is already resolved".into())),
+                "claimed" if escalation.assignee_id != Some(user.id) => {
+                    return Err(StoreError::Conflict(format!(
+                        "the escalation is claimed by {}",
+                        escalation.assignee.as_deref().unwrap_or("someone else")
+                    )));
+                }
+                _ => {}
             }
-            _ => {}
-        }
-        take_escalation(&self.writer, id, user.id, now).await?;
-        self.escalation(merchant_id, id).await
+            take_escalation(&self.writer, id, user.id, now).await?;
+            self.escalation(merchant_id, id).await
+        })
+        .await
     }
 
     pub async fn reassign(
@@ -903,6 +1162,7 @@ impl Store {
         assignee: &User,
         now: i64,
     ) -> Result<EscalationRow> {
+        self.guard(async move {
         let escalation = self.escalation(merchant_id, id).await?;
         if escalation.status == "resolved" {
             return Err(StoreError::Conflict("the escalation is already resolved".into()));
@@ -917,6 +1177,7 @@ impl Store {
         .execute(&self.writer)
         .await?;
         self.escalation(merchant_id, id).await
+    }).await
     }
 
     /// Records a support agent's reply as a pending outbound message and as a turn in the
@@ -929,77 +1190,83 @@ impl Store {
         body: &str,
         now: i64,
     ) -> Result<i64> {
-        let escalation = self.escalation(merchant_id, escalation_id).await?;
-        let mut tx = self.writer.begin().await?;
-        let row = sqlx::query(
-            "SELECT c.state, cu.opted_out FROM conversations c JOIN customers cu ON cu.id = c.customer_id
+        self.guard(async move {
+            let escalation = self.escalation(merchant_id, escalation_id).await?;
+            let mut tx = self.writer.begin().await?;
+            let row = sqlx::query(
+                "SELECT c.state, cu.opted_out FROM conversations c JOIN customers cu ON cu.id = c.customer_id
              WHERE c.id = ?",
-        )
-        .bind(escalation.conversation_id)
-        .fetch_one(&mut *tx)
-        .await?;
-        if row.get::<bool, _>("opted_out") {
-            return Err(StoreError::Conflict(
-                "the customer has opted out; nothing may be texted until they reply START".into(),
-            ));
-        }
-        let mut state: ConversationState = serde_json::from_str(row.get::<&str, _>("state"))?;
-        state.turns.push(parley_agent::types::Turn {
-            role: parley_agent::types::Role::Human,
-            text: body.to_owned(),
-        });
-        sqlx::query("UPDATE conversations SET state = ?, updated_at = ? WHERE id = ?")
-            .bind(serde_json::to_string(&state)?)
-            .bind(now)
+            )
             .bind(escalation.conversation_id)
-            .execute(&mut *tx)
+            .fetch_one(&mut *tx)
             .await?;
-        let id = insert_outbound(
-            &mut tx,
-            merchant_id,
-            escalation.conversation_id,
-            Author::Human,
-            body,
-            None,
-            Some(user.id),
-            now,
-        )
-        .await?;
-        // Answering an unclaimed escalation takes it.
-        if escalation.status == "open" {
-            take_escalation(&mut *tx, escalation_id, user.id, now).await?;
-        }
-        tx.commit().await?;
-        Ok(id)
+            if row.get::<bool, _>("opted_out") {
+                return Err(StoreError::Conflict(
+                    "the customer has opted out; nothing may be texted until they reply START".into(),
+                ));
+            }
+            let mut state: ConversationState = serde_json::from_str(row.get::<&str, _>("state"))?;
+            state.turns.push(parley_agent::types::Turn {
+                role: parley_agent::types::Role::Human,
+                text: body.to_owned(),
+            });
+            sqlx::query("UPDATE conversations SET state = ?, updated_at = ? WHERE id = ?")
+                .bind(serde_json::to_string(&state)?)
+                .bind(now)
+                .bind(escalation.conversation_id)
+                .execute(&mut *tx)
+                .await?;
+            let id = insert_outbound(
+                &mut tx,
+                merchant_id,
+                escalation.conversation_id,
+                Author::Human,
+                body,
+                None,
+                Some(user.id),
+                now,
+            )
+            .await?;
+            // Answering an unclaimed escalation takes it.
+            if escalation.status == "open" {
+                take_escalation(&mut *tx, escalation_id, user.id, now).await?;
+            }
+            tx.commit().await?;
+            Ok(id)
+        })
+        .await
     }
 
     /// Resolves an escalation and hands the conversation back to the AI.
     pub async fn resolve(&self, merchant_id: &str, id: i64, now: i64) -> Result<EscalationRow> {
-        let escalation = self.escalation(merchant_id, id).await?;
-        if escalation.status == "resolved" {
-            return Err(StoreError::Conflict("the escalation is already resolved".into()));
-        }
-        let mut tx = self.writer.begin().await?;
-        let state: String = sqlx::query("SELECT state FROM conversations WHERE id = ?")
-            .bind(escalation.conversation_id)
-            .fetch_one(&mut *tx)
-            .await?
-            .get("state");
-        let mut state: ConversationState = serde_json::from_str(&state)?;
-        parley_agent::pipeline::hand_back(&mut state);
-        sqlx::query("UPDATE conversations SET state = ?, updated_at = ? WHERE id = ?")
-            .bind(serde_json::to_string(&state)?)
-            .bind(now)
-            .bind(escalation.conversation_id)
-            .execute(&mut *tx)
-            .await?;
-        sqlx::query("UPDATE escalations SET status = 'resolved', resolved_at = ? WHERE id = ?")
-            .bind(now)
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
-        self.escalation(merchant_id, id).await
+        self.guard(async move {
+            let escalation = self.escalation(merchant_id, id).await?;
+            if escalation.status == "resolved" {
+                return Err(StoreError::Conflict("the escalation is already resolved".into()));
+            }
+            let mut tx = self.writer.begin().await?;
+            let state: String = sqlx::query("SELECT state FROM conversations WHERE id = ?")
+                .bind(escalation.conversation_id)
+                .fetch_one(&mut *tx)
+                .await?
+                .get("state");
+            let mut state: ConversationState = serde_json::from_str(&state)?;
+            parley_agent::pipeline::hand_back(&mut state);
+            sqlx::query("UPDATE conversations SET state = ?, updated_at = ? WHERE id = ?")
+                .bind(serde_json::to_string(&state)?)
+                .bind(now)
+                .bind(escalation.conversation_id)
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query("UPDATE escalations SET status = 'resolved', resolved_at = ? WHERE id = ?")
+                .bind(now)
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            self.escalation(merchant_id, id).await
+        })
+        .await
     }
 
     // ---- consent -------------------------------------------------------------------------
@@ -1055,6 +1322,23 @@ pub enum CountOf {
     InFlight,
     /// Sends cut off by a crash (recorded, never resent).
     UnknownOutcome,
+}
+
+/// Whether a writer connection going back to the pool may be reused: neither SQLite nor sqlx
+/// may still think a transaction is open (see the module comment). Any statement here runs
+/// after the ROLLBACK a dropped transaction queued, so what it sees is final.
+async fn writer_is_clean(conn: &mut SqliteConnection) -> Result<bool, sqlx::Error> {
+    // SQLite refuses BEGIN inside a transaction it still holds open.
+    if let Err(err) = conn.execute("BEGIN").await {
+        tracing::warn!(error = %err, "the database writer connection holds an open transaction; discarding it");
+        return Ok(false);
+    }
+    conn.execute("ROLLBACK").await?;
+    if conn.is_in_transaction() {
+        tracing::warn!("the database writer connection lost track of a transaction; discarding it");
+        return Ok(false);
+    }
+    Ok(true)
 }
 
 const ESCALATION_SELECT: &str =
@@ -1119,6 +1403,8 @@ fn merchant_from_row(row: &sqlx::sqlite::SqliteRow) -> Merchant {
         name: row.get("name"),
         sms_number: row.get("sms_number"),
         knowledge_dir: row.get("knowledge_dir"),
+        support_email: row.get("support_email"),
+        support_hours: row.get("support_hours"),
     }
 }
 
@@ -1137,6 +1423,7 @@ fn message_from_row(row: &sqlx::sqlite::SqliteRow) -> MessageRow {
         direction: row.get("direction"),
         author: Author::parse(row.get::<&str, _>("author")),
         body: row.get("body"),
+        attachments: row.get("num_media"),
         status: row.get("status"),
         error_code: row.get("error_code"),
         provider_sid: row.get("provider_sid"),
@@ -1176,6 +1463,8 @@ mod tests {
             name: "Shop".into(),
             sms_number: Some("+15550000000".into()),
             knowledge_dir: None,
+            support_email: None,
+            support_hours: None,
         };
         store.upsert_merchant(&merchant, 1).await.unwrap();
         let inbound = NewInbound {
@@ -1184,6 +1473,7 @@ mod tests {
             body: "STOP",
             channel: "test",
             provider_sid: Some("SM1"),
+            num_media: 0,
         };
         let Received::New { message_id, .. } = store.receive(&inbound, 2).await.unwrap() else {
             panic!("first receipt is new");
@@ -1224,6 +1514,7 @@ mod tests {
             body: "STOP",
             channel: "test",
             provider_sid: Some("SM1"),
+            num_media: 0,
         };
         assert_eq!(store.receive(&again, 5).await.unwrap(), Received::Duplicate);
         let pending = store.pending_inbound(message_id).await.unwrap().unwrap();

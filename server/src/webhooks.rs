@@ -95,14 +95,12 @@ async fn inbound_sms(
     let sid = required(&params, "MessageSid")?;
     let from = parse_phone(required(&params, "From")?)?;
     let to = parse_phone(required(&params, "To")?)?;
-    let mut text = form_value(&params, "Body").unwrap_or_default().to_owned();
-    let n_media: usize = form_value(&params, "NumMedia")
+    // The body is the customer's own words only: compliance detection reads exactly that.
+    // Pictures are counted, and people are told about them where messages are shown.
+    let text = form_value(&params, "Body").unwrap_or_default().to_owned();
+    let num_media: u32 = form_value(&params, "NumMedia")
         .and_then(|n| n.parse().ok())
         .unwrap_or(0);
-    if n_media > 0 {
-        // Pictures are not read by the agent; the transcript says one came, for a person.
-        text = format!("{text} [{n_media} attachment(s)]").trim().to_owned();
-    }
     let merchant = state
         .service
         .store
@@ -117,11 +115,19 @@ async fn inbound_sms(
             body: &text,
             channel: "twilio",
             provider_sid: Some(sid),
+            num_media,
         })
         .await?;
-    let Received::New { message_id, .. } = received else {
-        // A retry of a message we already hold: its reply (if any) is already on its way.
-        return Ok(twiml_response(&[]));
+    let message_id = match received {
+        Received::New { message_id, .. } => message_id,
+        Received::Duplicate => match state.service.store.inbound_by_sid(sid).await? {
+            // A retry of a message stored but never decided (its first attempt failed after
+            // the commit, say on a full disk): finish it now, so that this 200 too means what
+            // it always means (for a STOP: the ledger entry is durable). Deciding is idempotent.
+            Some(stored) if stored.status == "received" => stored.id,
+            // Already decided: its reply (if any) is on its way.
+            _ => return Ok(twiml_response(&[])),
+        },
     };
     match config.reply {
         ReplyMode::Twiml => {

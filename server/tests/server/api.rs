@@ -245,6 +245,22 @@ async fn consent_ledger_exports_as_csv() {
     );
     assert!(lines[1].contains("2026-11-28T12:00:00"), "{}", lines[1]);
     assert!(lines[3].contains(",opt_in,START,"), "{}", lines[3]);
+
+    // A customer's words become a ledger keyword; a spreadsheet must not run them (OWASP).
+    let hostile = "=HYPERLINK(\"https://evil.example\",\"x\") stop texting me";
+    app.simulate("trailhead", "+15550002002", hostile).await;
+    let csv = app
+        .get("/v1/merchants/trailhead/consent/export", &admin)
+        .await
+        .text()
+        .await
+        .unwrap();
+    let last = csv.lines().last().unwrap();
+    assert!(last.contains(",opt_out,\"'=HYPERLINK("), "{last}");
+    for cell in ["=", "+", "-", "@", "\t", "\r"] {
+        assert!(parley_server::api::spreadsheet_safe(&format!("{cell}1")).starts_with('\''));
+    }
+    assert_eq!(parley_server::api::spreadsheet_safe("STOP"), "STOP");
 }
 
 fn tar_of_merchant(source: &std::path::Path, id: &str, number: &str) -> Vec<u8> {
@@ -260,7 +276,12 @@ fn tar_of_merchant(source: &std::path::Path, id: &str, number: &str) -> Vec<u8> 
                     if line.starts_with("id = ") {
                         format!("id = \"{id}\"")
                     } else if line.starts_with("sms_number = ") {
-                        format!("sms_number = \"{number}\"")
+                        // An empty number leaves the line out.
+                        if number.is_empty() {
+                            String::new()
+                        } else {
+                            format!("sms_number = \"{number}\"")
+                        }
                     } else {
                         line.to_owned()
                     }
@@ -306,6 +327,8 @@ async fn merchants_upload_and_reingest_their_knowledge() {
         name: "Upload Co".into(),
         sms_number: None,
         knowledge_dir: None,
+        support_email: None,
+        support_hours: None,
     };
     app.state
         .service
@@ -334,15 +357,62 @@ async fn merchants_upload_and_reingest_their_knowledge() {
         .await
         .unwrap();
     assert_eq!(response.status(), 400);
-    // Another merchant's number: refused before the ingest replaces anything.
-    let response = upload(tar_of_merchant(&source, "uploadco", TRAILHEAD_NUMBER))
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 409);
-    assert!(response.text().await.unwrap().contains(TRAILHEAD_NUMBER));
+    // Another merchant's number, or any number the operator has not assigned to this
+    // merchant: refused before the ingest replaces anything (a tenant cannot claim numbers).
+    for number in [TRAILHEAD_NUMBER, "+18005550177"] {
+        let response = upload(tar_of_merchant(&source, "uploadco", number))
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 409);
+        let text = response.text().await.unwrap();
+        assert!(text.contains(number) && text.contains("assigned"), "{text}");
+    }
+    assert!(
+        app.state
+            .service
+            .store
+            .merchant_by_number("+18005550177")
+            .await
+            .unwrap()
+            .is_none()
+    );
     // Nothing half-written: no directory kept.
     assert!(!app.state.merchants_dir.join("uploadco").exists());
+    // A broken file is named as it is in the archive, never by the server's own paths.
+    let mut broken = tar::Builder::new(Vec::new());
+    for (name, body) in [
+        (
+            "shop/merchant.toml",
+            "id = \"uploadco\"\nname = \"Upload Co\"\ntimezone = \"UTC\"\nsupport_email = \"a@b.example\"\nsupport_hours = \"9-5\"\n",
+        ),
+        ("shop/products.json", "{\"products\": [{"),
+    ] {
+        let mut header = tar::Header::new_gnu();
+        header.set_size(body.len() as u64);
+        header.set_mode(0o644);
+        header.set_cksum();
+        broken.append_data(&mut header, name, body.as_bytes()).unwrap();
+    }
+    let response = upload(broken.into_inner().unwrap()).await.unwrap();
+    assert_eq!(response.status(), 400);
+    let text = response.text().await.unwrap();
+    let server_dir = app.state.merchants_dir.display().to_string();
+    assert!(
+        text.contains("shop/products.json") && !text.contains(&server_dir),
+        "{text}"
+    );
 
+    // The operator assigns the number; an upload may then name it (or leave it out).
+    let assigned = parley_server::store::Merchant {
+        sms_number: Some("+18005550177".into()),
+        ..merchant.clone()
+    };
+    app.state
+        .service
+        .store
+        .upsert_merchant(&assigned, T0)
+        .await
+        .unwrap();
     let response = upload(tar_of_merchant(&source, "uploadco", "+18005550177"))
         .await
         .unwrap();
@@ -350,7 +420,9 @@ async fn merchants_upload_and_reingest_their_knowledge() {
     let report: Value = response.json().await.unwrap();
     assert_eq!(report["merchant_id"], "uploadco");
     assert!(report["n_chunks"].as_u64().unwrap() > 10);
-    // The number in merchant.toml now routes to it.
+    let response = upload(tar_of_merchant(&source, "uploadco", "")).await.unwrap();
+    assert_eq!(response.status(), 200);
+    // The assigned number routes to it.
     let stored = app
         .state
         .service
@@ -385,15 +457,7 @@ async fn readiness_and_metrics_report_the_service() {
     app.simulate("trailhead", CUSTOMER, "STOP").await;
     app.simulate("trailhead", "+15550002003", "What is your return policy?")
         .await;
-    let metrics = app
-        .client
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = app.metrics_text().await;
     for expected in [
         "parley_opt_outs_total 1",
         "parley_decisions_total{name=\"opt_out\"} 1",
@@ -446,6 +510,7 @@ async fn stalled_messages_are_picked_up_again() {
         body: "How long does standard shipping take?",
         channel: "simulator",
         provider_sid: None,
+        num_media: 0,
     };
     app.state.service.store.receive(&inbound, T0).await.unwrap();
     let service = &app.state.service;

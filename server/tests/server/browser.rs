@@ -95,14 +95,7 @@ async fn an_agent_works_an_escalation_in_the_inbox() {
         )
         .await;
     assert_eq!(escalated["escalated"], true, "{escalated}");
-    let id = app
-        .state
-        .service
-        .store
-        .escalations("trailhead", &["open"])
-        .await
-        .unwrap()[0]
-        .id;
+    let id = app.first_open_escalation("trailhead").await;
 
     let driver = start_driver().await;
     let mut capabilities = serde_json::Map::new();

@@ -93,8 +93,42 @@ pub struct TestApp {
     pub clock: ManualClock,
     /// The fake Twilio Messages API (Twilio channels only).
     pub twilio: Option<MockServer>,
-    _data_dir: tempfile::TempDir,
+    data_dir: Option<tempfile::TempDir>,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+/// Everything the test binary logged at INFO and above (the level production runs at), so
+/// tests can check what never reaches the logs (customers' phone numbers).
+pub fn captured_logs() -> String {
+    String::from_utf8_lossy(&log_buffer().lock().unwrap()).into_owned()
+}
+
+fn log_buffer() -> &'static Arc<std::sync::Mutex<Vec<u8>>> {
+    static BUFFER: std::sync::OnceLock<Arc<std::sync::Mutex<Vec<u8>>>> = std::sync::OnceLock::new();
+    BUFFER.get_or_init(|| {
+        let buffer = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let writer = buffer.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::INFO)
+            .with_ansi(false)
+            .with_writer(move || LogWriter(writer.clone()))
+            .finish();
+        let _ = tracing::subscriber::set_global_default(subscriber);
+        buffer
+    })
+}
+
+struct LogWriter(Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for LogWriter {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }
 
 pub async fn spawn_app(channel: Channel) -> TestApp {
@@ -105,9 +139,24 @@ pub async fn spawn_app(channel: Channel) -> TestApp {
 /// The app over a knowledge base of the test's choosing (another index backend, say).
 pub async fn spawn_app_with(channel: Channel, knowledge: Arc<KnowledgeBase>) -> TestApp {
     let data_dir = tempfile::tempdir().unwrap();
+    let mut app = spawn_app_in(channel, knowledge, data_dir.path(), |_| {}).await;
+    app.data_dir = Some(data_dir);
+    app
+}
+
+/// The app with its data (and SQLite store) in `data_dir`, which the test may have prepared
+/// (or put on a small filesystem), and the settings adjusted by `tweak`.
+pub async fn spawn_app_in(
+    channel: Channel,
+    knowledge: Arc<KnowledgeBase>,
+    data_dir: &Path,
+    tweak: impl FnOnce(&mut Settings),
+) -> TestApp {
+    log_buffer();
     let mut settings = Settings::load(None).unwrap();
-    settings.data_dir = data_dir.path().to_owned();
+    settings.data_dir = data_dir.to_owned();
     settings.server.max_body_bytes = 16 * 1024;
+    tweak(&mut settings);
     let twilio = match channel {
         Channel::Simulator => None,
         Channel::TwilioTwiml | Channel::TwilioRest => {
@@ -166,7 +215,7 @@ pub async fn spawn_app_with(channel: Channel, knowledge: Arc<KnowledgeBase>) -> 
         state,
         clock,
         twilio,
-        _data_dir: data_dir,
+        data_dir: None,
         shutdown: Some(shutdown),
     }
 }
@@ -177,6 +226,68 @@ impl Drop for TestApp {
             let _ = shutdown.send(());
         }
     }
+}
+
+/// A real small filesystem (a tmpfs the test mounts; the tests run as root, as CI does) for
+/// disk-full tests: SQLite meets a real ENOSPC at the point it really would, mid-commit,
+/// which no in-process cap reproduces. `resize` frees space; dropping it unmounts.
+pub struct SmallDisk {
+    dir: tempfile::TempDir,
+}
+
+impl SmallDisk {
+    pub fn mount(size_kb: u32) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let mounted = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size_kb}k"), "parley-test"])
+            .arg(dir.path())
+            .status();
+        assert!(
+            mounted.is_ok_and(|status| status.success()),
+            "the disk-full tests mount a tmpfs and need root (CAP_SYS_ADMIN)"
+        );
+        Self { dir }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn resize(&self, size_kb: u32) {
+        let status = std::process::Command::new("mount")
+            .args(["-o", &format!("remount,size={size_kb}k")])
+            .arg(self.dir.path())
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        // Lazy: the store may still hold its files open while the app shuts down.
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(self.dir.path())
+            .status();
+    }
+}
+
+/// A knowledge base of its own in `dir`, holding copies of the shared one's catalogs and
+/// index snapshots (no embedding needed), for tests that break or replace its files.
+pub fn copied_knowledge(dir: &Path) -> KnowledgeBase {
+    for sub in ["merchants", "index"] {
+        let from = shared_knowledge_dir().join(sub);
+        let to = dir.join(sub);
+        std::fs::create_dir_all(&to).unwrap();
+        for entry in std::fs::read_dir(&from).unwrap().flatten() {
+            let path = entry.path();
+            if path.is_file() && !entry.file_name().to_string_lossy().starts_with('.') {
+                std::fs::copy(&path, to.join(entry.file_name())).unwrap();
+            }
+        }
+    }
+    KnowledgeBase::open_embedded(embedder(), dir).unwrap()
 }
 
 /// A Twilio inbound-message form, in the field order Twilio sends.
@@ -297,6 +408,28 @@ impl TestApp {
             .send()
             .await
             .unwrap()
+    }
+
+    /// The Prometheus text `/metrics` serves.
+    pub async fn metrics_text(&self) -> String {
+        let response = self.client.get(self.url("/metrics")).send().await.unwrap();
+        response.text().await.unwrap()
+    }
+
+    /// A stored message by id.
+    pub async fn message(&self, id: i64) -> parley_server::store::MessageRow {
+        self.state.service.store.message(id).await.unwrap().unwrap()
+    }
+
+    /// The id of the merchant's oldest open escalation.
+    pub async fn first_open_escalation(&self, merchant: &str) -> i64 {
+        self.state
+            .service
+            .store
+            .escalations(merchant, &["open"])
+            .await
+            .unwrap()[0]
+            .id
     }
 
     pub async fn count(&self, of: CountOf) -> i64 {

@@ -4,6 +4,7 @@
 
 mod api;
 mod browser;
+mod hardening;
 mod helpers;
 mod qdrant;
 mod restart;

@@ -126,15 +126,17 @@ async fn status_callbacks_update_the_message_and_never_go_backwards() {
     // A late "sent" after "delivered" must not move it back.
     app.post_signed("/webhooks/twilio/status", &callback("sent"))
         .await;
-    let message = app
-        .state
-        .service
-        .store
-        .message(sent[0].id)
-        .await
-        .unwrap()
-        .unwrap();
+    let message = app.message(sent[0].id).await;
     assert_eq!(message.status, "delivered");
+    // Replays out of order cannot flip a final status: delivered stays delivered.
+    for status in ["undelivered", "failed", "delivered", "undelivered"] {
+        let response = app
+            .post_signed("/webhooks/twilio/status", &callback(status))
+            .await;
+        assert_eq!(response.status(), 204);
+    }
+    let message = app.message(sent[0].id).await;
+    assert_eq!((message.status.as_str(), message.error_code), ("delivered", None));
     // Unsigned callbacks are refused.
     let forged = app
         .post_form(
