@@ -8,7 +8,7 @@ export PARLEY_MODEL_DIR ?= $(MODELS_DIR)/all-MiniLM-L6-v2-int8
 export CARGO_INCREMENTAL ?= 0
 DEMO_MERCHANTS := fixtures/merchants/trailhead fixtures/merchants/glowleaf
 
-.PHONY: models run test fmt lint unit evals bench llm llm-stop test-llm fuzz
+.PHONY: models run test fmt lint unit evals bench llm llm-stop test-llm fuzz soak
 
 models:
 	@bash scripts/setup.sh
@@ -70,3 +70,10 @@ test-llm: models llm
 ## target for FUZZ_SECONDS (default 60), growing fuzz/corpus/. FUZZ_TARGETS="a b" to pick.
 fuzz:
 	@bash scripts/fuzz.sh
+
+## Soak (not part of `make test`): the release server under signed webhooks at
+## PARLEY_SOAK_RATE msg/s (100) for PARLEY_SOAK_MINUTES (20), SIGKILLed and restarted every
+## PARLEY_SOAK_KILL_EVERY seconds (240); reports acknowledged, stored, decided, answered,
+## duplicated and lost, and RSS over time (target/bench/soak.json).
+soak: models
+	cargo bench --locked -p parley-server --bench soak

@@ -22,13 +22,24 @@ async fn serve(router: Router) -> SocketAddr {
     addr
 }
 
-/// Replies received by the fake Twilio: the first arrival per recipient.
+/// Replies received by the fake Twilio: per recipient, the first arrival and how many came.
 #[derive(Clone, Default)]
-pub struct Outbox(Arc<Mutex<HashMap<String, Instant>>>);
+pub struct Outbox(Arc<Mutex<HashMap<String, (Instant, usize)>>>);
 
 impl Outbox {
     pub fn arrival(&self, phone: &str) -> Option<Instant> {
-        self.0.lock().unwrap().get(phone).copied()
+        self.0.lock().unwrap().get(phone).map(|(at, _)| *at)
+    }
+
+    /// How many messages each recipient got (the soak bench's duplicate check).
+    #[allow(dead_code)]
+    pub fn counts(&self) -> HashMap<String, usize> {
+        self.0
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|(phone, (_, n))| (phone.clone(), *n))
+            .collect()
     }
 }
 
@@ -40,7 +51,7 @@ async fn create_message(State(outbox): State<Outbox>, body: Bytes) -> impl IntoR
         .to_owned();
     let n = {
         let mut outbox = outbox.0.lock().unwrap();
-        outbox.entry(to.clone()).or_insert(now);
+        outbox.entry(to.clone()).or_insert((now, 0)).1 += 1;
         outbox.len()
     };
     (

@@ -555,3 +555,147 @@ async fn inbox_sessions_are_server_side_expire_end_at_logout_and_forms_must_be_s
         200
     );
 }
+
+#[tokio::test]
+async fn a_hanging_or_failing_llm_loses_no_message_answers_each_once_and_stop_still_works() {
+    for (behaviour, response) in [
+        (
+            "hanging",
+            wiremock::ResponseTemplate::new(200).set_delay(Duration::from_secs(5)),
+        ),
+        (
+            "failing",
+            wiremock::ResponseTemplate::new(500).set_body_string("model crashed"),
+        ),
+    ] {
+        let llm = wiremock::MockServer::start().await;
+        wiremock::Mock::given(wiremock::matchers::method("POST"))
+            .and(wiremock::matchers::path("/v1/chat/completions"))
+            .respond_with(response)
+            .mount(&llm)
+            .await;
+        let data_dir = tempfile::tempdir().unwrap();
+        let base_url = format!("{}/v1", llm.uri());
+        let app = spawn_app_in(
+            Channel::TwilioRest,
+            knowledge().await,
+            data_dir.path(),
+            |settings| {
+                settings.llm = Some(parley_agent::llm::LlmConfig {
+                    base_url,
+                    model: "test-model".into(),
+                    timeout: Duration::from_millis(300),
+                    max_retries: 1,
+                    initial_backoff: Duration::from_millis(10),
+                    ..Default::default()
+                });
+            },
+        )
+        .await;
+        accept_all_messages(app.twilio.as_ref().unwrap()).await;
+        let questions = [
+            "How long does standard shipping take?",
+            "What is your return policy?",
+            "Do you ship to Canada?",
+        ];
+        for (n, question) in questions.iter().enumerate() {
+            let sid = format!("SMllm{behaviour}{n}");
+            let response = app.text(&sid, &phone(40 + n), TRAILHEAD_NUMBER, question).await;
+            assert_eq!(response.status(), 200, "{behaviour}");
+        }
+        let stopper = phone(49);
+        let stop = app
+            .text(
+                &format!("SMllm{behaviour}stop"),
+                &stopper,
+                TRAILHEAD_NUMBER,
+                "STOP",
+            )
+            .await;
+        assert_eq!(stop.status(), 200);
+        let ledger = app.state.service.store.consent_ledger("trailhead").await.unwrap();
+        assert_eq!(ledger.len(), 1, "{behaviour}: the STOP is in the ledger at once");
+        app.settle().await;
+
+        assert!(
+            !llm.received_requests().await.unwrap().is_empty(),
+            "{behaviour}: the LLM was asked"
+        );
+        assert_eq!(app.count(CountOf::Inbound).await, 4, "{behaviour}");
+        assert_eq!(
+            app.count(CountOf::Unprocessed).await,
+            0,
+            "{behaviour}: every text decided"
+        );
+        for n in 0..questions.len() {
+            let sent = app.sent_to("trailhead", &phone(40 + n)).await;
+            assert_eq!(sent.len(), 1, "{behaviour}: question {n} answered exactly once");
+        }
+        let confirmation = app.sent_to("trailhead", &stopper).await;
+        assert_eq!(confirmation.len(), 1, "{behaviour}");
+        assert!(
+            confirmation[0].body.contains("unsubscribed"),
+            "{}",
+            confirmation[0].body
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_locked_database_refuses_webhooks_cleanly_and_their_retries_are_taken() {
+    use sqlx::{Connection as _, Executor as _};
+    let data_dir = tempfile::tempdir().unwrap();
+    let app = spawn_app_in(Channel::TwilioRest, knowledge().await, data_dir.path(), |_| {}).await;
+    accept_all_messages(app.twilio.as_ref().unwrap()).await;
+    // Another process holds the write lock longer than the store's 5 s busy timeout.
+    let db = data_dir.path().join("parley.db");
+    let mut locker = sqlx::SqliteConnection::connect(&format!("sqlite://{}", db.display()))
+        .await
+        .unwrap();
+    locker.execute("BEGIN EXCLUSIVE").await.unwrap();
+    let (stopper, asker) = (phone(51), phone(52));
+    let (stop, question, ready) = tokio::join!(
+        app.text("SMlock0001", &stopper, TRAILHEAD_NUMBER, "STOP"),
+        app.text(
+            "SMlock0002",
+            &asker,
+            TRAILHEAD_NUMBER,
+            "What is your return policy?"
+        ),
+        readyz(&app),
+    );
+    assert_eq!(
+        stop.status(),
+        500,
+        "a STOP that could not be stored is not acknowledged"
+    );
+    assert_eq!(question.status(), 500);
+    assert_eq!(ready.0, 503, "{}", ready.1);
+    locker.execute("ROLLBACK").await.unwrap();
+    locker.close().await.unwrap();
+
+    // Twilio retries: now stored, the STOP durably in the ledger before its 200.
+    assert_eq!(
+        app.text("SMlock0001", &stopper, TRAILHEAD_NUMBER, "STOP")
+            .await
+            .status(),
+        200
+    );
+    let ledger = app.state.service.store.consent_ledger("trailhead").await.unwrap();
+    assert_eq!(ledger.len(), 1);
+    let retry = app
+        .text(
+            "SMlock0002",
+            &asker,
+            TRAILHEAD_NUMBER,
+            "What is your return policy?",
+        )
+        .await;
+    assert_eq!(retry.status(), 200);
+    app.settle().await;
+    assert_eq!(app.count(CountOf::Inbound).await, 2);
+    assert_eq!(app.count(CountOf::Unprocessed).await, 0);
+    assert_eq!(app.sent_to("trailhead", &stopper).await.len(), 1);
+    assert_eq!(app.sent_to("trailhead", &asker).await.len(), 1);
+    assert_eq!(readyz(&app).await.0, 200);
+}

@@ -183,11 +183,17 @@ pub async fn spawn_app_in(
             Some(server)
         }
     };
+    let prompts = Arc::new(Prompts::builtin());
+    // With `[llm]` set by `tweak`, drafts come from that (fake) OpenAI-compatible endpoint.
+    let generator = settings.llm.clone().map(|config| {
+        Arc::new(parley_agent::llm::LlmGenerator::new(config, prompts.clone()).unwrap())
+            as Arc<dyn parley_agent::Generator>
+    });
     let agent = Agent::new(
         knowledge.clone(),
         shared().await.classifier.clone(),
-        None,
-        Arc::new(Prompts::builtin()),
+        generator,
+        prompts,
         AgentConfig::default(),
     );
     let clock = ManualClock::at(T0);
