@@ -8,7 +8,7 @@ export PARLEY_MODEL_DIR ?= $(MODELS_DIR)/all-MiniLM-L6-v2-int8
 export CARGO_INCREMENTAL ?= 0
 DEMO_MERCHANTS := fixtures/merchants/trailhead fixtures/merchants/glowleaf
 
-.PHONY: models run test fmt lint unit evals bench llm llm-stop test-llm fuzz soak
+.PHONY: models run test fmt lint unit evals api-test bench llm llm-stop test-llm fuzz soak
 
 models:
 	@bash scripts/setup.sh
@@ -18,8 +18,9 @@ run: models
 	cargo build --locked -p parley-server
 	./target/debug/parley serve $(addprefix --ingest ,$(DEMO_MERCHANTS))
 
-## Everything CI checks: formatting, lints as errors, every test, and the eval suites.
-test: models fmt lint unit evals
+## Everything CI checks: formatting, lints as errors, every test, the eval suites, and the
+## property-based API test.
+test: models fmt lint unit evals api-test
 
 fmt:
 	cargo fmt --all --check
@@ -41,6 +42,12 @@ EVAL_GATES := --min-resolution 0.66 --min-escalation-recall 0.95 --baseline fixt
 evals:
 	cargo build --locked -p parley-server
 	RUST_LOG=warn ./target/debug/parley eval $(EVAL_SUITES) --out target/eval $(EVAL_GATES)
+
+## schemathesis (PyPI, pinned) against the running debug server, from its own /openapi.json:
+## no 5xx, every answer matching its schema. API_TEST_EXAMPLES (30) per operation.
+api-test:
+	cargo build --locked -p parley-server
+	@bash scripts/api-test.sh
 
 ## Release-build benchmarks: a table on stdout and target/bench/bench.json (about 40 minutes on
 ## 2 cores, 25 of them the 10k-product ingest). They print figures and assert nothing. PARLEY_BENCH_QUICK=1 for a short smoke run,

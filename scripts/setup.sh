@@ -7,6 +7,11 @@ root="$(cd "$(dirname "$0")/.." && pwd)"
 need_apt=()
 command -v unzip >/dev/null || need_apt+=(unzip)
 command -v sha256sum >/dev/null || need_apt+=(coreutils)
+command -v curl >/dev/null || need_apt+=(curl)
+# The disk-full tests mount a small tmpfs of their own.
+command -v mount >/dev/null || need_apt+=(mount)
+# schemathesis (make api-test) goes into a virtualenv.
+python3 -c 'import venv, ensurepip' 2>/dev/null || need_apt+=(python3-venv)
 # The agent inbox's browser test drives Debian's Chromium through chromedriver.
 [[ -x /usr/bin/chromium ]] || need_apt+=(chromium)
 [[ -x /usr/bin/chromedriver ]] || need_apt+=(chromium-driver)

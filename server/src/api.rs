@@ -14,8 +14,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::clock::rfc3339;
 use crate::settings::ChannelKind;
-use crate::store::{EscalationRow, Merchant, MessageRow, NewInbound, Received, UserRole};
-use crate::{ApiError, AppState, AuthUser, parse_phone};
+use crate::store::{ConversationRow, EscalationRow, Merchant, MessageRow, NewInbound, Received, UserRole};
+use crate::{ApiError, AppState, AuthUser, ErrorBody, parse_phone};
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -58,9 +58,13 @@ pub fn upload_routes() -> Router<AppState> {
 
 // ---- search --------------------------------------------------------------------------------
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
 struct SearchParams {
+    /// The question, 1 to 2000 characters.
+    #[param(min_length = 1, max_length = 2000, pattern = r"\S")]
     q: String,
+    /// Passages to return, 1 to 50 (default 5).
+    #[param(minimum = 1, maximum = 50)]
     #[serde(default = "default_limit")]
     limit: usize,
 }
@@ -69,13 +73,13 @@ fn default_limit() -> usize {
     5
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct SearchResponse {
     merchant_id: String,
     hits: Vec<SearchHitBody>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct SearchHitBody {
     source: String,
     heading_path: Vec<String>,
@@ -98,6 +102,21 @@ impl From<SearchHit> for SearchHitBody {
     }
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/merchants/{merchant_id}/search",
+    tag = "merchants",
+    params(("merchant_id" = String, Path, description = "The merchant's id"), SearchParams),
+    responses(
+        (status = 200, description = "The best passages, best first", body = SearchResponse),
+        (status = 400, description = "Invalid input", body = ErrorBody),
+        (status = 401, description = "Missing or invalid token", body = ErrorBody),
+        (status = 403, description = "The token's role may not do this", body = ErrorBody),
+        (status = 404, description = "Not found, or another merchant's", body = ErrorBody),
+        (status = 503, description = "The knowledge index is unavailable", body = ErrorBody),
+    ),
+    security(("bearer" = [])),
+)]
 async fn search(
     State(state): State<AppState>,
     user: AuthUser,
@@ -123,7 +142,7 @@ async fn search(
 // ---- escalations ---------------------------------------------------------------------------
 
 /// An escalation as agents see it: the stored row, its SLA state and the conversation so far.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct EscalationView {
     #[serde(flatten)]
     pub row: EscalationRow,
@@ -145,7 +164,7 @@ pub async fn escalation_view(state: &AppState, row: EscalationRow) -> Result<Esc
     })
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
 struct ListParams {
     /// open, claimed, resolved, or active (open and claimed; the default).
     #[serde(default)]
@@ -167,11 +186,25 @@ fn statuses(filter: Option<&str>) -> Result<&'static [&'static str], ApiError> {
     }
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct EscalationList {
     escalations: Vec<EscalationView>,
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/merchants/{merchant_id}/escalations",
+    tag = "merchants",
+    params(("merchant_id" = String, Path, description = "The merchant's id"), ListParams),
+    responses(
+        (status = 200, description = "The queue, oldest first", body = EscalationList),
+        (status = 400, description = "Invalid input", body = ErrorBody),
+        (status = 401, description = "Missing or invalid token", body = ErrorBody),
+        (status = 403, description = "The token's role may not do this", body = ErrorBody),
+        (status = 404, description = "Not found, or another merchant's", body = ErrorBody),
+    ),
+    security(("bearer" = [])),
+)]
 async fn list_escalations(
     State(state): State<AppState>,
     user: AuthUser,
@@ -191,6 +224,20 @@ async fn list_escalations(
     Ok(Json(EscalationList { escalations }))
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/merchants/{merchant_id}/escalations/{id}",
+    tag = "merchants",
+    params(("merchant_id" = String, Path, description = "The merchant's id"), ("id" = i64, Path, description = "The escalation's or conversation's id")),
+    responses(
+        (status = 200, description = "One escalation with its transcript", body = EscalationView),
+        (status = 400, description = "Invalid input", body = ErrorBody),
+        (status = 401, description = "Missing or invalid token", body = ErrorBody),
+        (status = 403, description = "The token's role may not do this", body = ErrorBody),
+        (status = 404, description = "Not found, or another merchant's", body = ErrorBody),
+    ),
+    security(("bearer" = [])),
+)]
 async fn get_escalation(
     State(state): State<AppState>,
     user: AuthUser,
@@ -201,6 +248,21 @@ async fn get_escalation(
     Ok(Json(escalation_view(&state, row).await?))
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/merchants/{merchant_id}/escalations/{id}/claim",
+    tag = "merchants",
+    params(("merchant_id" = String, Path, description = "The merchant's id"), ("id" = i64, Path, description = "The escalation's or conversation's id")),
+    responses(
+        (status = 200, description = "Claimed by the caller", body = EscalationView),
+        (status = 400, description = "Invalid input", body = ErrorBody),
+        (status = 401, description = "Missing or invalid token", body = ErrorBody),
+        (status = 403, description = "The token's role may not do this", body = ErrorBody),
+        (status = 404, description = "Not found, or another merchant's", body = ErrorBody),
+        (status = 409, description = "Resolved, or claimed by someone else", body = ErrorBody),
+    ),
+    security(("bearer" = [])),
+)]
 async fn claim(
     State(state): State<AppState>,
     user: AuthUser,
@@ -215,12 +277,13 @@ async fn claim(
     Ok(Json(escalation_view(&state, row).await?))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 pub struct ReplyRequest {
+    /// The text to send the customer, 1 to 1600 characters.
     pub body: String,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct ReplyResponse {
     message: MessageRow,
     escalation: EscalationView,
@@ -280,6 +343,22 @@ pub async fn send_human_reply(
         .ok_or_else(|| ApiError::not_found("message"))
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/merchants/{merchant_id}/escalations/{id}/reply",
+    tag = "merchants",
+    params(("merchant_id" = String, Path, description = "The merchant's id"), ("id" = i64, Path, description = "The escalation's or conversation's id")),
+    request_body = ReplyRequest,
+    responses(
+        (status = 200, description = "Queued and, usually, handed to the provider; `message.status` says how far it got", body = ReplyResponse),
+        (status = 400, description = "Invalid input", body = ErrorBody),
+        (status = 401, description = "Missing or invalid token", body = ErrorBody),
+        (status = 403, description = "The token's role may not do this", body = ErrorBody),
+        (status = 404, description = "Not found, or another merchant's", body = ErrorBody),
+        (status = 409, description = "Resolved, claimed by someone else, or the customer opted out", body = ErrorBody),
+    ),
+    security(("bearer" = [])),
+)]
 async fn reply(
     State(state): State<AppState>,
     user: AuthUser,
@@ -295,6 +374,21 @@ async fn reply(
     }))
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/merchants/{merchant_id}/escalations/{id}/resolve",
+    tag = "merchants",
+    params(("merchant_id" = String, Path, description = "The merchant's id"), ("id" = i64, Path, description = "The escalation's or conversation's id")),
+    responses(
+        (status = 200, description = "Resolved; the AI answers the customer again", body = EscalationView),
+        (status = 400, description = "Invalid input", body = ErrorBody),
+        (status = 401, description = "Missing or invalid token", body = ErrorBody),
+        (status = 403, description = "The token's role may not do this", body = ErrorBody),
+        (status = 404, description = "Not found, or another merchant's", body = ErrorBody),
+        (status = 409, description = "Already resolved", body = ErrorBody),
+    ),
+    security(("bearer" = [])),
+)]
 async fn resolve(
     State(state): State<AppState>,
     user: AuthUser,
@@ -309,12 +403,28 @@ async fn resolve(
     Ok(Json(escalation_view(&state, row).await?))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 struct ReassignRequest {
     /// The user name of the agent who takes it over.
     assignee: String,
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/merchants/{merchant_id}/escalations/{id}/reassign",
+    tag = "merchants",
+    params(("merchant_id" = String, Path, description = "The merchant's id"), ("id" = i64, Path, description = "The escalation's or conversation's id")),
+    request_body = ReassignRequest,
+    responses(
+        (status = 200, description = "Reassigned", body = EscalationView),
+        (status = 400, description = "Invalid input", body = ErrorBody),
+        (status = 401, description = "Missing or invalid token", body = ErrorBody),
+        (status = 403, description = "The token's role may not do this", body = ErrorBody),
+        (status = 404, description = "Not found, or another merchant's", body = ErrorBody),
+        (status = 409, description = "Already resolved", body = ErrorBody),
+    ),
+    security(("bearer" = [])),
+)]
 async fn reassign(
     State(state): State<AppState>,
     user: AuthUser,
@@ -345,8 +455,10 @@ async fn reassign(
 
 // ---- conversations and consent -------------------------------------------------------------
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
 struct ConversationParams {
+    /// How many, most recent first: 1 to 1000 (default 100).
+    #[param(minimum = 1, maximum = 1000)]
     #[serde(default = "default_page")]
     limit: i64,
 }
@@ -355,12 +467,31 @@ fn default_page() -> i64 {
     100
 }
 
+#[derive(Serialize, utoipa::ToSchema)]
+struct ConversationList {
+    conversations: Vec<ConversationRow>,
+}
+
+#[utoipa::path(
+    get,
+    path = "/v1/merchants/{merchant_id}/conversations",
+    tag = "merchants",
+    params(("merchant_id" = String, Path, description = "The merchant's id"), ConversationParams),
+    responses(
+        (status = 200, description = "Conversations, most recently active first", body = ConversationList),
+        (status = 400, description = "Invalid input", body = ErrorBody),
+        (status = 401, description = "Missing or invalid token", body = ErrorBody),
+        (status = 403, description = "The token's role may not do this", body = ErrorBody),
+        (status = 404, description = "Not found, or another merchant's", body = ErrorBody),
+    ),
+    security(("bearer" = [])),
+)]
 async fn list_conversations(
     State(state): State<AppState>,
     user: AuthUser,
     UrlPath(merchant_id): UrlPath<String>,
     Query(params): Query<ConversationParams>,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Json<ConversationList>, ApiError> {
     user.require(&merchant_id, UserRole::Admin)?;
     if !(1..=1000).contains(&params.limit) {
         return Err(ApiError::bad_request("`limit` must be between 1 and 1000"));
@@ -370,14 +501,34 @@ async fn list_conversations(
         .store
         .conversations(&merchant_id, params.limit)
         .await?;
-    Ok(Json(serde_json::json!({ "conversations": conversations })))
+    Ok(Json(ConversationList { conversations }))
 }
 
+#[derive(Serialize, utoipa::ToSchema)]
+struct Transcript {
+    id: i64,
+    messages: Vec<MessageRow>,
+}
+
+#[utoipa::path(
+    get,
+    path = "/v1/merchants/{merchant_id}/conversations/{id}",
+    tag = "merchants",
+    params(("merchant_id" = String, Path, description = "The merchant's id"), ("id" = i64, Path, description = "The escalation's or conversation's id")),
+    responses(
+        (status = 200, description = "The conversation's messages, oldest first", body = Transcript),
+        (status = 400, description = "Invalid input", body = ErrorBody),
+        (status = 401, description = "Missing or invalid token", body = ErrorBody),
+        (status = 403, description = "The token's role may not do this", body = ErrorBody),
+        (status = 404, description = "Not found, or another merchant's", body = ErrorBody),
+    ),
+    security(("bearer" = [])),
+)]
 async fn get_conversation(
     State(state): State<AppState>,
     user: AuthUser,
     UrlPath((merchant_id, id)): UrlPath<(String, i64)>,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Json<Transcript>, ApiError> {
     user.require(&merchant_id, UserRole::Admin)?;
     let messages: Vec<MessageRow> = state
         .service
@@ -386,10 +537,24 @@ async fn get_conversation(
         .await?
         .into_iter()
         .collect();
-    Ok(Json(serde_json::json!({ "id": id, "messages": messages })))
+    Ok(Json(Transcript { id, messages }))
 }
 
 /// The consent ledger as CSV, oldest first (the TCPA record a merchant must be able to show).
+#[utoipa::path(
+    get,
+    path = "/v1/merchants/{merchant_id}/consent/export",
+    tag = "merchants",
+    params(("merchant_id" = String, Path, description = "The merchant's id")),
+    responses(
+        (status = 200, description = "id,timestamp,merchant_id,phone,action,keyword,source,provider_message_id", content_type = "text/csv", body = String),
+        (status = 400, description = "Invalid input", body = ErrorBody),
+        (status = 401, description = "Missing or invalid token", body = ErrorBody),
+        (status = 403, description = "The token's role may not do this", body = ErrorBody),
+        (status = 404, description = "Not found, or another merchant's", body = ErrorBody),
+    ),
+    security(("bearer" = [])),
+)]
 async fn consent_export(
     State(state): State<AppState>,
     user: AuthUser,
@@ -458,6 +623,23 @@ pub fn spreadsheet_safe(cell: &str) -> std::borrow::Cow<'_, str> {
 /// Replaces a merchant's knowledge with an uploaded directory (a tar archive, optionally
 /// gzipped, holding `merchant.toml` and the rest at its root or in one top folder). The upload
 /// is validated and ingested before anything replaces the current copy.
+#[utoipa::path(
+    put,
+    path = "/v1/merchants/{merchant_id}/knowledge",
+    tag = "merchants",
+    params(("merchant_id" = String, Path, description = "The merchant's id")),
+    request_body(content = Vec<u8>, content_type = "application/octet-stream", description = "The merchant directory as a tar or tar.gz"),
+    responses(
+        (status = 200, description = "Validated, ingested and swapped in", body = IngestReportBody),
+        (status = 400, description = "Invalid input", body = ErrorBody),
+        (status = 401, description = "Missing or invalid token", body = ErrorBody),
+        (status = 403, description = "The token's role may not do this", body = ErrorBody),
+        (status = 404, description = "Not found, or another merchant's", body = ErrorBody),
+        (status = 409, description = "The archive names a number not assigned to this merchant", body = ErrorBody),
+        (status = 413, description = "Larger than `server.max_upload_bytes`", body = ErrorBody),
+    ),
+    security(("bearer" = [])),
+)]
 async fn upload_knowledge(
     State(state): State<AppState>,
     user: AuthUser,
@@ -595,6 +777,21 @@ pub fn unpack_archive(bytes: &[u8], dest: &Path, max_bytes: u64) -> Result<PathB
     }
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/merchants/{merchant_id}/knowledge/reingest",
+    tag = "merchants",
+    params(("merchant_id" = String, Path, description = "The merchant's id")),
+    responses(
+        (status = 200, description = "Re-ingested from the directory on record", body = IngestReportBody),
+        (status = 400, description = "Invalid input", body = ErrorBody),
+        (status = 401, description = "Missing or invalid token", body = ErrorBody),
+        (status = 403, description = "The token's role may not do this", body = ErrorBody),
+        (status = 404, description = "Not found, or another merchant's", body = ErrorBody),
+        (status = 409, description = "No knowledge directory on record", body = ErrorBody),
+    ),
+    security(("bearer" = [])),
+)]
 async fn reingest(
     State(state): State<AppState>,
     user: AuthUser,
@@ -619,21 +816,26 @@ async fn reingest(
 
 // ---- simulator -----------------------------------------------------------------------------
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 struct SimulatedText {
     merchant_id: String,
     /// The customer's phone (E.164).
+    #[schema(pattern = r"^\+[0-9]{8,15}$")]
     from: String,
+    /// What the customer texts, at most 1600 characters.
+    #[schema(max_length = 1600)]
     body: String,
     /// Optional idempotency key: the same id twice is processed once.
     #[serde(default)]
     message_id: Option<String>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct SimulatedResult {
     message_id: Option<i64>,
     duplicate: bool,
+    /// reply, escalate, opt_out, opt_in or help.
+    #[schema(value_type = Option<String>)]
     route: Option<parley_agent::Route>,
     escalated: bool,
     replies: Vec<String>,
@@ -650,6 +852,19 @@ fn require_simulator(state: &AppState) -> Result<(), ApiError> {
 }
 
 /// Texts the merchant as a customer would, and answers with what the customer gets back.
+#[utoipa::path(
+    post,
+    path = "/v1/simulator/messages",
+    tag = "simulator",
+    request_body = SimulatedText,
+    responses(
+        (status = 200, description = "What the customer got back", body = SimulatedResult),
+        (status = 400, description = "Invalid input", body = ErrorBody),
+        (status = 401, description = "Missing or invalid token", body = ErrorBody),
+        (status = 403, description = "The token's role may not do this", body = ErrorBody),
+        (status = 404, description = "Not found, or another merchant's", body = ErrorBody),
+    ),
+)]
 async fn simulator_send(
     State(state): State<AppState>,
     Json(text): Json<SimulatedText>,
@@ -710,19 +925,39 @@ async fn simulator_send(
     }))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
 struct InboxParams {
     merchant_id: String,
+    /// The customer's phone (E.164).
+    #[param(pattern = r"^\+[0-9]{8,15}$")]
     phone: String,
     #[serde(default)]
     after: i64,
 }
 
+#[derive(Serialize, utoipa::ToSchema)]
+struct SimulatorInbox {
+    messages: Vec<MessageRow>,
+}
+
 /// What the simulated phone has received (AI replies and people's replies alike).
+#[utoipa::path(
+    get,
+    path = "/v1/simulator/messages",
+    tag = "simulator",
+    params(InboxParams),
+    responses(
+        (status = 200, description = "Messages to that phone after `after`, oldest first", body = SimulatorInbox),
+        (status = 400, description = "Invalid input", body = ErrorBody),
+        (status = 401, description = "Missing or invalid token", body = ErrorBody),
+        (status = 403, description = "The token's role may not do this", body = ErrorBody),
+        (status = 404, description = "Not found, or another merchant's", body = ErrorBody),
+    ),
+)]
 async fn simulator_inbox(
     State(state): State<AppState>,
     Query(params): Query<InboxParams>,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Json<SimulatorInbox>, ApiError> {
     require_simulator(&state)?;
     let phone = parse_phone(&params.phone)?;
     let messages: Vec<MessageRow> = state
@@ -733,5 +968,69 @@ async fn simulator_inbox(
         .into_iter()
         .filter(|m| m.status != "suppressed")
         .collect();
-    Ok(Json(serde_json::json!({ "messages": messages })))
+    Ok(Json(SimulatorInbox { messages }))
+}
+
+/// The schema of `IngestReport` (the knowledge crate's type, which knows no OpenAPI): what
+/// an upload or re-ingest answers. The API test checks real answers against it.
+#[derive(utoipa::ToSchema)]
+#[schema(as = IngestReport)]
+#[allow(dead_code)]
+struct IngestReportBody {
+    merchant_id: String,
+    n_products: usize,
+    n_policies: usize,
+    n_orders: usize,
+    n_chunks: usize,
+    n_embedded: usize,
+    n_reused: usize,
+    n_removed: usize,
+    /// Milliseconds.
+    elapsed: f64,
+}
+
+/// The OpenAPI description of the JSON API, generated from the handlers' annotations and
+/// served at `/openapi.json`. Twilio's webhooks (form posts that must carry Twilio's
+/// signature) and the HTML inbox are not part of it.
+#[derive(utoipa::OpenApi)]
+#[openapi(
+    info(title = "Parley API", description = "Support agents' and merchants' JSON API, the simulator and health."),
+    paths(
+        search,
+        list_escalations,
+        get_escalation,
+        claim,
+        reply,
+        resolve,
+        reassign,
+        list_conversations,
+        get_conversation,
+        consent_export,
+        upload_knowledge,
+        reingest,
+        simulator_send,
+        simulator_inbox,
+        crate::healthz,
+        crate::readyz,
+    ),
+    modifiers(&BearerAuth)
+)]
+pub struct ApiDoc;
+
+struct BearerAuth;
+
+impl utoipa::Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some("A token from `parley token create`"))
+                    .build(),
+            ),
+        );
+    }
 }

@@ -58,12 +58,15 @@ pub struct AppState {
 
 pub fn app(state: AppState) -> Router {
     // Knowledge uploads are large and slow (embedding): their own body limit, no timeout.
-    let uploads = api::upload_routes().layer(DefaultBodyLimit::max(state.max_upload_bytes));
+    let uploads = api::upload_routes()
+        .layer(DefaultBodyLimit::max(state.max_upload_bytes))
+        .layer(axum::middleware::map_response(json_errors));
     let bounded = Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
-        .merge(api::routes())
+        .route("/openapi.json", get(openapi))
+        .merge(api::routes().layer(axum::middleware::map_response(json_errors)))
         .merge(webhooks::routes())
         .merge(inbox::routes())
         .layer(DefaultBodyLimit::max(state.max_body_bytes))
@@ -419,9 +422,10 @@ impl ApiError {
     }
 }
 
-#[derive(Serialize)]
-struct ErrorBody<'a> {
-    error: &'a str,
+/// Every error the JSON API answers: `{"error": "what went wrong"}`.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct ErrorBody<'a> {
+    pub error: &'a str,
 }
 
 impl IntoResponse for ApiError {
@@ -545,11 +549,17 @@ pub fn new_token() -> String {
     format!("pk_{}", hex::encode(bytes))
 }
 
+#[utoipa::path(
+    get,
+    path = "/healthz",
+    tag = "health",
+    responses((status = 200, description = "The process is up", content_type = "text/plain", body = String))
+)]
 async fn healthz() -> &'static str {
     "ok"
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct Readiness {
     ready: bool,
     store: bool,
@@ -571,6 +581,15 @@ struct Readiness {
 /// Qdrant: it answers its health check and the collections API) and the model is loaded.
 /// `merchants` counts the catalogs this replica holds; one merchant's unreadable knowledge is
 /// named but does not make the replica unready.
+#[utoipa::path(
+    get,
+    path = "/readyz",
+    tag = "health",
+    responses(
+        (status = 200, description = "Ready to serve", body = Readiness),
+        (status = 503, description = "Not ready: the store cannot read or commit, or the index cannot serve", body = Readiness),
+    )
+)]
 async fn readyz(State(state): State<AppState>) -> Response {
     let store = state.service.store.ping().await.is_ok();
     let store_writable = match state.service.store.probe_write(state.service.now()).await {
@@ -610,6 +629,40 @@ async fn readyz(State(state): State<AppState>) -> Response {
         StatusCode::SERVICE_UNAVAILABLE
     };
     (status, Json(readiness)).into_response()
+}
+
+async fn openapi() -> Json<utoipa::openapi::OpenApi> {
+    use utoipa::OpenApi as _;
+    Json(api::ApiDoc::openapi())
+}
+
+/// The JSON API answers every error as `{"error": ...}`, including the ones axum's extractors
+/// produce as plain text (a malformed path id, query or JSON body, a missing content type,
+/// a body over the limit, a timeout): one shape for clients and for the OpenAPI description.
+async fn json_errors(response: Response) -> Response {
+    let status = response.status();
+    let is_json = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .is_some_and(|value| value.starts_with("application/json"));
+    if !(status.is_client_error() || status.is_server_error()) || is_json {
+        return response;
+    }
+    let (parts, body) = response.into_parts();
+    let text = axum::body::to_bytes(body, 16 * 1024).await.unwrap_or_default();
+    let text = String::from_utf8_lossy(&text);
+    let message = match text.trim() {
+        "" => parts.status.canonical_reason().unwrap_or("error"),
+        text => text,
+    };
+    let mut response = (parts.status, Json(ErrorBody { error: message })).into_response();
+    for (name, value) in &parts.headers {
+        if name != header::CONTENT_TYPE && name != header::CONTENT_LENGTH {
+            response.headers_mut().insert(name, value.clone());
+        }
+    }
+    response
 }
 
 async fn metrics(State(state): State<AppState>) -> Response {

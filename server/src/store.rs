@@ -158,7 +158,7 @@ impl ConsentAction {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Author {
     Customer,
@@ -228,7 +228,7 @@ impl OutboundJob {
 }
 
 /// A stored message; serialized as the APIs show it (times in RFC 3339).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct MessageRow {
     pub id: i64,
     pub direction: String,
@@ -241,11 +241,12 @@ pub struct MessageRow {
     #[serde(skip)]
     pub provider_sid: Option<String>,
     #[serde(serialize_with = "crate::clock::serialize_rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
     pub created_at: i64,
 }
 
 /// A stored escalation; serialized as the APIs show it (times in RFC 3339, internal ids out).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct EscalationRow {
     pub id: i64,
     #[serde(skip)]
@@ -261,8 +262,10 @@ pub struct EscalationRow {
     #[serde(skip)]
     pub assignee_id: Option<i64>,
     #[serde(serialize_with = "crate::clock::serialize_rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
     pub created_at: i64,
     #[serde(serialize_with = "crate::clock::serialize_rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
     pub due_at: i64,
     #[serde(skip)]
     pub claimed_at: Option<i64>,
@@ -270,7 +273,7 @@ pub struct EscalationRow {
     pub resolved_at: Option<i64>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct ConversationRow {
     pub id: i64,
     pub customer_phone: String,
@@ -278,6 +281,7 @@ pub struct ConversationRow {
     pub escalated: bool,
     pub n_messages: i64,
     #[serde(serialize_with = "crate::clock::serialize_rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
     pub updated_at: i64,
 }
 

@@ -699,3 +699,52 @@ async fn a_locked_database_refuses_webhooks_cleanly_and_their_retries_are_taken(
     assert_eq!(app.sent_to("trailhead", &asker).await.len(), 1);
     assert_eq!(readyz(&app).await.0, 200);
 }
+
+#[tokio::test]
+async fn the_api_describes_itself_and_answers_every_error_as_json() {
+    let app = spawn_app(Channel::Simulator).await;
+    let doc = app.get_public("/openapi.json").await;
+    assert!(doc["openapi"].as_str().unwrap().starts_with("3."), "{doc}");
+    let paths = doc["paths"].as_object().unwrap();
+    for path in [
+        "/v1/merchants/{merchant_id}/search",
+        "/v1/merchants/{merchant_id}/escalations",
+        "/v1/merchants/{merchant_id}/escalations/{id}",
+        "/v1/merchants/{merchant_id}/escalations/{id}/claim",
+        "/v1/merchants/{merchant_id}/escalations/{id}/reply",
+        "/v1/merchants/{merchant_id}/escalations/{id}/resolve",
+        "/v1/merchants/{merchant_id}/escalations/{id}/reassign",
+        "/v1/merchants/{merchant_id}/conversations",
+        "/v1/merchants/{merchant_id}/conversations/{id}",
+        "/v1/merchants/{merchant_id}/consent/export",
+        "/v1/merchants/{merchant_id}/knowledge",
+        "/v1/merchants/{merchant_id}/knowledge/reingest",
+        "/v1/simulator/messages",
+        "/readyz",
+    ] {
+        assert!(paths.contains_key(path), "{path} is not described");
+    }
+    assert_eq!(doc["components"]["securitySchemes"]["bearer"]["scheme"], "bearer");
+    // Extractor rejections (a malformed id, a body that is not JSON) come back as
+    // {"error": ...} like every other error.
+    let token = app
+        .token("trailhead", "erin", parley_server::store::UserRole::Agent)
+        .await;
+    let bad_id = app
+        .get("/v1/merchants/trailhead/escalations/not-a-number", &token)
+        .await;
+    assert_eq!(bad_id.status(), 400);
+    let body: serde_json::Value = bad_id.json().await.unwrap();
+    assert!(body["error"].as_str().is_some_and(|e| !e.is_empty()), "{body}");
+    let not_json = app
+        .client
+        .post(app.url("/v1/simulator/messages"))
+        .header("content-type", "application/json")
+        .body("{not json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(not_json.status(), 400);
+    let body: serde_json::Value = not_json.json().await.unwrap();
+    assert!(body["error"].is_string(), "{body}");
+}
