@@ -111,3 +111,27 @@ impl Channel for TwilioChannel {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A restart under the same PID once repeated every id (and every reply then failed on
+    /// the store's unique index): two channels, like two processes, never share one.
+    #[tokio::test]
+    async fn simulator_ids_do_not_repeat_across_instances() {
+        let message = Outgoing {
+            to: "+15550001111",
+            from: None,
+            body: "hi",
+        };
+        let mut seen = std::collections::HashSet::new();
+        for _ in 0..2 {
+            let channel = SimulatorChannel;
+            for _ in 0..50 {
+                let id = channel.send(&message).await.unwrap().provider_sid;
+                assert!(seen.insert(id), "a simulator message id repeated");
+            }
+        }
+    }
+}

@@ -748,3 +748,52 @@ async fn the_api_describes_itself_and_answers_every_error_as_json() {
     let body: serde_json::Value = not_json.json().await.unwrap();
     assert!(body["error"].is_string(), "{body}");
 }
+
+#[tokio::test]
+async fn a_failing_provider_loses_no_message_sends_nothing_twice_and_stop_still_works() {
+    let app = spawn_app(Channel::TwilioRest).await;
+    // Twilio's API is down: every send attempt gets a 503.
+    wiremock::Mock::given(wiremock::matchers::method("POST"))
+        .respond_with(wiremock::ResponseTemplate::new(503).set_body_string("upstream unavailable"))
+        .mount(app.twilio.as_ref().unwrap())
+        .await;
+    let (asker, stopper) = (phone(61), phone(62));
+    let question = app
+        .text(
+            "SMdown0001",
+            &asker,
+            TRAILHEAD_NUMBER,
+            "What is your return policy?",
+        )
+        .await;
+    assert_eq!(question.status(), 200);
+    let stop = app.text("SMdown0002", &stopper, TRAILHEAD_NUMBER, "STOP").await;
+    assert_eq!(stop.status(), 200);
+    let ledger = app.state.service.store.consent_ledger("trailhead").await.unwrap();
+    assert_eq!(
+        ledger.len(),
+        1,
+        "the STOP is in the ledger although nothing can be sent"
+    );
+    app.settle().await;
+    assert_eq!(app.count(CountOf::Inbound).await, 2);
+    assert_eq!(app.count(CountOf::Unprocessed).await, 0, "both decided");
+    for customer in [&asker, &stopper] {
+        let sent = app.sent_to("trailhead", customer).await;
+        assert_eq!(sent.len(), 1, "one reply committed for {customer}");
+        assert_eq!(
+            (sent[0].status.as_str(), sent[0].error_code.as_deref()),
+            ("failed", Some("unavailable"))
+        );
+    }
+    // The sweeper does not resend a failed message: nobody gets it twice when Twilio is back.
+    app.clock.advance(Duration::from_secs(120));
+    app.state.service.resume_stale().await.unwrap();
+    app.settle().await;
+    let attempts = app.twilio_sends().await.len();
+    assert_eq!(
+        attempts,
+        2 * 4,
+        "each send tried once plus 3 retries, then left failed"
+    );
+}
