@@ -109,10 +109,6 @@ impl From<SearchHit> for SearchHitBody {
     params(("merchant_id" = String, Path, description = "The merchant's id"), SearchParams),
     responses(
         (status = 200, description = "The best passages, best first", body = SearchResponse),
-        (status = 400, description = "Invalid input", body = ErrorBody),
-        (status = 401, description = "Missing or invalid token", body = ErrorBody),
-        (status = 403, description = "The token's role may not do this", body = ErrorBody),
-        (status = 404, description = "Not found, or another merchant's", body = ErrorBody),
         (status = 503, description = "The knowledge index is unavailable", body = ErrorBody),
     ),
     security(("bearer" = [])),
@@ -198,10 +194,6 @@ struct EscalationList {
     params(("merchant_id" = String, Path, description = "The merchant's id"), ListParams),
     responses(
         (status = 200, description = "The queue, oldest first", body = EscalationList),
-        (status = 400, description = "Invalid input", body = ErrorBody),
-        (status = 401, description = "Missing or invalid token", body = ErrorBody),
-        (status = 403, description = "The token's role may not do this", body = ErrorBody),
-        (status = 404, description = "Not found, or another merchant's", body = ErrorBody),
     ),
     security(("bearer" = [])),
 )]
@@ -231,10 +223,6 @@ async fn list_escalations(
     params(("merchant_id" = String, Path, description = "The merchant's id"), ("id" = i64, Path, description = "The escalation's or conversation's id")),
     responses(
         (status = 200, description = "One escalation with its transcript", body = EscalationView),
-        (status = 400, description = "Invalid input", body = ErrorBody),
-        (status = 401, description = "Missing or invalid token", body = ErrorBody),
-        (status = 403, description = "The token's role may not do this", body = ErrorBody),
-        (status = 404, description = "Not found, or another merchant's", body = ErrorBody),
     ),
     security(("bearer" = [])),
 )]
@@ -255,10 +243,6 @@ async fn get_escalation(
     params(("merchant_id" = String, Path, description = "The merchant's id"), ("id" = i64, Path, description = "The escalation's or conversation's id")),
     responses(
         (status = 200, description = "Claimed by the caller", body = EscalationView),
-        (status = 400, description = "Invalid input", body = ErrorBody),
-        (status = 401, description = "Missing or invalid token", body = ErrorBody),
-        (status = 403, description = "The token's role may not do this", body = ErrorBody),
-        (status = 404, description = "Not found, or another merchant's", body = ErrorBody),
         (status = 409, description = "Resolved, or claimed by someone else", body = ErrorBody),
     ),
     security(("bearer" = [])),
@@ -351,10 +335,6 @@ pub async fn send_human_reply(
     request_body = ReplyRequest,
     responses(
         (status = 200, description = "Queued and, usually, handed to the provider; `message.status` says how far it got", body = ReplyResponse),
-        (status = 400, description = "Invalid input", body = ErrorBody),
-        (status = 401, description = "Missing or invalid token", body = ErrorBody),
-        (status = 403, description = "The token's role may not do this", body = ErrorBody),
-        (status = 404, description = "Not found, or another merchant's", body = ErrorBody),
         (status = 409, description = "Resolved, claimed by someone else, or the customer opted out", body = ErrorBody),
     ),
     security(("bearer" = [])),
@@ -381,10 +361,6 @@ async fn reply(
     params(("merchant_id" = String, Path, description = "The merchant's id"), ("id" = i64, Path, description = "The escalation's or conversation's id")),
     responses(
         (status = 200, description = "Resolved; the AI answers the customer again", body = EscalationView),
-        (status = 400, description = "Invalid input", body = ErrorBody),
-        (status = 401, description = "Missing or invalid token", body = ErrorBody),
-        (status = 403, description = "The token's role may not do this", body = ErrorBody),
-        (status = 404, description = "Not found, or another merchant's", body = ErrorBody),
         (status = 409, description = "Already resolved", body = ErrorBody),
     ),
     security(("bearer" = [])),
@@ -417,10 +393,6 @@ struct ReassignRequest {
     request_body = ReassignRequest,
     responses(
         (status = 200, description = "Reassigned", body = EscalationView),
-        (status = 400, description = "Invalid input", body = ErrorBody),
-        (status = 401, description = "Missing or invalid token", body = ErrorBody),
-        (status = 403, description = "The token's role may not do this", body = ErrorBody),
-        (status = 404, description = "Not found, or another merchant's", body = ErrorBody),
         (status = 409, description = "Already resolved", body = ErrorBody),
     ),
     security(("bearer" = [])),
@@ -479,10 +451,6 @@ struct ConversationList {
     params(("merchant_id" = String, Path, description = "The merchant's id"), ConversationParams),
     responses(
         (status = 200, description = "Conversations, most recently active first", body = ConversationList),
-        (status = 400, description = "Invalid input", body = ErrorBody),
-        (status = 401, description = "Missing or invalid token", body = ErrorBody),
-        (status = 403, description = "The token's role may not do this", body = ErrorBody),
-        (status = 404, description = "Not found, or another merchant's", body = ErrorBody),
     ),
     security(("bearer" = [])),
 )]
@@ -517,10 +485,6 @@ struct Transcript {
     params(("merchant_id" = String, Path, description = "The merchant's id"), ("id" = i64, Path, description = "The escalation's or conversation's id")),
     responses(
         (status = 200, description = "The conversation's messages, oldest first", body = Transcript),
-        (status = 400, description = "Invalid input", body = ErrorBody),
-        (status = 401, description = "Missing or invalid token", body = ErrorBody),
-        (status = 403, description = "The token's role may not do this", body = ErrorBody),
-        (status = 404, description = "Not found, or another merchant's", body = ErrorBody),
     ),
     security(("bearer" = [])),
 )]
@@ -548,10 +512,6 @@ async fn get_conversation(
     params(("merchant_id" = String, Path, description = "The merchant's id")),
     responses(
         (status = 200, description = "id,timestamp,merchant_id,phone,action,keyword,source,provider_message_id", content_type = "text/csv", body = String),
-        (status = 400, description = "Invalid input", body = ErrorBody),
-        (status = 401, description = "Missing or invalid token", body = ErrorBody),
-        (status = 403, description = "The token's role may not do this", body = ErrorBody),
-        (status = 404, description = "Not found, or another merchant's", body = ErrorBody),
     ),
     security(("bearer" = [])),
 )]
@@ -631,10 +591,6 @@ pub fn spreadsheet_safe(cell: &str) -> std::borrow::Cow<'_, str> {
     request_body(content = Vec<u8>, content_type = "application/octet-stream", description = "The merchant directory as a tar or tar.gz"),
     responses(
         (status = 200, description = "Validated, ingested and swapped in", body = IngestReportBody),
-        (status = 400, description = "Invalid input", body = ErrorBody),
-        (status = 401, description = "Missing or invalid token", body = ErrorBody),
-        (status = 403, description = "The token's role may not do this", body = ErrorBody),
-        (status = 404, description = "Not found, or another merchant's", body = ErrorBody),
         (status = 409, description = "The archive names a number not assigned to this merchant", body = ErrorBody),
         (status = 413, description = "Larger than `server.max_upload_bytes`", body = ErrorBody),
     ),
@@ -784,10 +740,6 @@ pub fn unpack_archive(bytes: &[u8], dest: &Path, max_bytes: u64) -> Result<PathB
     params(("merchant_id" = String, Path, description = "The merchant's id")),
     responses(
         (status = 200, description = "Re-ingested from the directory on record", body = IngestReportBody),
-        (status = 400, description = "Invalid input", body = ErrorBody),
-        (status = 401, description = "Missing or invalid token", body = ErrorBody),
-        (status = 403, description = "The token's role may not do this", body = ErrorBody),
-        (status = 404, description = "Not found, or another merchant's", body = ErrorBody),
         (status = 409, description = "No knowledge directory on record", body = ErrorBody),
     ),
     security(("bearer" = [])),
@@ -859,10 +811,6 @@ fn require_simulator(state: &AppState) -> Result<(), ApiError> {
     request_body = SimulatedText,
     responses(
         (status = 200, description = "What the customer got back", body = SimulatedResult),
-        (status = 400, description = "Invalid input", body = ErrorBody),
-        (status = 401, description = "Missing or invalid token", body = ErrorBody),
-        (status = 403, description = "The token's role may not do this", body = ErrorBody),
-        (status = 404, description = "Not found, or another merchant's", body = ErrorBody),
     ),
 )]
 async fn simulator_send(
@@ -948,10 +896,6 @@ struct SimulatorInbox {
     params(InboxParams),
     responses(
         (status = 200, description = "Messages to that phone after `after`, oldest first", body = SimulatorInbox),
-        (status = 400, description = "Invalid input", body = ErrorBody),
-        (status = 401, description = "Missing or invalid token", body = ErrorBody),
-        (status = 403, description = "The token's role may not do this", body = ErrorBody),
-        (status = 404, description = "Not found, or another merchant's", body = ErrorBody),
     ),
 )]
 async fn simulator_inbox(
@@ -1013,9 +957,57 @@ struct IngestReportBody {
         crate::healthz,
         crate::readyz,
     ),
-    modifiers(&BearerAuth)
+    components(schemas(ErrorBody)),
+    modifiers(&BearerAuth, &CommonErrors)
 )]
 pub struct ApiDoc;
+
+/// The errors every JSON API operation can answer, declared once here rather than in each
+/// annotation: 400 and 404 everywhere under `/v1/`, 401 and 403 where a token is required.
+/// Operation-specific ones (409, 413, 503) stay in the operation's own annotation.
+struct CommonErrors;
+
+impl utoipa::Modify for CommonErrors {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
+        let error = |description: &str| {
+            ResponseBuilder::new()
+                .description(description)
+                .content(
+                    "application/json",
+                    ContentBuilder::new()
+                        .schema(Some(Ref::from_schema_name("ErrorBody")))
+                        .build(),
+                )
+                .build()
+        };
+        for (path, item) in &mut openapi.paths.paths {
+            if !path.starts_with("/v1/") {
+                continue;
+            }
+            for operation in [&mut item.get, &mut item.put, &mut item.post, &mut item.delete]
+                .into_iter()
+                .flatten()
+            {
+                let secured = operation.security.is_some();
+                for (status, description, applies) in [
+                    ("400", "Invalid input", true),
+                    ("401", "Missing or invalid token", secured),
+                    ("403", "The token's role may not do this", secured),
+                    ("404", "Not found, or another merchant's", true),
+                ] {
+                    if applies {
+                        operation
+                            .responses
+                            .responses
+                            .entry(status.to_owned())
+                            .or_insert_with(|| error(description).into());
+                    }
+                }
+            }
+        }
+    }
+}
 
 struct BearerAuth;
 

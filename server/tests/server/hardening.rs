@@ -725,6 +725,20 @@ async fn the_api_describes_itself_and_answers_every_error_as_json() {
         assert!(paths.contains_key(path), "{path} is not described");
     }
     assert_eq!(doc["components"]["securitySchemes"]["bearer"]["scheme"], "bearer");
+    // The common errors are declared on every operation that can answer them.
+    let claim = &paths["/v1/merchants/{merchant_id}/escalations/{id}/claim"]["post"]["responses"];
+    for status in ["400", "401", "403", "404", "409"] {
+        let schema = &claim[status]["content"]["application/json"]["schema"]["$ref"];
+        assert_eq!(
+            schema, "#/components/schemas/ErrorBody",
+            "claim {status}: {claim}"
+        );
+    }
+    let simulator = &paths["/v1/simulator/messages"]["post"]["responses"];
+    assert!(
+        simulator["400"].is_object() && simulator["401"].is_null(),
+        "{simulator}"
+    );
     // Extractor rejections (a malformed id, a body that is not JSON) come back as
     // {"error": ...} like every other error.
     let token = app
