@@ -85,17 +85,6 @@ pub struct Merchant {
     pub support_hours: Option<String>,
 }
 
-impl Merchant {
-    /// The merchant as compliance templates see it.
-    pub fn contact(&self) -> parley_agent::MerchantContact {
-        parley_agent::MerchantContact {
-            name: self.name.clone(),
-            support_email: self.support_email.clone(),
-            support_hours: self.support_hours.clone(),
-        }
-    }
-}
-
 #[derive(Debug, Clone, Serialize)]
 pub struct User {
     pub id: i64,
