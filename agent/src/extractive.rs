@@ -115,10 +115,11 @@ async fn compose(
 ) -> Option<(String, Vec<String>)> {
     let query_terms = unique(terms(request.resolved_query));
     // Order and offer facts are the answer by themselves: quote them in order.
+    // So is a direct yes/no answer from the catalogue.
     let fact_first = request
         .facts
         .iter()
-        .any(|f| f.source.starts_with("orders/") || f.source.starts_with("offers/"));
+        .any(|f| f.direct || f.source.starts_with("orders/") || f.source.starts_with("offers/"));
     if fact_first {
         let mut body = String::new();
         let mut sources = Vec::new();

@@ -33,6 +33,9 @@ pub struct Fact {
     /// Where it came from, e.g. `orders/#1042` or `products/summit-fleece`.
     pub source: String,
     pub text: String,
+    /// A direct answer to the question asked ("No, the X doesn't come in green; …"): it
+    /// leads the reply, before any passage.
+    pub direct: bool,
 }
 
 /// Everything a generator may use to draft one reply.

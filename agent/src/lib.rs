@@ -6,6 +6,7 @@ pub mod compliance;
 pub mod extractive;
 pub mod generate;
 pub mod guardrails;
+pub mod language;
 pub mod llm;
 pub mod pipeline;
 pub mod sms;

@@ -247,7 +247,8 @@ impl Agent {
     ) -> Result<Decision, AgentError> {
         let started = Instant::now();
         // 1. Compliance keywords: before anything else, never sent to a model.
-        let action = info_span!("compliance").in_scope(|| compliance::detect(inbound.text, state.opted_out));
+        let action = info_span!("compliance")
+            .in_scope(|| compliance::detect_with_language(inbound.text, state.opted_out));
         if let Some(action) = action {
             let contact = MerchantContact::of(self.knowledge.merchant(inbound.merchant)?.as_ref());
             return self.compliance_decision(inbound.text, state, action, &contact, started);
@@ -283,6 +284,16 @@ impl Agent {
         if work.state.escalated {
             return self
                 .escalate(work, EscalationReason::AlreadyEscalated, false)
+                .await;
+        }
+
+        // The offline responder can only quote the merchant's (English) knowledge: a Spanish
+        // question goes to a person, with the holding message in Spanish. An LLM answers in
+        // the customer's language (system prompt rule 7).
+        let spanish = crate::language::detect(inbound.text).template == crate::language::Language::Spanish;
+        if spanish && self.generator.name() == self.extractive.name() {
+            return self
+                .escalate(work, EscalationReason::UnsupportedLanguage, true)
                 .await;
         }
 
@@ -434,7 +445,13 @@ impl Agent {
                     None
                 };
                 if let Some(found) = tools::find_product(&work.catalog, inbound.text, &handles, previous) {
-                    if asks_price_or_stock(inbound.text) || !found.options.is_empty() {
+                    // A yes/no question gets its yes or no first ("No, the Tempo Carbon
+                    // doesn't come in green; it comes in …").
+                    let direct = tools::sale_answer(&work.catalog, &found, inbound.text)
+                        .or_else(|| tools::option_answer(&work.catalog, &found, inbound.text));
+                    let answered = direct.is_some();
+                    work.facts.extend(direct);
+                    if !answered && (asks_price_or_stock(inbound.text) || !found.options.is_empty()) {
                         work.facts.extend(tools::product_facts(&work.catalog, &found));
                     }
                     work.state.last_product = Some(found);
@@ -505,7 +522,9 @@ impl Agent {
                 }
                 Err(GenerateError::Unavailable(reason)) => {
                     tracing::warn!(%reason, generator = generator.name(), "generator unavailable");
-                    if generator.name() != self.extractive.name() {
+                    let spanish = crate::language::detect(work.inbound.text).template
+                        == crate::language::Language::Spanish;
+                    if generator.name() != self.extractive.name() && !spanish {
                         // The customer still gets a grounded answer, or a person.
                         generator = self.extractive.as_ref();
                         continue;
@@ -591,7 +610,7 @@ impl Agent {
         merchant: &MerchantContact,
     ) -> Result<Option<Decision>, AgentError> {
         let started = Instant::now();
-        match compliance::detect(text, state.opted_out) {
+        match compliance::detect_with_language(text, state.opted_out) {
             Some(action) => self
                 .compliance_decision(text, state, action, merchant, started)
                 .map(Some),
@@ -603,10 +622,11 @@ impl Agent {
         &self,
         text: &str,
         mut state: ConversationState,
-        action: ComplianceAction,
+        detection: compliance::Detection,
         merchant: &MerchantContact,
         started: Instant,
     ) -> Result<Decision, AgentError> {
+        let action = detection.action;
         let compliance_us = micros(started);
         // One confirmation per opt-out: a number already opted out that says STOP again is
         // still an opt-out (the caller records it) but gets no second text.
@@ -624,8 +644,10 @@ impl Agent {
         };
         let reply = template
             .map(|template| {
-                self.prompts
-                    .render(template, json!({ "merchant": merchant.context() }))
+                self.prompts.render(
+                    template,
+                    json!({ "merchant": merchant.context(), "lang": detection.language.code() }),
+                )
             })
             .transpose()?;
         push_turn(&mut state, Role::Customer, text, self.config.history_turns);
@@ -738,10 +760,17 @@ impl Agent {
             EscalationReason::AlreadyEscalated | EscalationReason::OptedOut
         );
         let config = &work.catalog.data().config;
+        // The holding message goes out in the customer's language; the person taking over is
+        // told which language that is whenever it is not English.
+        let language = crate::language::detect(work.inbound.text);
         let reply = if send_holding && !work.state.opted_out {
             Some(self.prompts.render(
                 "holding",
-                json!({ "merchant": merchant_context(work.catalog.data()), "support_hours": config.support_hours }),
+                json!({
+                    "merchant": merchant_context(work.catalog.data()),
+                    "support_hours": config.support_hours,
+                    "lang": language.template.code(),
+                }),
             )?)
         } else {
             None
@@ -772,6 +801,7 @@ impl Agent {
                 "orders": own_orders,
                 "sources": crate::text::unique(work.hits.iter().map(|h| h.chunk.source.clone())).into_iter().take(3).collect::<Vec<_>>(),
                 "ai_turns": work.state.ai_turns,
+                "language": language_note(language),
             }),
         )?;
         if let Some(reply) = &reply {
@@ -882,6 +912,15 @@ impl Agent {
 pub fn hand_back(state: &mut ConversationState) {
     state.escalated = false;
     state.ai_turns_on_issue = 0;
+}
+
+/// The language line of a handoff summary: named when it is not English.
+fn language_note(language: crate::language::Detected) -> Option<&'static str> {
+    match (language.template, language.name) {
+        (crate::language::Language::Spanish, _) => Some("Spanish"),
+        (_, Some(name)) if name != "English" => Some(name),
+        _ => None,
+    }
 }
 
 fn micros(since: Instant) -> u64 {
@@ -1049,6 +1088,7 @@ fn offer_facts(data: &MerchantData, message: &str) -> Vec<Fact> {
             Fact {
                 source: format!("offers/{}", offer.code),
                 text,
+                direct: false,
             }
         })
         .collect()

@@ -29,6 +29,9 @@ pub struct Catalog {
     variant_by_sku: HashMap<String, (usize, usize)>,
     /// Per product: its title's stemmed words (generic ones removed) with their IDF.
     title_terms: Vec<Vec<(String, f32)>>,
+    /// Per option name (lower case, "color"): every word any product's values of it use,
+    /// so "green" is known to be a colour even for a bike that has none.
+    option_words: HashMap<String, HashSet<String>>,
 }
 
 impl Catalog {
@@ -83,12 +86,30 @@ impl Catalog {
                     .collect()
             })
             .collect();
+        let mut option_words: HashMap<String, HashSet<String>> = HashMap::new();
+        for product in data.products.iter().filter(|p| p.is_active()) {
+            for option in &product.options {
+                let known = option_words.entry(option_kind(&option.name)).or_default();
+                for value in option.values.iter().filter(|v| *v != "Default Title") {
+                    known.extend(
+                        words(value)
+                            .into_iter()
+                            .filter(|w| w.len() >= 3 && !w.chars().all(|c| c.is_ascii_digit())),
+                    );
+                }
+            }
+        }
+        option_words
+            .entry("color".to_owned())
+            .or_default()
+            .extend(BASIC_COLOURS.iter().map(|c| (*c).to_owned()));
         Self {
             data,
             orders_by_phone,
             product_by_handle,
             variant_by_sku,
             title_terms,
+            option_words,
         }
     }
 
@@ -207,6 +228,7 @@ pub fn order_facts(order: &Order, message: &str) -> Vec<Fact> {
     let fact = |text: String| Fact {
         source: source.clone(),
         text,
+        direct: false,
     };
     let items = |titles: Vec<&str>| -> String { join_natural(&titles) };
     let all_titles: Vec<&str> = order.line_items.iter().map(|i| i.title.as_str()).collect();
@@ -389,8 +411,11 @@ pub fn find_product(
     let data = catalog.data();
     let message_words = words(message);
     // An exact SKU wins outright (the first in catalogue order, if several are named).
-    let sku_hit = message_words
-        .iter()
+    // SKUs keep their hyphens ("VOLT-L-WHT"), so they are looked up by whitespace token.
+    let sku_hit = message
+        .split_whitespace()
+        .map(|token| token.trim_matches(|c: char| !c.is_alphanumeric()))
+        .chain(message_words.iter().map(String::as_str))
         .filter_map(|w| catalog.variant_by_sku.get(&w.to_ascii_uppercase()))
         .min();
     if let Some((product_idx, variant_idx)) = sku_hit {
@@ -447,6 +472,33 @@ pub fn find_product(
         }
     }
 
+    // "is it carbon?" about the bike just discussed: a pronoun keeps the product unless the
+    // message names another one by more than a single word of its title.
+    let refers_back = message_words.iter().any(|w| {
+        matches!(
+            w.as_str(),
+            "it" | "its" | "that" | "this" | "they" | "them" | "one"
+        )
+    });
+    if let (Some((_, product)), Some(prev)) = (best, previous) {
+        let named_words = catalog
+            .title_terms
+            .get(
+                data.products
+                    .iter()
+                    .position(|p| p.handle == product.handle)
+                    .unwrap_or(usize::MAX),
+            )
+            .map_or(0, |terms| {
+                terms
+                    .iter()
+                    .filter(|(word, idf)| *idf > 1.5 && message_stems.iter().any(|m| m == word))
+                    .count()
+            });
+        if refers_back && product.handle != prev.handle && named_words < 2 {
+            best = None;
+        }
+    }
     let (product, carried) = match (best, previous) {
         (Some((_, product)), Some(prev)) if prev.handle == product.handle => (product, prev.options.clone()),
         (Some((_, product)), _) => (product, Vec::new()),
@@ -524,6 +576,169 @@ fn size_synonyms(value: &str) -> &'static [&'static str] {
     }
 }
 
+/// English basic colour terms: a customer asks for "green" whether or not any product of the
+/// store comes in it.
+const BASIC_COLOURS: &[&str] = &[
+    "black", "white", "grey", "gray", "red", "blue", "green", "yellow", "orange", "purple", "pink", "brown",
+    "navy", "tan", "beige", "silver", "gold", "teal", "olive", "maroon", "burgundy",
+];
+
+/// Option values as a customer reads them: "Navy", "size M".
+fn named_values(options: &[(String, String)]) -> Vec<String> {
+    options
+        .iter()
+        .map(|(name, value)| {
+            if name.eq_ignore_ascii_case("size") {
+                format!("size {value}")
+            } else {
+                value.clone()
+            }
+        })
+        .collect()
+}
+
+/// The variants that have every (option, value) pair named.
+fn matching_variants<'p>(product: &'p Product, named: &[(String, String)]) -> Vec<&'p Variant> {
+    product
+        .variants
+        .iter()
+        .filter(|v| {
+            let pairs = option_pairs(product, v);
+            named
+                .iter()
+                .all(|(name, value)| pairs.iter().any(|(n, val)| n == name && val == value))
+        })
+        .collect()
+}
+
+/// "Colour" and "Color" are one option.
+fn option_kind(name: &str) -> String {
+    match name.to_lowercase().as_str() {
+        "colour" | "colors" | "colours" | "color" => "color".to_owned(),
+        other => other.to_owned(),
+    }
+}
+
+/// Does the message ask whether something is so ("does it come in green", "is it on sale",
+/// "do you have it in XL")? Such a question deserves a yes or a no first.
+pub fn asks_yes_no(message: &str) -> bool {
+    static YES_NO: LazyLock<Regex> = LazyLock::new(|| {
+        Regex::new(r"(?i)^\W*(do|does|did|is|are|was|were|can|could|will|would|has|have|any|u have|you have|got)\b|\b(come in|comes in|available in|offer it in|make it in)\b")
+            .expect("valid")
+    });
+    YES_NO.is_match(message)
+}
+
+/// A direct answer to "does the X come in <value>?": yes with the variant, or no with what
+/// it does come in. `None` when the message names no option value at all.
+pub fn option_answer(catalog: &Catalog, found: &ProductMatch, message: &str) -> Option<Fact> {
+    let product = catalog.product(&found.handle)?;
+    if !asks_yes_no(message) {
+        return None;
+    }
+    let source = format!("products/{}", product.handle);
+    let asked = words(message);
+    let title_words: HashSet<String> = words(&product.title).into_iter().collect();
+    for option in product
+        .options
+        .iter()
+        .filter(|o| !o.values.iter().all(|v| v == "Default Title"))
+    {
+        let kind = option_kind(&option.name);
+        if found.options.iter().any(|(name, _)| option_kind(name) == kind) {
+            // Every option the customer named, together: "navy, size M" is one variant.
+            let matching = matching_variants(product, &found.options);
+            let named = named_values(&found.options);
+            let stock = match (
+                matching.is_empty(),
+                matching.iter().any(|v| v.in_stock() != Some(false)),
+            ) {
+                (true, _) => return None,
+                (false, true) => "and it's in stock",
+                (false, false) => "but it's sold out right now",
+            };
+            return Some(Fact {
+                source,
+                text: format!(
+                    "Yes, the {} comes in {}, {stock}.",
+                    product.title,
+                    named.join(", ")
+                ),
+                direct: true,
+            });
+        }
+        // A word the store uses for this kind of option elsewhere (or a basic colour) that
+        // this product does not have: a plain no, with what it does come in.
+        let Some(known) = catalog.option_words.get(&kind) else {
+            continue;
+        };
+        let value_words: HashSet<String> = option.values.iter().flat_map(|v| words(v)).collect();
+        let missing = asked
+            .iter()
+            .find(|w| known.contains(*w) && !value_words.contains(*w) && !title_words.contains(*w));
+        if let Some(missing) = missing {
+            let values: Vec<&str> = option.values.iter().map(String::as_str).collect();
+            return Some(Fact {
+                source,
+                text: format!(
+                    "No, the {} doesn't come in {missing}; it comes in {}.",
+                    product.title,
+                    join_natural(&values).replace(", and ", " and ")
+                ),
+                direct: true,
+            });
+        }
+    }
+    None
+}
+
+/// "Is the X on sale?": yes with the sale price and the regular one, or no with the price.
+pub fn sale_answer(catalog: &Catalog, found: &ProductMatch, message: &str) -> Option<Fact> {
+    static SALE: LazyLock<Regex> = LazyLock::new(|| {
+        Regex::new(r"(?i)\b(on sale|sale price|discounted|marked down|any deals?)\b").expect("valid")
+    });
+    if !SALE.is_match(message) {
+        return None;
+    }
+    let product = catalog.product(&found.handle)?;
+    let price = |raw: &str| raw.parse::<f64>().ok();
+    // The variants the customer named ("the fig one"), or all of them.
+    let named = matching_variants(product, &found.options);
+    let variants: Vec<&Variant> = if named.is_empty() {
+        product.variants.iter().collect()
+    } else {
+        named
+    };
+    let sold_out = !variants.iter().any(|v| v.in_stock() != Some(false));
+    let stock = if sold_out {
+        ", but it's sold out right now"
+    } else {
+        ""
+    };
+    let sale = variants.iter().find_map(|v| {
+        match (price(&v.price), v.compare_at_price.as_deref().and_then(price)) {
+            (Some(now), Some(was)) if was > now => Some((now, was)),
+            _ => None,
+        }
+    });
+    let text = match sale {
+        Some((now, was)) => format!(
+            "Yes, the {} is on sale: ${now:.2} (was ${was:.2}){stock}.",
+            product.title
+        ),
+        None => format!(
+            "No, the {} isn't on sale right now; it's {}{stock}.",
+            product.title,
+            price_phrase(&variants)
+        ),
+    };
+    Some(Fact {
+        source: format!("products/{}", product.handle),
+        text,
+        direct: true,
+    })
+}
+
 /// Sentences about the product and the variants the customer asked about.
 pub fn product_facts(catalog: &Catalog, found: &ProductMatch) -> Vec<Fact> {
     let Some(product) = catalog.product(&found.handle) else {
@@ -533,34 +748,14 @@ pub fn product_facts(catalog: &Catalog, found: &ProductMatch) -> Vec<Fact> {
     let fact = |text: String| Fact {
         source: source.clone(),
         text,
+        direct: false,
     };
-    let matching: Vec<&Variant> = product
-        .variants
-        .iter()
-        .filter(|variant| {
-            let pairs = option_pairs(product, variant);
-            found
-                .options
-                .iter()
-                .all(|(name, value)| pairs.iter().any(|(n, v)| n == name && v == value))
-        })
-        .collect();
+    let matching = matching_variants(product, &found.options);
     let mut facts = Vec::new();
     let described: String = if found.options.is_empty() {
         product.title.clone()
     } else {
-        let values: Vec<String> = found
-            .options
-            .iter()
-            .map(|(name, value)| {
-                if name.eq_ignore_ascii_case("size") {
-                    format!("size {value}")
-                } else {
-                    value.clone()
-                }
-            })
-            .collect();
-        format!("{} in {}", product.title, values.join(", "))
+        format!("{} in {}", product.title, named_values(&found.options).join(", "))
     };
     if matching.is_empty() {
         facts.push(fact(format!(

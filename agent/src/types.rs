@@ -191,6 +191,9 @@ pub enum EscalationReason {
     OptedOut,
     /// The conversation is already with a person; the AI stays silent.
     AlreadyEscalated,
+    /// The customer wrote in a language the configured generator cannot answer in (the
+    /// offline responder quotes the merchant's English knowledge).
+    UnsupportedLanguage,
 }
 
 impl fmt::Display for EscalationReason {
@@ -211,6 +214,9 @@ impl fmt::Display for EscalationReason {
             EscalationReason::KnowledgeUnavailable => f.write_str("knowledge base unavailable"),
             EscalationReason::OptedOut => f.write_str("customer is opted out"),
             EscalationReason::AlreadyEscalated => f.write_str("conversation is with a person"),
+            EscalationReason::UnsupportedLanguage => {
+                f.write_str("customer wrote in a language the offline responder cannot answer in")
+            }
         }
     }
 }

@@ -2,7 +2,7 @@
 //! agent, commit the decision (consent, state, reply, escalation) in one transaction, then
 //! hand the reply to the channel. Recovery after a crash replays exactly what was not done.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
@@ -23,6 +23,9 @@ use crate::store::{
 const STALE_AFTER: Duration = Duration::from_secs(60);
 /// How often the running service looks for them.
 const SWEEP_EVERY: Duration = Duration::from_secs(30);
+/// Decisions queued in memory at most. Beyond this a stored message waits in the database
+/// for the sweeper, so a backlog (more texts than the cores can decide) costs disk, not RAM.
+const MAX_QUEUED_DECISIONS: usize = 4096;
 
 /// The runtime that decisions and sends run on: its own OS thread, not the runtime serving
 /// HTTP. A decision is mostly CPU work (classifier, retrieval, guardrails) between a few
@@ -72,6 +75,49 @@ pub struct Service {
     /// Background work (decisions and sends) that shutdown waits for.
     tasks: TaskTracker,
     workers: Arc<Semaphore>,
+    /// Messages with a decision (or a send) queued or running. The sweeper skips them: a
+    /// backlog once made every sweep queue each waiting message again, and memory grew by
+    /// gigabytes while the same messages were queued many times over.
+    deciding: Arc<InFlight>,
+    delivering: Arc<InFlight>,
+}
+
+/// A set of message ids with work queued or running.
+#[derive(Debug, Default)]
+struct InFlight(Mutex<HashSet<i64>>);
+
+impl InFlight {
+    /// Claims `id` unless it is already claimed (or `cap` ids are); the claim is released
+    /// when the returned guard drops, however the task ends.
+    fn claim(self: &Arc<Self>, id: i64, cap: usize) -> Option<Claim> {
+        let mut ids = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        if ids.len() >= cap || !ids.insert(id) {
+            return None;
+        }
+        Some(Claim {
+            set: self.clone(),
+            id,
+        })
+    }
+
+    fn contains(&self, id: i64) -> bool {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).contains(&id)
+    }
+}
+
+struct Claim {
+    set: Arc<InFlight>,
+    id: i64,
+}
+
+impl Drop for Claim {
+    fn drop(&mut self) {
+        self.set
+            .0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&self.id);
+    }
 }
 
 impl std::fmt::Debug for Service {
@@ -102,6 +148,8 @@ impl Service {
             conversation_locks: Mutex::default(),
             tasks: TaskTracker::new(),
             workers: Arc::new(Semaphore::new(workers.max(1))),
+            deciding: Arc::default(),
+            delivering: Arc::default(),
         }
     }
 
@@ -348,9 +396,15 @@ impl Service {
     }
 
     /// Decides and delivers in the background (the webhook has already been acknowledged).
-    pub fn spawn_process(self: &Arc<Self>, message_id: i64) {
+    /// Returns whether it was queued: not when it already is, or when the queue is full (the
+    /// message is stored, and the sweeper queues it once there is room).
+    pub fn spawn_process(self: &Arc<Self>, message_id: i64) -> bool {
+        let Some(claim) = self.deciding.claim(message_id, MAX_QUEUED_DECISIONS) else {
+            return false;
+        };
         let service = self.clone();
         let task = async move {
+            let _claim = claim;
             let Ok(_permit) = service.workers.clone().acquire_owned().await else {
                 return;
             };
@@ -371,6 +425,7 @@ impl Service {
             }
         };
         self.tasks.spawn_on(task, background());
+        true
     }
 
     /// Sends a committed message in the background, where no request timeout can cut the
@@ -383,7 +438,12 @@ impl Service {
     /// `spawn_deliver`, with a handle to wait on.
     pub fn deliver_in_background(self: &Arc<Self>, message_id: i64) -> tokio::task::JoinHandle<()> {
         let service = self.clone();
+        let claim = self.delivering.claim(message_id, usize::MAX);
         let task = async move {
+            // A send already queued for this message is the one that goes.
+            let Some(_claim) = claim else {
+                return;
+            };
             if let Err(err) = service.deliver(message_id).await {
                 tracing::error!(message_id, error = %err, "delivering a message failed");
             }
@@ -407,23 +467,25 @@ impl Service {
 
     /// Picks up work left behind while running: a message whose decision failed (say, the
     /// database was briefly unavailable) or a reply never handed to the channel, untouched for
-    /// `STALE_AFTER`. Work still in progress is younger than that; if not, processing and
-    /// sending are idempotent (a message is decided once, a reply taken for sending once).
+    /// `STALE_AFTER`. Work already queued or running is skipped (`InFlight`), and
+    /// processing and sending are idempotent anyway (a message is decided once, a reply taken
+    /// for sending once).
     pub async fn resume_stale(self: &Arc<Self>) -> Result<(usize, usize), ServiceError> {
         let cutoff = self.now() - i64::try_from(STALE_AFTER.as_millis()).unwrap_or(i64::MAX);
         self.resume(cutoff).await
     }
 
+    /// Queues what is stored but neither decided nor queued; returns how many it queued.
     async fn resume(self: &Arc<Self>, before: i64) -> Result<(usize, usize), ServiceError> {
         let inbound = self.store.unprocessed_inbound(before).await?;
-        for &id in &inbound {
-            self.spawn_process(id);
-        }
+        let inbound = inbound.into_iter().filter(|&id| self.spawn_process(id)).count();
         let outbound = self.store.pending_outbound(before).await?;
-        for &id in &outbound {
-            self.spawn_deliver(id);
-        }
-        Ok((inbound.len(), outbound.len()))
+        let outbound = outbound
+            .into_iter()
+            .filter(|&id| !self.delivering.contains(id))
+            .inspect(|&id| self.spawn_deliver(id))
+            .count();
+        Ok((inbound, outbound))
     }
 
     /// Runs `resume_stale` every `SWEEP_EVERY` until `stop` is cancelled.

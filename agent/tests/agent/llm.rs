@@ -142,6 +142,7 @@ async fn answers_with_the_model_text_and_the_sources_it_was_given() {
     let facts = [Fact {
         source: "orders/#1042".into(),
         text: "Order #1042: delivered 2 weeks ago.".into(),
+        direct: false,
     }];
     let history = [Turn {
         role: Role::Customer,

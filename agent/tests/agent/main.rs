@@ -2,6 +2,7 @@
 //! the real embedding model, and generators against fake servers that speak the real wire
 //! protocols.
 
+mod compliance_table;
 mod helpers;
 mod llm;
 mod pipeline;

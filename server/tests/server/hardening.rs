@@ -568,12 +568,7 @@ async fn a_hanging_or_failing_llm_loses_no_message_answers_each_once_and_stop_st
             wiremock::ResponseTemplate::new(500).set_body_string("model crashed"),
         ),
     ] {
-        let llm = wiremock::MockServer::start().await;
-        wiremock::Mock::given(wiremock::matchers::method("POST"))
-            .and(wiremock::matchers::path("/v1/chat/completions"))
-            .respond_with(response)
-            .mount(&llm)
-            .await;
+        let llm = fake_llm(response).await;
         let data_dir = tempfile::tempdir().unwrap();
         let base_url = format!("{}/v1", llm.uri());
         let app = spawn_app_in(
@@ -810,4 +805,77 @@ async fn a_failing_provider_loses_no_message_sends_nothing_twice_and_stop_still_
         2 * 4,
         "each send tried once plus 3 retries, then left failed"
     );
+}
+
+#[tokio::test]
+async fn the_sweeper_does_not_queue_again_what_is_still_waiting_for_a_worker() {
+    // One worker and a slow model: a backlog. Every waiting message is older than the
+    // sweeper's stale cut-off, yet queued; a sweep that queued them again made memory grow by
+    // gigabytes in the 20-minute soak.
+    let llm = fake_llm(
+        wiremock::ResponseTemplate::new(200)
+            .set_delay(Duration::from_millis(300))
+            .set_body_json(serde_json::json!({
+                "id": "x", "object": "chat.completion", "created": 0, "model": "test-model",
+                "choices": [{"index": 0, "finish_reason": "stop",
+                             "message": {"role": "assistant", "content": "ESCALATE"}}]
+            })),
+    )
+    .await;
+    let data_dir = tempfile::tempdir().unwrap();
+    let base_url = format!("{}/v1", llm.uri());
+    let app = spawn_app_in(
+        Channel::TwilioRest,
+        knowledge().await,
+        data_dir.path(),
+        |settings| {
+            settings.server.workers = 1;
+            settings.llm = Some(parley_agent::llm::LlmConfig {
+                base_url,
+                model: "test-model".into(),
+                timeout: Duration::from_secs(5),
+                max_retries: 0,
+                ..Default::default()
+            });
+        },
+    )
+    .await;
+    accept_all_messages(app.twilio.as_ref().unwrap()).await;
+    let backlog = 6;
+    for n in 0..backlog {
+        let response = app
+            .text(
+                &format!("SMbacklog{n}"),
+                &phone(60 + n),
+                TRAILHEAD_NUMBER,
+                "How long does standard shipping take?",
+            )
+            .await;
+        assert_eq!(response.status(), 200);
+    }
+    app.clock.advance(Duration::from_secs(120));
+    let (inbound, outbound) = app.state.service.resume_stale().await.unwrap();
+    assert_eq!(
+        (inbound, outbound),
+        (0, 0),
+        "everything waiting is already queued"
+    );
+    app.settle().await;
+    assert_eq!(app.count(CountOf::Unprocessed).await, 0, "every text decided");
+    assert_eq!(
+        llm.received_requests().await.unwrap().len(),
+        backlog,
+        "each message went to the model once"
+    );
+}
+
+/// A local OpenAI-compatible chat-completions endpoint that always answers `response`.
+async fn fake_llm(response: wiremock::ResponseTemplate) -> wiremock::MockServer {
+    let llm = wiremock::MockServer::start().await;
+    wiremock::Mock::given(wiremock::matchers::method("POST"))
+        .and(wiremock::matchers::path("/v1/chat/completions"))
+        .respond_with(response)
+        .mount(&llm)
+        .await;
+    llm
 }
