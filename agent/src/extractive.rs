@@ -107,6 +107,15 @@ struct Candidate {
     /// Position of the sentence inside its passage.
     position: usize,
     is_fact: bool,
+    /// Places other than the home country that the sentence or its headings name
+    /// ("Shipping > Alaska & Hawaii"): the rule holds there, not in general.
+    places: Vec<crate::scope::Place>,
+    /// The places its section headings name (a stronger scope than a mention in passing).
+    heading_places: Vec<crate::scope::Place>,
+    /// Product categories its headings name ("E-bikes and batteries").
+    categories: Vec<String>,
+    /// Its headings name the home scope ("Contiguous US").
+    home: bool,
 }
 
 async fn compose(
@@ -132,13 +141,21 @@ async fn compose(
         return Some((body, sources));
     }
 
-    let candidates = candidates(request.passages, request.facts);
+    let candidates = candidates(request.passages, request.facts, request.categories);
     if candidates.is_empty() || query_terms.is_empty() {
         return None;
     }
     let weights = term_weights(&query_terms, &candidates);
     let total_weight: f32 = weights.values().sum();
     let wants = Wants::of(request.message);
+    let asked_places = crate::scope::away(request.resolved_query);
+    let asked_categories: Vec<String> = unique(terms(&request.resolved_query.replace('-', "")))
+        .into_iter()
+        .filter(|t| request.categories.contains(t))
+        .collect();
+    if let Some(answer) = exhaustive_no(request.message, &asked_places, &candidates) {
+        return Some(answer);
+    }
 
     let mut scored: Vec<(f32, &Candidate, Vec<&String>)> = candidates
         .iter()
@@ -163,6 +180,7 @@ async fn compose(
                 score += 0.2;
             }
             score += wants.bonus(&candidate.text);
+            score += scope_fit(candidate, &asked_places, &asked_categories);
             // Very long sentences make poor texts; very short ones rarely answer.
             if candidate.text.len() > 240 {
                 score -= 0.1;
@@ -186,7 +204,7 @@ async fn compose(
     }
 
     for (score, candidate, _) in scored.iter().take(3) {
-        tracing::trace!(score, source = %candidate.source, "candidate sentence");
+        tracing::trace!(score, source = %candidate.source, text = %candidate.text, places = ?candidate.places, "candidate sentence");
     }
     let (best_score, best, best_covered) = scored.first()?;
     let mut covered: Vec<&String> = best_covered.clone();
@@ -201,9 +219,12 @@ async fn compose(
             candidate_covered.iter().any(|t| !covered.contains(t)) || wants.bonus(&candidate.text) > 0.0;
         let close = *score >= best_score * 0.75;
         let related = candidate.source == best.source || candidate.is_fact;
+        // A second sentence must not bring in another scope's rule ("Standard: $9.95" after
+        // the Hawaii price).
+        let in_scope = scope_fit(candidate, &asked_places, &asked_categories) >= 0.0;
         let fits =
             chosen.iter().map(|c| c.text.len() + 1).sum::<usize>() + candidate.text.len() <= MAX_BODY_CHARS;
-        if adds && close && related && fits && !chosen.iter().any(|c| c.text == candidate.text) {
+        if adds && close && related && fits && in_scope && !chosen.iter().any(|c| c.text == candidate.text) {
             chosen.push(candidate);
             covered.extend(candidate_covered.iter().copied());
         }
@@ -252,6 +273,73 @@ async fn rerank_by_meaning(
     scored.sort_by(|a, b| b.0.total_cmp(&a.0));
 }
 
+/// How well a sentence's scope fits the question's: a rule for a place or a product category
+/// the customer did not ask about is not the general answer ("how long does shipping take"
+/// is not answered from the Alaska section), and one for the place they named is.
+fn scope_fit(candidate: &Candidate, places: &[crate::scope::Place], categories: &[String]) -> f32 {
+    let mut fit = 0.0;
+    let fits = |rule: &[crate::scope::Place]| {
+        rule.iter()
+            .any(|p| places.iter().any(|q| crate::scope::covers(p, q)))
+    };
+    if !candidate.heading_places.is_empty() {
+        fit += if fits(&candidate.heading_places) {
+            0.3
+        } else {
+            -0.35
+        };
+    } else if !candidate.places.is_empty() {
+        // A place the sentence mentions in passing is a weaker scope than its section's.
+        fit += if fits(&candidate.places) { 0.2 } else { -0.15 };
+    } else if candidate.home {
+        fit += if places.is_empty() { 0.1 } else { -0.15 };
+    }
+    // A category match is already in the shared words; only a mismatch needs scoring.
+    if !candidate.categories.is_empty() && !candidate.categories.iter().any(|c| categories.contains(c)) {
+        fit -= 0.25;
+    }
+    fit
+}
+
+/// "Do you ship to Mexico?" answered by an exhaustive list that leaves Mexico out ("We ship
+/// to the US and Canada only."): a plain no, with the list.
+fn exhaustive_no(
+    message: &str,
+    asked: &[crate::scope::Place],
+    candidates: &[Candidate],
+) -> Option<(String, Vec<String>)> {
+    static DESTINATION_QUESTION: LazyLock<Regex> = LazyLock::new(|| {
+        Regex::new(r"(?i)\b(ship|shipping|deliver|delivery|send|order|buy|mail)\b").expect("valid")
+    });
+    static ONLY: LazyLock<Regex> =
+        LazyLock::new(|| Regex::new(r"(?i)\b(only|exclusively)\b").expect("valid"));
+    if asked.is_empty() || !DESTINATION_QUESTION.is_match(message) || !crate::tools::asks_yes_no(message) {
+        return None;
+    }
+    let list = candidates.iter().filter(|c| !c.is_fact).find(|c| {
+        ONLY.is_match(&c.text) && {
+            let named = crate::scope::places(&c.text);
+            named.len() >= 2 || named.iter().any(|p| p == "USA")
+        }
+    })?;
+    let named = crate::scope::places(&list.text);
+    if asked.iter().any(|p| named.contains(p)) {
+        return None;
+    }
+    let mut sentence = list.text.clone();
+    if let Some(first) = sentence.chars().next().filter(|c| c.is_uppercase()) {
+        // "We ship…" reads on after "No, "; a name ("Cadence ships…") keeps its capital.
+        if sentence
+            .split_whitespace()
+            .next()
+            .is_some_and(|w| matches!(w, "We" | "Our" | "Orders" | "Shipping"))
+        {
+            sentence.replace_range(..first.len_utf8(), &first.to_lowercase().to_string());
+        }
+    }
+    Some((format!("No, {sentence}"), vec![list.source.clone()]))
+}
+
 /// What kind of figure the question asks for, so a sentence that has one ranks higher.
 struct Wants {
     money: bool,
@@ -291,7 +379,7 @@ impl Wants {
     }
 }
 
-fn candidates(passages: &[Passage], facts: &[Fact]) -> Vec<Candidate> {
+fn candidates(passages: &[Passage], facts: &[Fact], categories: &[String]) -> Vec<Candidate> {
     let mut out = Vec::new();
     for (position, fact) in facts.iter().enumerate() {
         out.push(Candidate {
@@ -302,11 +390,30 @@ fn candidates(passages: &[Passage], facts: &[Fact]) -> Vec<Candidate> {
             rank: 0,
             position,
             is_fact: true,
+            places: Vec::new(),
+            heading_places: Vec::new(),
+            categories: Vec::new(),
+            home: false,
         });
     }
     for (rank, passage) in passages.iter().take(MAX_PASSAGES).enumerate() {
         let context_terms = terms(&format!("{} {}", passage.title, passage.heading));
+        // Scope comes from policy headings below the document's own title, and from the
+        // sentence itself; a product's passages are about that product.
+        let policy = !passage.source.starts_with("products/");
+        let heading_scope = if policy { passage.heading.as_str() } else { "" };
+        let heading_places = crate::scope::away(heading_scope);
+        let heading_categories: Vec<String> = unique(terms(&heading_scope.replace('-', "")))
+            .into_iter()
+            .filter(|t| categories.contains(t))
+            .collect();
+        let home = crate::scope::names_home(heading_scope);
         for (position, sentence) in sentences(&passage.text).into_iter().enumerate() {
+            let places = if policy {
+                crate::scope::away(&sentence)
+            } else {
+                Vec::new()
+            };
             out.push(Candidate {
                 terms: terms(&sentence),
                 context_terms: context_terms.clone(),
@@ -315,6 +422,10 @@ fn candidates(passages: &[Passage], facts: &[Fact]) -> Vec<Candidate> {
                 rank,
                 position,
                 is_fact: false,
+                places,
+                heading_places: heading_places.clone(),
+                categories: heading_categories.clone(),
+                home,
             });
         }
     }

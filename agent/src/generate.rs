@@ -54,6 +54,9 @@ pub struct GenerationRequest<'a> {
     pub feedback: Option<String>,
     /// The embedding of `resolved_query`, when the pipeline has it (for ranking sentences).
     pub query_vector: Option<&'a [f32]>,
+    /// The store's product categories (stemmed product-type words, "ebik", "helmet"), so a
+    /// rule under an "E-bikes" heading is known to be scoped to them.
+    pub categories: &'a [String],
 }
 
 /// What a generator produced.

@@ -9,6 +9,7 @@ pub mod guardrails;
 pub mod language;
 pub mod llm;
 pub mod pipeline;
+pub mod scope;
 pub mod sms;
 pub mod text;
 pub mod tools;

@@ -507,6 +507,7 @@ impl Agent {
                 facts: &work.facts,
                 feedback: feedback.clone(),
                 query_vector: work.query_vector.as_deref(),
+                categories: work.catalog.categories(),
             };
             let stage = Instant::now();
             let draft = generator
@@ -844,6 +845,7 @@ impl Agent {
             facts: &work.facts,
             feedback: None,
             query_vector: work.query_vector.as_deref(),
+            categories: work.catalog.categories(),
         };
         match self.extractive.generate(&request).await {
             Ok(Draft::Text { text, .. }) => {

@@ -32,6 +32,8 @@ pub struct Catalog {
     /// Per option name (lower case, "color"): every word any product's values of it use,
     /// so "green" is known to be a colour even for a bike that has none.
     option_words: HashMap<String, HashSet<String>>,
+    /// Stemmed words of the product types ("e-bike" → "ebik"), for scoped rules.
+    categories: Vec<String>,
 }
 
 impl Catalog {
@@ -103,6 +105,12 @@ impl Catalog {
             .entry("color".to_owned())
             .or_default()
             .extend(BASIC_COLOURS.iter().map(|c| (*c).to_owned()));
+        let categories = unique(
+            data.products
+                .iter()
+                .filter(|p| p.is_active())
+                .flat_map(|p| crate::text::terms(&p.product_type.replace('-', ""))),
+        );
         Self {
             data,
             orders_by_phone,
@@ -110,7 +118,12 @@ impl Catalog {
             variant_by_sku,
             title_terms,
             option_words,
+            categories,
         }
+    }
+
+    pub fn categories(&self) -> &[String] {
+        &self.categories
     }
 
     pub fn data(&self) -> &Arc<MerchantData> {

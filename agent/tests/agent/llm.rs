@@ -85,6 +85,7 @@ fn request<'a>(
         facts,
         feedback: None,
         query_vector: None,
+        categories: &[],
     }
 }
 

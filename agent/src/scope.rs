@@ -1,0 +1,175 @@
+//! Scope: the places (and product categories) a question or a passage is about, so a rule
+//! written for Alaska, for Canada or for e-bikes is not read out as the general rule, and a
+//! question about Canada prefers the Canada section.
+//!
+//! Countries come from ISO 3166 (the `celes` crate: names and common aliases). Names that
+//! are everyday English words in a store ("jersey", "turkey", "china") count only after a
+//! destination word ("ship to", "from", "in"). US places outside the contiguous states
+//! (Alaska, Hawaii, military addresses, PO boxes) are scopes of their own; the contiguous US
+//! is the home scope, the one a question without a place is about.
+
+use celes::Country;
+
+/// A place key: an ISO 3166 alpha-3 code, or one of the US scopes below.
+pub type Place = String;
+
+const HOME: &str = "USA";
+
+/// Places inside the US that shipping rules treat apart, and words for "abroad".
+const US_SCOPES: &[(&str, &str)] = &[
+    ("alaska", "US-AK"),
+    ("hawaii", "US-HI"),
+    ("apo", "US-APO"),
+    ("fpo", "US-APO"),
+    ("dpo", "US-APO"),
+    ("international", "INTL"),
+    ("internationally", "INTL"),
+    ("overseas", "INTL"),
+    ("worldwide", "INTL"),
+    ("abroad", "INTL"),
+];
+
+/// Words that name the home scope ("Contiguous US", "lower 48", "domestic").
+const HOME_WORDS: &[&str] = &[
+    "us",
+    "usa",
+    "contiguous",
+    "continental",
+    "domestic",
+    "mainland",
+    "states",
+    "america",
+];
+
+/// Country names that are also common words in a shop's texts.
+const AMBIGUOUS: &[&str] = &[
+    "jersey", "turkey", "china", "jordan", "chad", "georgia", "panama", "guinea", "niger", "cuba", "peru",
+    "togo", "mali", "oman", "iran", "iraq", "wales", "india",
+];
+
+/// Words after which a place name is a destination or an origin.
+const DESTINATION: &[&str] = &[
+    "to", "in", "from", "into", "outside", "within", "ship", "shipping", "deliver", "delivery", "send",
+    "the", "a", "for",
+];
+
+/// The places `text` names, in order, without repeats; the home country included.
+pub fn places(text: &str) -> Vec<Place> {
+    let lower = text.to_lowercase();
+    let words: Vec<&str> = lower
+        .split(|c: char| !c.is_alphanumeric())
+        .filter(|w| !w.is_empty())
+        .collect();
+    let mut out: Vec<Place> = Vec::new();
+    let mut push = |place: Place| {
+        if !out.contains(&place) {
+            out.push(place);
+        }
+    };
+    let mut at = 0;
+    while at < words.len() {
+        let word = words[at];
+        if let Some((_, key)) = US_SCOPES.iter().find(|(name, _)| *name == word) {
+            push((*key).to_owned());
+            at += 1;
+            continue;
+        }
+        if word == "po" && words.get(at + 1).is_some_and(|w| w.starts_with("box")) {
+            push("US-POBOX".to_owned());
+            at += 2;
+            continue;
+        }
+        if matches!(word, "uk" | "britain" | "england" | "scotland") {
+            push("GBR".to_owned());
+            at += 1;
+            continue;
+        }
+        if matches!(word, "usa" | "us") && (word == "usa" || at > 0 && DESTINATION.contains(&words[at - 1])) {
+            push(HOME.to_owned());
+            at += 1;
+            continue;
+        }
+        // The longest run of up to four words that names a country ("united kingdom").
+        let mut matched = None;
+        for len in (1..=4).rev() {
+            if at + len > words.len() {
+                continue;
+            }
+            let joined: String = words[at..at + len].concat();
+            if joined.len() < 4 {
+                continue;
+            }
+            let country = Country::from_name(&joined)
+                .or_else(|_| Country::from_alias(&joined))
+                .ok();
+            if let Some(country) = country {
+                matched = Some((len, country.alpha3.to_owned()));
+                break;
+            }
+        }
+        if let Some((len, key)) = matched {
+            let gated = len == 1 && AMBIGUOUS.contains(&word);
+            if !gated || (at > 0 && DESTINATION.contains(&words[at - 1])) {
+                push(key);
+                at += len;
+                continue;
+            }
+        }
+        at += 1;
+    }
+    out
+}
+
+/// The places a text names other than the home country: the scopes a rule is restricted to.
+pub fn away(text: &str) -> Vec<Place> {
+    places(text).into_iter().filter(|p| p != HOME).collect()
+}
+
+/// Does a rule scoped to `rule` hold for a question about `asked`? The same place, or an
+/// "international" rule for any country abroad.
+pub fn covers(rule: &str, asked: &str) -> bool {
+    rule == asked || (rule == "INTL" && !asked.starts_with("US") && asked != HOME)
+}
+
+/// Does a heading name the home scope ("Contiguous US", "Domestic shipping")?
+pub fn names_home(text: &str) -> bool {
+    let lower = text.to_lowercase();
+    let words: Vec<&str> = lower.split(|c: char| !c.is_alphanumeric()).collect();
+    words
+        .iter()
+        .any(|w| HOME_WORDS.contains(w) && *w != "states" && *w != "america")
+        || lower.contains("lower 48")
+        || lower.contains("united states")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn places_are_found_by_name_and_alias() {
+        assert_eq!(places("do you ship to mexico?"), ["MEX"]);
+        assert_eq!(places("can i order a tempo from the UK"), ["GBR"]);
+        assert_eq!(places("Shipping > Alaska & Hawaii"), ["US-AK", "US-HI"]);
+        assert_eq!(places("We ship to the US and Canada only."), ["USA", "CAN"]);
+        assert_eq!(places("ship it to the united kingdom"), ["GBR"]);
+        assert_eq!(places("no PO boxes"), ["US-POBOX"]);
+    }
+
+    #[test]
+    fn everyday_words_are_not_places_without_a_destination() {
+        assert!(places("is the team jersey in stock").is_empty());
+        assert!(places("turkey jerky flavours?").is_empty());
+        assert_eq!(places("do you ship to turkey"), ["TUR"]);
+        assert!(places("how long does shipping take").is_empty());
+        assert!(places("can us customers return bikes").is_empty() || names_home("us"));
+    }
+
+    #[test]
+    fn home_is_the_contiguous_us() {
+        assert!(names_home("Shipping > Contiguous US"));
+        assert!(names_home("Domestic orders"));
+        assert!(!names_home("Shipping > Canada"));
+        assert_eq!(away("We ship to the US and Canada only."), ["CAN"]);
+    }
+}
