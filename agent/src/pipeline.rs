@@ -7,11 +7,12 @@
 //! conversation a person owns never reaches the generator.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, LazyLock, Mutex};
 use std::time::Instant;
 
 use parley_knowledge::{KnowledgeBase, MerchantData, MerchantId, SearchHit};
 use parley_prompts::Prompts;
+use regex::Regex;
 use serde::Deserialize;
 use serde_json::json;
 use tracing::{Instrument, info_span};
@@ -382,6 +383,24 @@ impl Agent {
         // Routing intents act only when the classifier is sure, or a rule saw the signal:
         // "am I texting with a bot?" is a question, not a request for a person.
         let sure = |threshold: f32| classification.rule_matched || classification.confidence >= threshold;
+        // "why was my order cancelled?", "did you get the helmet I sent back?": a question about
+        // the customer's own order that the order data answers is an order question, not a
+        // complaint to hand off — unless the words are angry.
+        let intent = if intent == Intent::Complaint
+            && asks_about_own_order(inbound.text)
+            && matches!(
+                tools::lookup_orders(
+                    &work.catalog,
+                    inbound.customer_phone,
+                    inbound.text,
+                    &work.state.last_orders
+                ),
+                OrderLookup::Found(_)
+            ) {
+            Intent::OrderStatus
+        } else {
+            intent
+        };
         let intent = match intent {
             Intent::HumanRequest if sure(0.7) => {
                 return self.escalate(work, EscalationReason::HumanRequested, true).await;
@@ -1015,6 +1034,25 @@ fn is_follow_up(text: &str) -> bool {
             && pronoun.iter().any(|p| {
                 format!("{lower} ").contains(&format!("{p} ")) || lower.ends_with(p.trim_end_matches('?'))
             }))
+}
+
+/// A calm question about an order's state ("why was it cancelled?", "did you get my return?",
+/// "it says my order is cancelled??"), not an angry complaint.
+fn asks_about_own_order(text: &str) -> bool {
+    static STATE: LazyLock<Regex> = LazyLock::new(|| {
+        Regex::new(r"(?i)\b(cancel+ed|cancel+ation|refund(ed)?|sent (it )?back|returned|return|shipped|delivered|tracking|arrive[ds]?|pick ?up|received|get (the|my)|got (the|my)|order|package|parcel|delivery)\b")
+            .expect("valid")
+    });
+    static QUESTION: LazyLock<Regex> = LazyLock::new(|| {
+        Regex::new(
+            r"(?i)(\?|^\W*(why|what|where|when|did|has|have|is|was|how come|any)\b|what happened|it says)",
+        )
+        .expect("valid")
+    });
+    static ANGRY: LazyLock<Regex> = LazyLock::new(|| {
+        Regex::new(r"(?i)\b(ridiculous|unacceptable|terrible|worst|angry|furious|scam|disgusting|never again|fed up|lawyer|chargeback|bbb|joke|pathetic|wtf|fraud)\b").expect("valid")
+    });
+    STATE.is_match(text) && QUESTION.is_match(text) && !ANGRY.is_match(text)
 }
 
 fn asks_price_or_stock(text: &str) -> bool {

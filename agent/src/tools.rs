@@ -334,6 +334,46 @@ pub fn order_facts(order: &Order, message: &str) -> Vec<Fact> {
         text.push('.');
         facts.push(fact(text));
     }
+    // Refunds: what was refunded, how much, when. A question about a return or a refund
+    // gets them first.
+    let mut refund_facts = Vec::new();
+    for refund in &order.refunds {
+        let amount = refund.amount();
+        if amount <= 0.0 {
+            continue;
+        }
+        let titles: Vec<&str> = refund
+            .refund_line_items
+            .iter()
+            .filter_map(|r| {
+                order
+                    .line_items
+                    .iter()
+                    .find(|i| !r.sku.is_empty() && i.sku == r.sku)
+            })
+            .map(|i| i.title.as_str())
+            .collect();
+        let mut text = format!("We refunded ${amount:.2}");
+        if !titles.is_empty() {
+            text.push_str(&format!(" for the {}", items(titles)));
+        }
+        text.push_str(&format!(" from order {}", order.name));
+        if let Some(date) = short_date(&refund.created_at) {
+            text.push_str(&format!(" on {date}"));
+        }
+        text.push('.');
+        refund_facts.push(fact(text));
+    }
+    static ABOUT_REFUND: LazyLock<Regex> = LazyLock::new(|| {
+        Regex::new(r"(?i)\b(refund|refunded|return|returned|sent (it |them )?back|money back|credit)")
+            .expect("valid")
+    });
+    if ABOUT_REFUND.is_match(message) {
+        refund_facts.append(&mut facts);
+        facts = refund_facts;
+    } else {
+        facts.append(&mut refund_facts);
+    }
     if facts.is_empty() {
         facts.push(fact(format!(
             "Order {} ({}) has been fulfilled.",
@@ -341,7 +381,8 @@ pub fn order_facts(order: &Order, message: &str) -> Vec<Fact> {
             items(all_titles)
         )));
     }
-    // Put the shipments carrying what the customer named first.
+    // Put the shipments carrying what the customer named first (a refund question keeps its
+    // refunds in front: the sort is stable and refunds name their items too).
     facts.sort_by_key(|f| std::cmp::Reverse(names_item(&f.text)));
     facts
 }

@@ -114,6 +114,48 @@ pub struct Order {
     pub line_items: Vec<LineItem>,
     #[serde(default)]
     pub fulfillments: Vec<Fulfillment>,
+    /// Money given back (a return, a courtesy refund). A refund's `note` is staff text and
+    /// is not read: what reaches a customer is the amount, the date and the items.
+    #[serde(default)]
+    pub refunds: Vec<Refund>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Refund {
+    pub created_at: String,
+    #[serde(default)]
+    pub refund_line_items: Vec<RefundLineItem>,
+    #[serde(default)]
+    pub transactions: Vec<Transaction>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RefundLineItem {
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub sku: String,
+    #[serde(default)]
+    pub quantity: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Transaction {
+    #[serde(default)]
+    pub kind: Option<String>,
+    #[serde(default)]
+    pub status: Option<String>,
+    pub amount: String,
+}
+
+impl Refund {
+    /// The amount refunded by successful refund transactions.
+    pub fn amount(&self) -> f64 {
+        self.transactions
+            .iter()
+            .filter(|t| t.kind.as_deref().is_none_or(|k| k == "refund"))
+            .filter(|t| t.status.as_deref().is_none_or(|s| s == "success"))
+            .filter_map(|t| t.amount.parse::<f64>().ok())
+            .sum()
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
