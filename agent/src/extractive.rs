@@ -199,9 +199,10 @@ async fn compose(
         })
         .collect();
     scored.sort_by(|a, b| b.0.total_cmp(&a.0));
-    if let Some((embedder, query)) = dense {
-        rerank_by_meaning(&mut scored, embedder, &query).await;
-    }
+    let meaning = match dense {
+        Some((embedder, query)) => rerank_by_meaning(&mut scored, embedder, &query).await,
+        None => HashMap::new(),
+    };
 
     for (score, candidate, _) in scored.iter().take(3) {
         tracing::trace!(score, source = %candidate.source, text = %candidate.text, places = ?candidate.places, "candidate sentence");
@@ -246,31 +247,36 @@ async fn compose(
     if coverage < MIN_COVERAGE {
         return None;
     }
+    let best_meaning = meaning.get(best.text.as_str()).copied();
+    tracing::debug!(coverage, best_meaning, "answer chosen");
     Some((body, sources))
 }
 
 /// Adds the cosine similarity between the question and each of the best few sentences, then
 /// re-sorts. Embedding runs on a blocking thread; on failure the lexical order stands.
-async fn rerank_by_meaning(
-    scored: &mut [(f32, &Candidate, Vec<&String>)],
+async fn rerank_by_meaning<'c>(
+    scored: &mut [(f32, &'c Candidate, Vec<&String>)],
     embedder: Arc<dyn Embedder>,
     query: &[f32],
-) {
+) -> HashMap<&'c str, f32> {
     let n = scored.len().min(DENSE_RERANK);
     let texts: Vec<String> = scored[..n].iter().map(|(_, c, _)| c.text.clone()).collect();
     let vectors = match tokio::task::spawn_blocking(move || embedder.embed(&texts)).await {
         Ok(Ok(vectors)) => vectors,
-        _ => return,
+        _ => return HashMap::new(),
     };
-    for ((score, _, _), vector) in scored[..n].iter_mut().zip(&vectors) {
+    let mut meaning = HashMap::new();
+    for ((score, candidate, _), vector) in scored[..n].iter_mut().zip(&vectors) {
         let cosine: f32 = query.iter().zip(vector).map(|(a, b)| a * b).sum();
         *score += DENSE_WEIGHT * cosine;
+        meaning.insert(candidate.text.as_str(), cosine);
     }
     // Sentences beyond the re-ranked few keep their lexical score, which now ranks below.
     for (score, _, _) in scored[n..].iter_mut() {
         *score -= 1.0;
     }
     scored.sort_by(|a, b| b.0.total_cmp(&a.0));
+    meaning
 }
 
 /// How well a sentence's scope fits the question's: a rule for a place or a product category
@@ -443,17 +449,9 @@ fn sentences(text: &str) -> Vec<String> {
         let line = line.trim();
         if line.starts_with('|') {
             // Table rows become sentences: "Standard: Cost $6.95; Delivery time 3-7 days."
-            let cells: Vec<String> = line
-                .trim_matches('|')
-                .split('|')
-                .map(|c| c.trim().replace("**", ""))
-                .collect();
-            if cells
-                .iter()
-                .all(|c| c.chars().all(|ch| matches!(ch, '-' | ':' | ' ')))
-            {
+            let Some(cells) = crate::sizing::table_cells(line) else {
                 continue;
-            }
+            };
             match &table_header {
                 None => table_header = Some(cells),
                 Some(header) => out.push(table_row_sentence(header, &cells)),

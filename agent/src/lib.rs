@@ -10,6 +10,7 @@ pub mod language;
 pub mod llm;
 pub mod pipeline;
 pub mod scope;
+pub mod sizing;
 pub mod sms;
 pub mod text;
 pub mod tools;

@@ -463,7 +463,27 @@ impl Agent {
                 } else {
                     None
                 };
-                if let Some(found) = tools::find_product(&work.catalog, inbound.text, &handles, previous) {
+                let found = tools::find_product(&work.catalog, inbound.text, &handles, previous);
+                // A measurement ("I'm 5'10") is answered from the chart that holds it.
+                let charts: Vec<(String, String, String)> = work
+                    .hits
+                    .iter()
+                    .filter(|hit| !hit.chunk.source.starts_with("products/"))
+                    .map(|hit| {
+                        (
+                            hit.chunk.source.clone(),
+                            hit.chunk.heading_path.join(" > "),
+                            hit.chunk.text.clone(),
+                        )
+                    })
+                    .collect();
+                let sized = tools::size_answer(&work.catalog, found.as_ref(), &charts, inbound.text);
+                let sized_answer = sized.is_some();
+                work.facts.extend(sized);
+                if sized_answer && let Some(found) = &found {
+                    work.state.last_product = Some(found.clone());
+                }
+                if let Some(found) = found.filter(|_| !sized_answer) {
                     // A yes/no question gets its yes or no first ("No, the Tempo Carbon
                     // doesn't come in green; it comes in …").
                     let direct = tools::sale_answer(&work.catalog, &found, inbound.text)

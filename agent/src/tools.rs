@@ -746,6 +746,41 @@ pub fn option_answer(catalog: &Catalog, found: &ProductMatch, message: &str) -> 
     None
 }
 
+/// "I'm 5'10, what size Tempo?": the row of the product's own size chart that holds the
+/// measurement, else of a general chart among the retrieved passages (`(source, heading,
+/// text)`, best first), said with the numbers that put the customer there.
+pub fn size_answer(
+    catalog: &Catalog,
+    found: Option<&ProductMatch>,
+    passages: &[(String, String, String)],
+    message: &str,
+) -> Option<Fact> {
+    let (measure, said) = crate::sizing::measurement(message)?;
+    if let Some(product) = found.and_then(|f| catalog.product(&f.handle)) {
+        let description = parley_knowledge::text::html_to_text(&product.body_html);
+        if let Some(row) = crate::sizing::fitting_row(&description, measure) {
+            return Some(Fact {
+                source: format!("products/{}", product.handle),
+                text: format!("For {said}, the {} size chart gives {row}.", product.title),
+                direct: true,
+            });
+        }
+    }
+    passages.iter().find_map(|(source, heading, text)| {
+        let row = crate::sizing::fitting_row(text, measure)?;
+        let chart = heading
+            .rsplit(" > ")
+            .next()
+            .filter(|h| !h.is_empty())
+            .unwrap_or("size");
+        Some(Fact {
+            source: source.clone(),
+            text: format!("For {said}, our {chart} chart gives {row}."),
+            direct: true,
+        })
+    })
+}
+
 /// "Is the X on sale?": yes with the sale price and the regular one, or no with the price.
 pub fn sale_answer(catalog: &Catalog, found: &ProductMatch, message: &str) -> Option<Fact> {
     static SALE: LazyLock<Regex> = LazyLock::new(|| {

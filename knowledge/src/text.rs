@@ -52,11 +52,30 @@ pub fn strip_markdown_inline(line: &str) -> String {
     out.replace("**", "").replace("__", "").replace('`', "")
 }
 
+/// Collapses blank runs, and turns html2text's box-drawn tables ("L │5'10\"-6'1\"") into
+/// Markdown pipe rows ("| L | 5'10\"-6'1\" |"), the one table form the rest of Parley reads:
+/// a size chart in a product description is then a table like one in a policy file.
 fn tidy_lines(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     let mut blank_run = 0;
     for line in text.lines() {
         let line = line.trim_end();
+        if line
+            .chars()
+            .all(|c| matches!(c, '─' | '┼' | '┬' | '┴' | '━' | ' '))
+            && line.contains('─')
+        {
+            out.push_str("|---|\n");
+            continue;
+        }
+        let piped;
+        let line = if line.contains('│') {
+            let cells: Vec<&str> = line.split('│').map(str::trim).collect();
+            piped = format!("| {} |", cells.join(" | "));
+            piped.as_str()
+        } else {
+            line
+        };
         if line.trim().is_empty() {
             blank_run += 1;
             if blank_run > 1 {
@@ -139,6 +158,22 @@ mod tests {
         assert!(text.contains("## How to claim"), "{text}");
         assert!(text.contains("defects"), "{text}");
         assert!(!text.contains("<b>"), "{text}");
+    }
+
+    #[test]
+    fn html_tables_become_pipe_tables() {
+        let text = html_to_text(
+            "<table><tr><th>Frame size</th><th>Rider height</th></tr>\
+             <tr><td>52</td><td>5'5\"-5'8\"</td></tr><tr><td>54</td><td>5'8\"-5'11\"</td></tr></table>",
+        );
+        let rows: Vec<&str> = text.lines().filter(|l| l.starts_with("| ")).collect();
+        assert_eq!(rows.len(), 3, "{text}");
+        assert!(
+            rows[0].contains("Frame size") && rows[0].contains("| Rider height"),
+            "{text}"
+        );
+        assert!(rows[2].starts_with("| 54 | 5'8\"-5'11\""), "{text}");
+        assert!(!text.contains('│'), "{text}");
     }
 
     #[test]
