@@ -181,6 +181,14 @@ async fn compose(
             }
             score += wants.bonus(&candidate.text);
             score += scope_fit(candidate, &asked_places, &asked_categories);
+            // Another product's attributes are not this product's ("does the Tempo Carbon…"
+            // answered with the Tempo Alloy's clearance).
+            if let Some(product) = request.product
+                && candidate.source.starts_with("products/")
+                && candidate.source != product
+            {
+                score -= 0.3;
+            }
             // Very long sentences make poor texts; very short ones rarely answer.
             if candidate.text.len() > 240 {
                 score -= 0.1;

@@ -57,6 +57,9 @@ pub struct GenerationRequest<'a> {
     /// The store's product categories (stemmed product-type words, "ebik", "helmet"), so a
     /// rule under an "E-bikes" heading is known to be scoped to them.
     pub categories: &'a [String],
+    /// The source of the product under discussion (`products/<handle>`), if any: another
+    /// product's sentences do not answer for it.
+    pub product: Option<&'a str>,
 }
 
 /// What a generator produced.

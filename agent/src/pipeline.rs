@@ -175,6 +175,8 @@ struct Work<'a> {
     /// The offline responder already drafted this turn and declined or was rejected: a
     /// suggested reply from it would be the same draft again.
     extractive_failed: bool,
+    /// `products/<handle>` of the product this message is about, when the tools found one.
+    product_source: Option<String>,
     started: Instant,
 }
 
@@ -266,6 +268,7 @@ impl Agent {
             resolved_query: inbound.text.to_owned(),
             query_vector: None,
             extractive_failed: false,
+            product_source: None,
             started,
         };
 
@@ -339,7 +342,13 @@ impl Agent {
         let stage = Instant::now();
         let resolved = match previous_customer_text(&work.state).filter(|_| follow_up) {
             Some(previous) => {
-                let resolved = format!("{previous} {}", inbound.text);
+                let resolved = carried_query(
+                    inbound.text,
+                    &previous,
+                    carried,
+                    &work.catalog,
+                    work.state.last_product.as_ref(),
+                );
                 self.knowledge
                     .embed_query(&resolved)
                     .await
@@ -481,6 +490,7 @@ impl Agent {
                 let sized_answer = sized.is_some();
                 work.facts.extend(sized);
                 if sized_answer && let Some(found) = &found {
+                    work.product_source = Some(format!("products/{}", found.handle));
                     work.state.last_product = Some(found.clone());
                 }
                 if let Some(found) = found.filter(|_| !sized_answer) {
@@ -493,6 +503,7 @@ impl Agent {
                     if !answered && (asks_price_or_stock(inbound.text) || !found.options.is_empty()) {
                         work.facts.extend(tools::product_facts(&work.catalog, &found));
                     }
+                    work.product_source = Some(format!("products/{}", found.handle));
                     work.state.last_product = Some(found);
                 }
             }
@@ -547,6 +558,7 @@ impl Agent {
                 feedback: feedback.clone(),
                 query_vector: work.query_vector.as_deref(),
                 categories: work.catalog.categories(),
+                product: work.product_source.as_deref(),
             };
             let stage = Instant::now();
             let draft = generator
@@ -885,6 +897,7 @@ impl Agent {
             feedback: None,
             query_vector: work.query_vector.as_deref(),
             categories: work.catalog.categories(),
+            product: work.product_source.as_deref(),
         };
         match self.extractive.generate(&request).await {
             Ok(Draft::Text { text, .. }) => {
@@ -1004,6 +1017,59 @@ fn history_before_current(state: &ConversationState) -> &[Turn] {
         Some((last, rest)) if last.role == Role::Customer => rest,
         _ => &state.turns,
     }
+}
+
+/// A follow-up's search text: its own words plus what the conversation is about — the topic
+/// of the previous answer (from its intent), the places the previous question named and the
+/// product under discussion. Not the whole previous question: that dragged retrieval back to
+/// it, so "is it cruelty free?" then "can I use it with retinol?" was answered a turn late.
+fn carried_query(
+    text: &str,
+    previous: &str,
+    topic: Option<Intent>,
+    catalog: &Catalog,
+    product: Option<&tools::ProductMatch>,
+) -> String {
+    // An elliptical follow-up ("is it vegan?", "black?") says too little to search with on
+    // its own: it still takes the previous question along.
+    let own_terms = crate::text::terms(text)
+        .into_iter()
+        .filter(|t| {
+            !matches!(
+                t.as_str(),
+                "it" | "they" | "that" | "one" | "what" | "about" | "and"
+            )
+        })
+        .count();
+    let elliptical = own_terms <= 1;
+    let mut parts = vec![text.to_owned()];
+    if elliptical {
+        parts.insert(0, previous.to_owned());
+    }
+    let topic = match topic {
+        Some(Intent::Shipping) => Some("shipping delivery"),
+        Some(Intent::ReturnsExchanges) => Some("return exchange"),
+        Some(Intent::SizingFit) => Some("size fit"),
+        Some(Intent::OrderStatus) => Some("order"),
+        Some(Intent::DiscountRequest) => Some("discount code"),
+        Some(Intent::CheckoutHelp) => Some("checkout payment"),
+        Some(Intent::Availability) => Some("in stock"),
+        _ => None,
+    };
+    parts.extend(topic.map(str::to_owned));
+    for word in previous.split_whitespace() {
+        if !crate::scope::places(word).is_empty() {
+            parts.push(word.trim_matches(|c: char| !c.is_alphanumeric()).to_owned());
+        }
+    }
+    // The previous question already names the product when it is taken along.
+    if let Some(title) = product
+        .and_then(|p| catalog.title(&p.handle))
+        .filter(|_| !elliptical)
+    {
+        parts.push(title.to_owned());
+    }
+    parts.join(" ")
 }
 
 fn previous_customer_text(state: &ConversationState) -> Option<String> {

@@ -122,6 +122,11 @@ impl Catalog {
         }
     }
 
+    /// The title of the product with this handle.
+    pub fn title(&self, handle: &str) -> Option<&str> {
+        self.product(handle).map(|p| p.title.as_str())
+    }
+
     pub fn categories(&self) -> &[String] {
         &self.categories
     }

@@ -86,6 +86,7 @@ fn request<'a>(
         feedback: None,
         query_vector: None,
         categories: &[],
+        product: None,
     }
 }
 
