@@ -275,7 +275,7 @@ fn detect_risks(text: &str, neighbours: &[(f32, &LabelledExample)]) -> Vec<Risk>
             ),
             rule(
                 Risk::DamagedItem,
-                r"(?i)\b(broken|broke|snapped|cracked|crack|shattered|damaged|dented|leak(ed|ing|s)?|torn|ripped|tear|defect\w*|faulty|stopped working|doesn'?t work|does not work|not working|fell apart|falling apart|missing (piece|part)s?|wrong (item|size|color|colour|product|one|shoe|boot)s?|sent (me )?(the )?wrong|(sent|got|received|shipped|delivered) .{0,40}instead of|expired|moldy|mold|smells (off|bad|weird)|seal was broken)\b",
+                r"(?i)\b(broken|broke|snapped|cracked|crack|shattered|damaged|dented|leak(ed|ing|s)?|torn|ripped|tear|defect\w*|faulty|stopped working|doesn'?t work|does not work|not working|fell apart|falling apart|missing (piece|part)s?|wrong (item|size|color|colour|product|one|shoe|boot)s?|sent (me )?(the )?wrong|(sent|got|received|shipped|delivered) .{0,40}instead of|(ordered|bought|asked for) .{1,60}\b((you|u|they) sent|sent me|but (i )?(got|received))|expired|moldy|mold|smells (off|bad|weird)|seal was broken)\b",
             ),
             rule(
                 Risk::Angry,
@@ -332,6 +332,23 @@ mod tests {
         check("does the spf 50 protect against sunburn", &[]);
         check("how much is shipping?", &[]);
         check("DO U SHIP TO CANADA???", &[]);
+    }
+
+    #[test]
+    fn a_different_item_than_ordered_is_a_wrong_item() {
+        for text in [
+            "I ordered the Nude lip shield and you sent me Rose",
+            "ordered a medium but got a large",
+        ] {
+            assert!(detect_risks(text, &[]).contains(&Risk::DamagedItem), "{text}");
+        }
+        assert!(
+            detect_risks(
+                "I ordered the boots and got them yesterday, how do I clean them?",
+                &[]
+            )
+            .is_empty()
+        );
     }
 
     #[test]
