@@ -283,10 +283,14 @@ fn detect_risks(text: &str, neighbours: &[(f32, &LabelledExample)]) -> Vec<Risk>
             ),
         ]
     });
+    let hypothetical = asks_hypothetically(text);
     let mut risks: Vec<Risk> = RULES
         .iter()
         .filter(|(_, regex)| regex.is_match(text))
         .map(|(risk, _)| *risk)
+        // "what happens if something arrives broken? just asking before I order" asks about
+        // the policy; nothing has happened to hand off.
+        .filter(|risk| !(hypothetical && *risk == Risk::DamagedItem))
         .collect();
     // A very close labelled neighbour's risks count too.
     for (similarity, example) in neighbours.iter().take(2) {
@@ -300,6 +304,21 @@ fn detect_risks(text: &str, neighbours: &[(f32, &LabelledExample)]) -> Vec<Risk>
     }
     risks.sort();
     risks
+}
+
+/// The damage is supposed, not reported: "what if it arrives broken?", "in case the bottle
+/// leaks", "…, just asking before I order". A report of damage that has happened ("it arrived
+/// broken, what if I want a refund") names it in the past tense outside the supposition.
+fn asks_hypothetically(text: &str) -> bool {
+    static SUPPOSITION: LazyLock<Regex> = LazyLock::new(|| {
+        Regex::new(r"(?i)\b(what (happens |do i do |do you do )?if|what if|in case|just (asking|curious|wondering|checking)|before (i|we) (order|buy|purchase)|(if|when) (it|something|anything|one|they|the \w+|an? \w+|my \w+) (arrives?|comes?|shows? up|gets? (here )?|turns? up|is|are)\b)")
+            .expect("valid")
+    });
+    static REPORTED: LazyLock<Regex> = LazyLock::new(|| {
+        Regex::new(r"(?i)\b(arrived|came|showed up|was|were|got here|is already|are already)\s+(\w+\s+)?(broken|cracked|damaged|shattered|leaking|smashed|dented|torn|ripped)\b")
+            .expect("valid")
+    });
+    SUPPOSITION.is_match(text) && !REPORTED.is_match(text)
 }
 
 #[cfg(test)]
@@ -332,6 +351,23 @@ mod tests {
         check("does the spf 50 protect against sunburn", &[]);
         check("how much is shipping?", &[]);
         check("DO U SHIP TO CANADA???", &[]);
+    }
+
+    #[test]
+    fn supposed_damage_is_a_policy_question() {
+        for text in [
+            "what happens if something arrives broken? just asking before I order glass bottles",
+            "what if the tent pole is cracked when it gets here?",
+            "in case the bottle leaks in the mail, do you replace it?",
+        ] {
+            assert!(detect_risks(text, &[]).is_empty(), "{text}");
+        }
+        for text in [
+            "my bottle arrived broken, what if I want a refund instead?",
+            "the pole came cracked, just checking what to do",
+        ] {
+            assert_eq!(detect_risks(text, &[]), [Risk::DamagedItem], "{text}");
+        }
     }
 
     #[test]

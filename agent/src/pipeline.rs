@@ -321,8 +321,11 @@ impl Agent {
 
         // 4. Classify, carrying the topic over for short follow-ups.
         let stage = Instant::now();
+        // Rules read the message with product names masked: words inside a name ("Melt Away
+        // Cleansing Balm", "Fire Starter Kit") are not what the customer reports.
+        let rule_text = work.catalog.mask_titles(inbound.text);
         let mut classification =
-            info_span!("classify").in_scope(|| self.classifier.classify(inbound.text, &vector));
+            info_span!("classify").in_scope(|| self.classifier.classify(&rule_text, &vector));
         let follow_up = is_follow_up(inbound.text);
         let carried = work
             .state
@@ -410,6 +413,27 @@ impl Agent {
         } else {
             intent
         };
+        // "WHATS THE WARRANTY ON YOUR BACKPACKS", "how do I stop my serum going brown?": a
+        // question for information with nothing gone wrong in it reads like a complaint to
+        // the embedding (the topic is warranties and problems) but is a question to answer.
+        let intent = if intent == Intent::Complaint
+            && !classification.rule_matched
+            && asks_for_information(inbound.text)
+        {
+            Intent::Other
+        } else {
+            intent
+        };
+        // Whoever asks whether they are texting a machine gets a truthful yes, whatever the
+        // store's policies say (bot-disclosure laws such as California's SB 1001 require it).
+        if asks_if_automated(inbound.text) {
+            return self.smalltalk_kind(
+                work,
+                Intent::GreetingSmalltalk,
+                classification.confidence,
+                "automated",
+            );
+        }
         let intent = match intent {
             Intent::HumanRequest if sure(0.7) => {
                 return self.escalate(work, EscalationReason::HumanRequested, true).await;
@@ -457,11 +481,13 @@ impl Agent {
                 OrderLookup::NoCustomer => {}
             }
         } else {
-            let product_intent = matches!(
-                intent,
-                Intent::ProductQuestion | Intent::Availability | Intent::SizingFit | Intent::Other
-            );
-            if product_intent {
+            // "price?" and "is it on sale?" sound like discount talk to the embedding but are
+            // about the product; only a question about codes gets codes.
+            let asks_codes = mentions_codes(inbound.text);
+            // The product named (or discussed) is looked up whatever the intent: "what comes in
+            // the jet set kit?" reads as shipping to the embedding, and "how much is it?" after
+            // it must still know which product "it" is.
+            {
                 let handles: Vec<String> = work
                     .hits
                     .iter()
@@ -505,9 +531,14 @@ impl Agent {
                     }
                     work.product_source = Some(format!("products/{}", found.handle));
                     work.state.last_product = Some(found);
+                } else if !sized_answer {
+                    // "are any of your bikes on sale?": the catalogue's sale items, of the
+                    // category asked about.
+                    work.facts
+                        .extend(tools::sale_listing(&work.catalog, inbound.text));
                 }
             }
-            if intent == Intent::DiscountRequest {
+            if asks_codes {
                 work.facts.extend(offer_facts(work.catalog.data(), inbound.text));
             }
         }
@@ -727,7 +758,7 @@ impl Agent {
         })
     }
 
-    fn smalltalk(&self, mut work: Work<'_>, intent: Intent, confidence: f32) -> Result<Decision, AgentError> {
+    fn smalltalk(&self, work: Work<'_>, intent: Intent, confidence: f32) -> Result<Decision, AgentError> {
         let lower = work.inbound.text.to_lowercase();
         let kind = if intent == Intent::FeedbackPositive {
             "feedback"
@@ -748,6 +779,17 @@ impl Agent {
         } else {
             "greeting"
         };
+        self.smalltalk_kind(work, intent, confidence, kind)
+    }
+
+    /// A `smalltalk` template reply of the given kind (greeting, thanks, feedback, automated).
+    fn smalltalk_kind(
+        &self,
+        mut work: Work<'_>,
+        intent: Intent,
+        confidence: f32,
+        kind: &str,
+    ) -> Result<Decision, AgentError> {
         let reply = self.prompts.render(
             "smalltalk",
             json!({ "merchant": merchant_context(work.catalog.data()), "kind": kind }),
@@ -1141,43 +1183,103 @@ fn asks_about_own_order(text: &str) -> bool {
     STATE.is_match(text) && QUESTION.is_match(text) && !ANGRY.is_match(text)
 }
 
+/// A question asking for information, with no grievance in it: no "still", "again", "never
+/// arrived", "not happy". Complaints are statements of what went wrong ("my boots fell apart",
+/// "why is my order late AGAIN"), sometimes phrased as questions, and keep their cue words.
+fn asks_for_information(text: &str) -> bool {
+    static QUESTION: LazyLock<Regex> = LazyLock::new(|| {
+        Regex::new(r"(?i)^\W*(what|whats|what's|wat|how|when|where|which|who|is|are|does|do|can|could|will|would|should|any)\b")
+            .expect("valid")
+    });
+    static GRIEVANCE: LazyLock<Regex> = LazyLock::new(|| {
+        Regex::new(r"(?i)\b(still|again|yet|never|nobody|no one|ignored|ignoring|waiting|waited|late|lost|refused|disappoint\w*|unhappy|not happy|upset|angry|annoyed|frustrat\w*|problem|issue|wrong|haven'?t|hasn'?t|didn'?t|wasn'?t|weren'?t|won'?t|can'?t believe|why (is|was|did|does|hasn|haven|isn|are|do)|fell apart|ruined|worse)\b")
+            .expect("valid")
+    });
+    QUESTION.is_match(text) && !GRIEVANCE.is_match(text)
+}
+
+/// "am I texting with a bot?", "is this a real person?", "are you AI?".
+fn asks_if_automated(text: &str) -> bool {
+    static AUTOMATED: LazyLock<Regex> = LazyLock::new(|| {
+        Regex::new(r"(?i)\b(am i|are you|is this|is that|r u|are u|im|i'm)\s+(texting|talking|chatting|speaking)?\s*(with|to)?\s*(a|an|the)?\s*(bot|robot|ai|machine|automated|computer|real person|real human|human|person|chatbot|auto ?reply)\b")
+            .expect("valid")
+    });
+    static DEMAND: LazyLock<Regex> = LazyLock::new(|| {
+        Regex::new(r"(?i)\b(need|want|give me|get me|let me|put me|connect|transfer|talk to a|speak to a|not a bot)\b").expect("valid")
+    });
+    AUTOMATED.is_match(text) && text.contains('?') && !DEMAND.is_match(text)
+}
+
 fn asks_price_or_stock(text: &str) -> bool {
-    let lower = text.to_lowercase();
-    [
-        "how much",
-        "price",
-        "cost",
-        "$",
-        "in stock",
-        "stock",
-        "available",
-        "availability",
-        "have the",
-        "have it",
-        "have them",
-        "do you have",
-        "come in",
-        "comes in",
-        "sold out",
-        "on sale",
-        "sale",
-        "sizes",
-        "colors",
-        "colours",
-        "sku",
-        "carry",
-        "hw much",
-        "u have",
-        "you have",
-    ]
-    .iter()
-    .any(|needle| lower.contains(needle))
+    // Whole words, not substrings: "restocking fee" is not a stock question.
+    static PRICE_OR_STOCK: LazyLock<Regex> = LazyLock::new(|| {
+        Regex::new(r"(?i)(\$|\b(how much|hw much|price|prices|priced|cost|costs|in stock|stock|available|availability|have (the|it|them)|do you have|u have|you have|comes? in|sold out|on sale|sale|sizes|colou?rs|sku|carry)\b)")
+            .expect("valid")
+    });
+    PRICE_OR_STOCK.is_match(text) && !tools::asks_pricing_policy(text)
+}
+
+/// The message asks about discount codes: it says "code", "coupon", "promo", "% off"… or
+/// names something shaped like a code ("GLOW15", "SAVE-20").
+fn mentions_codes(text: &str) -> bool {
+    static CODE_WORDS: LazyLock<Regex> = LazyLock::new(|| {
+        Regex::new(r"(?i)\b(discount|discounts|coupon|coupons|promo|promos|promotion|code|codes|voucher|vouchers|\d+ ?% off|percent off|deals?|military|student|veteran|first responders?|nurses?)\b")
+            .expect("valid")
+    });
+    CODE_WORDS.is_match(text) || !code_tokens(text).is_empty()
+}
+
+/// Tokens typed like a discount code: capitals and digits, both ("GLOW15", "TRAIL-10"); SKUs
+/// look the same, so callers check the catalogue first.
+fn code_tokens(text: &str) -> Vec<&str> {
+    static CODE: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"\b[A-Z]{3,}-?\d{1,3}\b").expect("valid"));
+    CODE.find_iter(text).map(|m| m.as_str()).collect()
 }
 
 /// The merchant's offers as facts, the most relevant first (a veteran asking gets the
-/// military code first). Only `[[offers]]` are ever quoted.
+/// military code first; a code the customer names comes first with its conditions). A code
+/// the customer names that is not the store's is said to be unknown rather than listed as if
+/// it might work. Only `[[offers]]` are ever quoted.
 fn offer_facts(data: &MerchantData, message: &str) -> Vec<Fact> {
+    let offers = &data.config.offers;
+    let named = code_tokens(message);
+    let is_offer = |token: &str| offers.iter().any(|o| o.code.eq_ignore_ascii_case(token));
+    let is_sku = |token: &str| {
+        data.products
+            .iter()
+            .flat_map(|p| &p.variants)
+            .any(|v| v.sku.eq_ignore_ascii_case(token))
+    };
+    let unknown: Vec<&str> = named
+        .iter()
+        .copied()
+        .filter(|t| !is_offer(t) && !is_sku(t))
+        .collect();
+    if let Some(code) = unknown.first() {
+        // The unknown code is not repeated (a reply quoting it reads like a confirmation when
+        // forwarded), and only the names of the real codes follow: a description next to it
+        // would read as what that code gives.
+        let codes: Vec<&str> = offers.iter().map(|o| o.code.as_str()).collect();
+        let text = if codes.is_empty() {
+            "That isn't one of our codes, and we have no codes running right now.".to_owned()
+        } else {
+            format!(
+                "That code isn't one of ours, so it can't be used here. Our current codes are {}.",
+                crate::tools::join_natural(&codes)
+            )
+        };
+        return vec![Fact {
+            source: format!("offers/{code}"),
+            text,
+            direct: true,
+        }];
+    }
+    ranked_offers(data, message)
+}
+
+fn ranked_offers(data: &MerchantData, message: &str) -> Vec<Fact> {
     let message_terms = crate::text::terms(message);
+    let named = code_tokens(message);
     let mut scored: Vec<(usize, &parley_knowledge::Offer)> = data
         .config
         .offers
@@ -1189,10 +1291,14 @@ fn offer_facts(data: &MerchantData, message: &str) -> Vec<Fact> {
                 offer.conditions.as_deref().unwrap_or("")
             );
             let offer_terms = crate::text::terms(&text);
-            let overlap = message_terms
+            let mut overlap = message_terms
                 .iter()
                 .filter(|t| offer_terms.iter().any(|o| crate::text::terms_match(o, t)))
                 .count();
+            // The code the customer typed is the one they ask about.
+            if named.iter().any(|t| offer.code.eq_ignore_ascii_case(t)) {
+                overlap += 100;
+            }
             (overlap, offer)
         })
         .collect();
@@ -1261,6 +1367,33 @@ mod tests {
             "do you ship to Canada and how much is it?",
         ] {
             assert!(!is_follow_up(text), "{text}");
+        }
+    }
+
+    #[test]
+    fn information_questions_and_automation_questions() {
+        for text in [
+            "WHATS THE WARRANTY ON YOUR BACKPACKS",
+            "how do I stop my vitamin c serum from going brown so fast?",
+        ] {
+            assert!(asks_for_information(text), "{text}");
+        }
+        for text in [
+            "why is my order late again?",
+            "my boots fell apart after two hikes",
+            "is anyone going to answer me? I've been waiting a week",
+        ] {
+            assert!(!asks_for_information(text), "{text}");
+        }
+        for text in [
+            "am I texting with a bot?",
+            "is this a real person?",
+            "are you AI?",
+        ] {
+            assert!(asks_if_automated(text), "{text}");
+        }
+        for text in ["I need a human, not a bot", "agent", "are you open today?"] {
+            assert!(!asks_if_automated(text), "{text}");
         }
     }
 

@@ -34,6 +34,8 @@ pub struct Catalog {
     option_words: HashMap<String, HashSet<String>>,
     /// Stemmed words of the product types ("e-bike" → "ebik"), for scoped rules.
     categories: Vec<String>,
+    /// Per active product: its title's lower-case words, for [`Catalog::mask_titles`].
+    title_words: Vec<Vec<String>>,
 }
 
 impl Catalog {
@@ -111,6 +113,12 @@ impl Catalog {
                 .filter(|p| p.is_active())
                 .flat_map(|p| crate::text::terms(&p.product_type.replace('-', ""))),
         );
+        let title_words = data
+            .products
+            .iter()
+            .filter(|p| p.is_active())
+            .map(|p| plain_words(&p.title).into_iter().map(|(_, w)| w).collect())
+            .collect();
         Self {
             data,
             orders_by_phone,
@@ -119,7 +127,52 @@ impl Catalog {
             title_terms,
             option_words,
             categories,
+            title_words,
         }
+    }
+
+    /// The message with every product name in it (two or more consecutive title words)
+    /// replaced by "item", so words inside a name are not read as what the customer says:
+    /// "does the Melt Away balm have almond oil?" is not about something melting, "is the
+    /// Fire Starter in stock?" not about a fire.
+    pub fn mask_titles(&self, message: &str) -> String {
+        let spans = plain_words(message);
+        let mut masked = vec![false; spans.len()];
+        for title in &self.title_words {
+            for start in 0..spans.len() {
+                for offset in (0..title.len()).filter(|&k| title[k] == spans[start].1) {
+                    let run = spans[start..]
+                        .iter()
+                        .zip(&title[offset..])
+                        .take_while(|(span, word)| span.1 == **word)
+                        .count();
+                    // A run of only short glue words ("of the") is no name.
+                    let named = spans[start..start + run].iter().any(|(_, w)| w.len() >= 4);
+                    if run >= 2 && named {
+                        masked[start..start + run].iter_mut().for_each(|m| *m = true);
+                    }
+                }
+            }
+        }
+        if !masked.contains(&true) {
+            return message.to_owned();
+        }
+        let mut out = String::with_capacity(message.len());
+        let mut cursor = 0;
+        let mut previous_masked = false;
+        for ((range, _), is_masked) in spans.iter().zip(&masked) {
+            if *is_masked {
+                // The gap between two masked words goes with them.
+                if !previous_masked {
+                    out.push_str(&message[cursor..range.start]);
+                    out.push_str("item");
+                }
+                cursor = range.end;
+            }
+            previous_masked = *is_masked;
+        }
+        out.push_str(&message[cursor..]);
+        out
     }
 
     /// The title of the product with this handle.
@@ -427,13 +480,21 @@ fn short_date(timestamp: &str) -> Option<String> {
     Some(format!("{} {day}", MONTHS.get(month.checked_sub(1)?)?))
 }
 
-fn join_natural(items: &[&str]) -> String {
+pub(crate) fn join_natural(items: &[&str]) -> String {
     match unique(items.iter().copied()).as_slice() {
         [] => "your items".to_owned(),
         [one] => (*one).to_owned(),
         [first, second] => format!("{first} and {second}"),
         [rest @ .., last] => format!("{}, and {last}", rest.join(", ")),
     }
+}
+
+/// Lower-case alphanumeric words with their byte ranges in `text`.
+fn plain_words(text: &str) -> Vec<(std::ops::Range<usize>, String)> {
+    static WORD: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"[\p{L}\p{N}]+").expect("valid"));
+    WORD.find_iter(text)
+        .map(|m| (m.range(), m.as_str().to_lowercase()))
+        .collect()
 }
 
 fn stemmed_words(text: &str) -> Vec<String> {
@@ -786,12 +847,23 @@ pub fn size_answer(
     })
 }
 
+/// A question about the store's pricing and fee rules rather than a product's price: price
+/// matching and adjustments ("it went on sale, can I get the difference?"), what shipping,
+/// returns or customs cost, restocking fees.
+pub fn asks_pricing_policy(text: &str) -> bool {
+    static PRICE_POLICY: LazyLock<Regex> = LazyLock::new(|| {
+        Regex::new(r"(?i)\b(price ?match\w*|match (the|their|a|that) price|price (adjust\w*|protection|guarantee|drop\w*)|price (went|goes|has gone|dropped)|(went|gone|go) on sale|cheaper (at|on|somewhere|elsewhere)|\w+ has (it|the same \w+|them) cheaper|(get|refund|pay|owe) (me )?the difference|difference back|price difference|restocking|fees?|how much (is |does |would |will |for |to |it )*(cost )?(to )?(ship\w*|deliver\w*|postage|return\w*|exchang\w*|customs|duties|tax\w*))\b")
+            .expect("valid")
+    });
+    PRICE_POLICY.is_match(text)
+}
+
 /// "Is the X on sale?": yes with the sale price and the regular one, or no with the price.
 pub fn sale_answer(catalog: &Catalog, found: &ProductMatch, message: &str) -> Option<Fact> {
     static SALE: LazyLock<Regex> = LazyLock::new(|| {
         Regex::new(r"(?i)\b(on sale|sale price|discounted|marked down|any deals?)\b").expect("valid")
     });
-    if !SALE.is_match(message) {
+    if !SALE.is_match(message) || asks_pricing_policy(message) {
         return None;
     }
     let product = catalog.product(&found.handle)?;
@@ -908,8 +980,93 @@ pub fn product_facts(catalog: &Catalog, found: &ProductMatch) -> Vec<Fact> {
     }
     if let Some(sku) = &found.sku {
         facts.insert(0, fact(format!("SKU {sku} is the {described}.")));
+        // The customer typed the SKU: what it is and whether it is in stock is the answer.
+        facts.iter_mut().for_each(|f| f.direct = true);
     }
     facts
+}
+
+/// "Are any of your bikes on sale?": the active products with a sale price, of the category
+/// the message names when it names one, in catalogue order. At most three, said with both
+/// prices; "No, …" when none is.
+pub fn sale_listing(catalog: &Catalog, message: &str) -> Option<Fact> {
+    static SALE: LazyLock<Regex> =
+        LazyLock::new(|| Regex::new(r"(?i)\b(on sale|discounted|marked down|clearance)\b").expect("valid"));
+    static WHEN: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"(?i)\b(when|how long)\b").expect("valid"));
+    if !SALE.is_match(message) || WHEN.is_match(message) || asks_pricing_policy(message) {
+        return None;
+    }
+    let asked: Vec<String> = crate::text::terms(&message.replace('-', ""))
+        .into_iter()
+        .filter(|t| catalog.categories.contains(t))
+        .collect();
+    let price = |raw: &str| raw.parse::<f64>().ok();
+    let in_category = |product: &Product| {
+        asked.is_empty()
+            || crate::text::terms(&product.product_type.replace('-', ""))
+                .iter()
+                .any(|t| asked.contains(t))
+    };
+    let on_sale: Vec<(&str, String)> = catalog
+        .data
+        .products
+        .iter()
+        .filter(|p| p.is_active() && in_category(p))
+        .filter_map(|product| {
+            let (now, was) = product.variants.iter().find_map(|v| {
+                match (price(&v.price), v.compare_at_price.as_deref().and_then(price)) {
+                    (Some(now), Some(was)) if was > now && v.in_stock() != Some(false) => Some((now, was)),
+                    _ => None,
+                }
+            })?;
+            Some((
+                product.handle.as_str(),
+                format!("the {} at ${now:.2} (was ${was:.2})", product.title),
+            ))
+        })
+        .collect();
+    let what = if asked.is_empty() {
+        "items".to_owned()
+    } else {
+        message
+            .split(|c: char| !c.is_alphanumeric() && c != '-')
+            .find(|w| {
+                crate::text::terms(&w.replace('-', ""))
+                    .iter()
+                    .any(|t| asked.contains(t))
+            })
+            .unwrap_or("items")
+            .to_lowercase()
+    };
+    let text = match on_sale.len() {
+        0 => format!("No, none of our {what} are on sale right now."),
+        n => {
+            let shown: Vec<&str> = on_sale.iter().take(3).map(|(_, s)| s.as_str()).collect();
+            let more = if n > 3 {
+                format!(" and {} more", n - 3)
+            } else {
+                String::new()
+            };
+            let mut text = format!(
+                "Yes: {}{more} {}.",
+                join_natural(&shown),
+                if n == 1 { "is on sale" } else { "are on sale" }
+            );
+            if let Some(first) = text.get(5..6) {
+                text.replace_range(5..6, &first.to_uppercase());
+            }
+            text
+        }
+    };
+    let source = on_sale.first().map_or_else(
+        || "products".to_owned(),
+        |(handle, _)| format!("products/{handle}"),
+    );
+    Some(Fact {
+        source,
+        text,
+        direct: true,
+    })
 }
 
 fn options_sentence(product: &Product) -> String {
@@ -982,6 +1139,21 @@ mod tests {
             vec!["1003", "1004"]
         );
         assert!(mentioned_order_numbers("I wear a size 10").is_empty());
+    }
+
+    #[test]
+    fn product_names_are_masked_whole() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures/merchants/glowleaf");
+        let catalog = Catalog::new(Arc::new(MerchantData::load(&dir).expect("fixture loads")));
+        assert_eq!(
+            catalog.mask_titles("does the melt away cleansing balm have almond oil in it?"),
+            "does the item have almond oil in it?"
+        );
+        // One title word alone is not a name, and words outside names are kept.
+        assert_eq!(
+            catalog.mask_titles("my skin started to burn, the balm melted"),
+            "my skin started to burn, the balm melted"
+        );
     }
 
     #[test]
