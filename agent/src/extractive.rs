@@ -23,6 +23,12 @@ const MAX_PASSAGES: usize = 5;
 /// Share of the question's (weighted) terms the chosen sentences must cover to be an answer.
 const MIN_COVERAGE: f32 = 0.34;
 
+/// Stemmed words for the document itself: "policy", "rules", "terms", "info", "details".
+const DOCUMENT_WORDS: &[&str] = &["polici", "rule", "term", "info", "inform", "detail"];
+
+/// Score added to a sentence that holds the kind of value the question asks for.
+const WANTED_VALUE_BONUS: f32 = 0.25;
+
 /// Candidates (best by words) whose meaning is compared with the question's.
 const DENSE_RERANK: usize = 16;
 /// Weight of sentence-question cosine similarity against the lexical score.
@@ -122,7 +128,16 @@ async fn compose(
     request: &GenerationRequest<'_>,
     dense: Option<(Arc<dyn Embedder>, Vec<f32>)>,
 ) -> Option<(String, Vec<String>)> {
-    let query_terms = unique(terms(request.resolved_query));
+    // Words that name the kind of document rather than its content ("what's your return
+    // policy?") are not what a sentence must cover.
+    // Nor is the customer's own situation ("bought 3 weeks ago"): the answer holds the
+    // window, not their figure.
+    let mut query_terms = unique(terms(&crate::question::without_elapsed_time(
+        request.resolved_query,
+    )));
+    if query_terms.iter().any(|t| !DOCUMENT_WORDS.contains(&t.as_str())) {
+        query_terms.retain(|t| !DOCUMENT_WORDS.contains(&t.as_str()));
+    }
     // Order and offer facts are the answer by themselves: quote them in order.
     // So is a direct yes/no answer from the catalogue.
     let fact_first = request
@@ -141,13 +156,19 @@ async fn compose(
         return Some((body, sources));
     }
 
-    let candidates = candidates(request.passages, request.facts, request.categories);
+    let candidates = candidates(
+        request.passages,
+        request.facts,
+        request.categories,
+        request.product,
+    );
     if candidates.is_empty() || query_terms.is_empty() {
         return None;
     }
     let weights = term_weights(&query_terms, &candidates);
     let total_weight: f32 = weights.values().sum();
-    let wants = Wants::of(request.message);
+    let wants = crate::question::Wants::of(request.message);
+    let kind_terms = wants.kind_terms();
     let asked_places = crate::scope::away(request.resolved_query);
     let asked_categories: Vec<String> = unique(terms(&request.resolved_query.replace('-', "")))
         .into_iter()
@@ -162,6 +183,11 @@ async fn compose(
         .map(|candidate| {
             let mut score = 0.0;
             let mut covered = Vec::new();
+            let holds_wanted = wants.met_by(&candidate.text);
+            // Within the product under discussion every sentence is about it, so a sentence
+            // holding the value asked for ("14.2 kg" for "how heavy is the Loam?") gets its
+            // title's words in full from the heading, as the intro that names it does.
+            let own_product = holds_wanted && request.product.is_some_and(|p| p == candidate.source);
             for term in &query_terms {
                 let weight = weights[term];
                 if candidate.terms.iter().any(|t| terms_match(t, term)) {
@@ -170,7 +196,11 @@ async fn compose(
                 } else if candidate.context_terms.iter().any(|t| terms_match(t, term)) {
                     // The heading ("The return window") often carries the topic the
                     // sentence itself leaves implicit.
-                    score += 0.7 * weight;
+                    score += if own_product { weight } else { 0.7 * weight };
+                    covered.push(term);
+                } else if holds_wanted && kind_terms.contains(&term.as_str()) {
+                    // "Hours: Mon-Fri 8am-6pm" answers "when are you open?" without "open".
+                    score += weight;
                     covered.push(term);
                 }
             }
@@ -179,7 +209,14 @@ async fn compose(
             if candidate.is_fact {
                 score += 0.2;
             }
-            score += wants.bonus(&candidate.text);
+            // A sentence holding the kind of value asked for ("8am-6pm" for "when are you
+            // open?") answers; one that only shares the words may not.
+            if holds_wanted {
+                score += WANTED_VALUE_BONUS;
+            }
+            if crate::question::is_about_the_document(&candidate.text) {
+                score -= 0.3;
+            }
             score += scope_fit(candidate, &asked_places, &asked_categories);
             // Another product's attributes are not this product's ("does the Tempo Carbon…"
             // answered with the Tempo Alloy's clearance).
@@ -224,8 +261,7 @@ async fn compose(
         if chosen.len() == 3 {
             break;
         }
-        let adds =
-            candidate_covered.iter().any(|t| !covered.contains(t)) || wants.bonus(&candidate.text) > 0.0;
+        let adds = candidate_covered.iter().any(|t| !covered.contains(t)) || wants.met_by(&candidate.text);
         let close = *score >= best_score * 0.75;
         let related = candidate.source == best.source || candidate.is_fact;
         // A second sentence must not bring in another scope's rule ("Standard: $9.95" after
@@ -233,7 +269,16 @@ async fn compose(
         let in_scope = scope_fit(candidate, &asked_places, &asked_categories) >= 0.0;
         let fits =
             chosen.iter().map(|c| c.text.len() + 1).sum::<usize>() + candidate.text.len() <= MAX_BODY_CHARS;
-        if adds && close && related && fits && in_scope && !chosen.iter().any(|c| c.text == candidate.text) {
+        // "This policy covers…" only ever leads when nothing better exists; it never rides along.
+        let about_rules = !crate::question::is_about_the_document(&candidate.text);
+        if adds
+            && close
+            && related
+            && fits
+            && in_scope
+            && about_rules
+            && !chosen.iter().any(|c| c.text == candidate.text)
+        {
             chosen.push(candidate);
             covered.extend(candidate_covered.iter().copied());
         }
@@ -354,46 +399,12 @@ fn exhaustive_no(
     Some((format!("No, {sentence}"), vec![list.source.clone()]))
 }
 
-/// What kind of figure the question asks for, so a sentence that has one ranks higher.
-struct Wants {
-    money: bool,
-    duration: bool,
-}
-
-impl Wants {
-    fn of(message: &str) -> Self {
-        static MONEY: LazyLock<Regex> = LazyLock::new(|| {
-            // "how much" for a price; not "how much water" style is rare in support texts.
-            Regex::new(r"(?i)\b(how much|hw much|cost|costs|price|prices|priced|fee|fees|charge|pay|\$)")
-                .expect("valid")
-        });
-        static DURATION: LazyLock<Regex> = LazyLock::new(|| {
-            Regex::new(r"(?i)\b(how long|when|how soon|how many days|how fast|by when|window|last day|deadline|expire)").expect("valid")
-        });
-        Self {
-            money: MONEY.is_match(message),
-            duration: DURATION.is_match(message),
-        }
-    }
-
-    fn bonus(&self, sentence: &str) -> f32 {
-        static HAS_MONEY: LazyLock<Regex> =
-            LazyLock::new(|| Regex::new(r"(?i)(\$\d|\bfree\b)").expect("valid"));
-        static HAS_DURATION: LazyLock<Regex> = LazyLock::new(|| {
-            Regex::new(r"(?i)(\b\d+\s?(-|to|–)?\s?\d*\s+(business\s+)?(hours?|days?|weeks?|months?|years?)\b|\b(january|february|march|april|may|june|july|august|september|october|november|december)\b|\blifetime\b)").expect("valid")
-        });
-        let mut bonus = 0.0;
-        if self.money && HAS_MONEY.is_match(sentence) {
-            bonus += 0.2;
-        }
-        if self.duration && HAS_DURATION.is_match(sentence) {
-            bonus += 0.2;
-        }
-        bonus
-    }
-}
-
-fn candidates(passages: &[Passage], facts: &[Fact], categories: &[String]) -> Vec<Candidate> {
+fn candidates(
+    passages: &[Passage],
+    facts: &[Fact],
+    categories: &[String],
+    product: Option<&str>,
+) -> Vec<Candidate> {
     let mut out = Vec::new();
     for (position, fact) in facts.iter().enumerate() {
         out.push(Candidate {
@@ -410,7 +421,12 @@ fn candidates(passages: &[Passage], facts: &[Fact], categories: &[String]) -> Ve
             home: false,
         });
     }
-    for (rank, passage) in passages.iter().take(MAX_PASSAGES).enumerate() {
+    // The best few passages, and every passage of the product under discussion.
+    let read = passages
+        .iter()
+        .enumerate()
+        .filter(|(rank, p)| *rank < MAX_PASSAGES || product.is_some_and(|handle| handle == p.source));
+    for (rank, passage) in read {
         let context_terms = terms(&format!("{} {}", passage.title, passage.heading));
         // Scope comes from policy headings below the document's own title, and from the
         // sentence itself; a product's passages are about that product.

@@ -9,6 +9,7 @@ pub mod guardrails;
 pub mod language;
 pub mod llm;
 pub mod pipeline;
+pub mod question;
 pub mod scope;
 pub mod sizing;
 pub mod sms;

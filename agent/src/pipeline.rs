@@ -572,7 +572,7 @@ impl Agent {
     }
 
     async fn generate_checked(&self, mut work: Work<'_>, intent: Intent) -> Result<Decision, AgentError> {
-        let passages = passages(&work.hits);
+        let passages = passages(&work);
         let evidence = self.evidence(&work, &passages);
         let mut feedback: Option<String> = None;
         let mut all_findings: Vec<Finding> = Vec::new();
@@ -924,7 +924,7 @@ impl Agent {
 
     /// A grounded draft for the human, from the offline responder (fast, never invents).
     async fn suggest(&self, work: &Work<'_>) -> Option<String> {
-        let passages = passages(&work.hits);
+        let passages = passages(work);
         if work.extractive_failed || (passages.is_empty() && work.facts.is_empty()) {
             return None;
         }
@@ -1029,17 +1029,35 @@ fn merchant_context(data: &MerchantData) -> serde_json::Value {
     MerchantContact::of(data).context()
 }
 
-fn passages(hits: &[SearchHit]) -> Vec<Passage> {
-    hits.iter()
-        .map(|hit| Passage {
-            source: hit.chunk.source.clone(),
-            heading: hit.chunk.heading_path.join(" > "),
-            title: hit.chunk.title.clone(),
-            text: hit.chunk.text.clone(),
-            score: hit.score,
-            similarity: hit.dense_score,
-        })
-        .collect()
+/// The retrieved passages, with the text of the product under discussion brought in when
+/// retrieval left it out: "how heavy is the Loam?" is answered from the Loam's own
+/// description, even when a warranty page about its suspension ranked above it. The
+/// responder reads every passage of that product, wherever it is in the list.
+fn passages(work: &Work<'_>) -> Vec<Passage> {
+    let passage = |chunk: &parley_knowledge::Chunk, score: f32, similarity: Option<f32>| Passage {
+        source: chunk.source.clone(),
+        heading: chunk.heading_path.join(" > "),
+        title: chunk.title.clone(),
+        text: chunk.text.clone(),
+        score,
+        similarity,
+    };
+    let mut out: Vec<Passage> = work
+        .hits
+        .iter()
+        .map(|hit| passage(&hit.chunk, hit.score, hit.dense_score))
+        .collect();
+    if let Some(product) = work.product_source.as_deref() {
+        let missing: Vec<Passage> = work
+            .catalog
+            .product_chunks(product)
+            .iter()
+            .filter(|chunk| !work.hits.iter().any(|hit| hit.chunk.id == chunk.id))
+            .map(|chunk| passage(chunk, 0.0, None))
+            .collect();
+        out.extend(missing);
+    }
+    out
 }
 
 fn push_turn(state: &mut ConversationState, role: Role, text: &str, keep: usize) {
@@ -1216,7 +1234,12 @@ fn asks_price_or_stock(text: &str) -> bool {
         Regex::new(r"(?i)(\$|\b(how much|hw much|price|prices|priced|cost|costs|in stock|stock|available|availability|have (the|it|them)|do you have|u have|you have|comes? in|sold out|on sale|sale|sizes|colou?rs|sku|carry)\b)")
             .expect("valid")
     });
-    PRICE_OR_STOCK.is_match(text) && !tools::asks_pricing_policy(text)
+    // "how much does it weigh?" asks for a weight.
+    let other_figure = {
+        let wants = crate::question::Wants::of(text);
+        !wants.is_empty() && !wants.kinds().contains(&crate::question::Kind::Money)
+    };
+    PRICE_OR_STOCK.is_match(text) && !tools::asks_pricing_policy(text) && !other_figure
 }
 
 /// The message asks about discount codes: it says "code", "coupon", "promo", "% off"… or

@@ -36,6 +36,8 @@ pub struct Catalog {
     categories: Vec<String>,
     /// Per active product: its title's lower-case words, for [`Catalog::mask_titles`].
     title_words: Vec<Vec<String>>,
+    /// Per product source ("products/loam-trail-29"): its chunks, as indexed.
+    product_chunks: HashMap<String, Vec<parley_knowledge::Chunk>>,
 }
 
 impl Catalog {
@@ -119,6 +121,14 @@ impl Catalog {
             .filter(|p| p.is_active())
             .map(|p| plain_words(&p.title).into_iter().map(|(_, w)| w).collect())
             .collect();
+        let mut product_chunks: HashMap<String, Vec<parley_knowledge::Chunk>> = HashMap::new();
+        for chunk in parley_knowledge::chunk::chunk_products(&data, &parley_knowledge::ChunkConfig::default())
+        {
+            product_chunks
+                .entry(chunk.source.clone())
+                .or_default()
+                .push(chunk);
+        }
         Self {
             data,
             orders_by_phone,
@@ -128,7 +138,13 @@ impl Catalog {
             option_words,
             categories,
             title_words,
+            product_chunks,
         }
+    }
+
+    /// The chunks of one product ("products/<handle>"), as the index holds them.
+    pub fn product_chunks(&self, source: &str) -> &[parley_knowledge::Chunk] {
+        self.product_chunks.get(source).map_or(&[], Vec::as_slice)
     }
 
     /// The message with every product name in it (two or more consecutive title words)

@@ -87,6 +87,20 @@ pub fn chunk_merchant(data: &MerchantData, config: &ChunkConfig) -> Vec<Chunk> {
     for doc in &data.policies {
         chunk_policy(&mut builder, doc, config);
     }
+    // Chunk ids are unique per source, so products can be chunked on their own.
+    let mut chunks = builder.chunks;
+    chunks.extend(chunk_products(data, config));
+    chunks
+}
+
+/// The chunks of the merchant's active products only, exactly as [`chunk_merchant`] makes
+/// them: the agent keeps them by product so a question about one product can always read that
+/// product's own text, whatever retrieval ranked first.
+pub fn chunk_products(data: &MerchantData, config: &ChunkConfig) -> Vec<Chunk> {
+    let mut builder = ChunkBuilder {
+        merchant: &data.config.id,
+        chunks: Vec::new(),
+    };
     for product in data.products.iter().filter(|p| p.is_active()) {
         chunk_product(&mut builder, product, config);
     }

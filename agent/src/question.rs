@@ -1,0 +1,282 @@
+//! What kind of value a question asks for (a cost, a duration, opening hours, a date, an
+//! address, a measurement, a percentage), and whether a sentence holds one. The offline
+//! responder ranks a sentence that holds the asked-for kind of value above one that only
+//! shares the question's words: "when is support open?" is answered by "Mon-Fri 8am-6pm", not
+//! by "we answer texts within 1 business day".
+//!
+//! Both sides are patterns over plain text, so they hold for any store: the kinds are
+//! properties of the question's grammar ("how heavy", "what time", "where is") and of how
+//! values are written ("3 lb 14 oz", "8am", "1234 Main St"), not of any catalogue.
+
+use std::sync::LazyLock;
+
+use regex::Regex;
+
+/// A kind of value an answer can hold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// "$6.95", "free".
+    Money,
+    /// "30 days", "3-5 business days", "lifetime".
+    Duration,
+    /// Clock times and weekdays: "8am-6pm", "Mon-Fri", "by 1:00 pm".
+    Hours,
+    /// A calendar date: "November 27", "11/27".
+    Date,
+    /// A street address or a "City, ST" line.
+    Address,
+    /// A weight: "3 lb 14 oz", "14.2 kg".
+    Weight,
+    /// A number with a unit of measure: "140 mm", "400 lumens", "29 in".
+    Measure,
+    /// "64%", "0.3 percent".
+    Percent,
+}
+
+/// The kinds of value a question asks for (often none, sometimes two: "do you ship to Canada
+/// and how much is it?").
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Wants(Vec<Kind>);
+
+impl Wants {
+    pub fn of(question: &str) -> Self {
+        let q = question.to_lowercase();
+        let weight = WEIGHT_Q.is_match(&q);
+        let measure = weight || MEASURE_Q.is_match(&q);
+        let hours = HOURS_Q.is_match(&q);
+        let candidates = [
+            (Kind::Weight, weight),
+            (Kind::Measure, measure && !weight),
+            // "how much suspension travel" asks for a measure; "how much is it", "how much to
+            // ship" and "how much?" for money.
+            // "will you price match?" asks for a rule, not a figure.
+            (
+                Kind::Money,
+                MONEY_Q.is_match(&q) && (!measure || MONEY_WORD.is_match(&q)) && !PRICE_RULE_Q.is_match(&q),
+            ),
+            (Kind::Hours, hours),
+            (Kind::Duration, DURATION_Q.is_match(&q) && !hours),
+            (Kind::Date, DATE_Q.is_match(&q) && !hours),
+            (Kind::Address, ADDRESS_Q.is_match(&q)),
+            // A fee may be a share of the price ("a 15% restocking fee").
+            (Kind::Percent, PERCENT_Q.is_match(&q) || FEE_Q.is_match(&q)),
+        ];
+        let mut kinds: Vec<Kind> = candidates
+            .iter()
+            .filter(|(_, yes)| *yes)
+            .map(|(k, _)| *k)
+            .collect();
+        // "what's your return policy?": a policy is summed up by its figures (the window,
+        // the fee), not by the sentence saying what the policy covers.
+        if kinds.is_empty() && OVERVIEW_Q.is_match(&q) {
+            kinds.extend([Kind::Duration, Kind::Money]);
+        }
+        Self(kinds)
+    }
+
+    pub fn kinds(&self) -> &[Kind] {
+        &self.0
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// The question's own words for the kinds it asks for ("open", "hours"; "cost"; "heavy"),
+    /// stemmed: a sentence holding such a value has answered them even when it does not
+    /// repeat them ("Hours: Mon-Fri 8am-6pm" answers "when are you open?").
+    pub fn kind_terms(&self) -> Vec<&'static str> {
+        self.0
+            .iter()
+            .flat_map(|kind| match kind {
+                Kind::Money => &["cost", "price", "fee", "charg", "much"][..],
+                Kind::Duration => &["long", "soon", "fast", "take", "window"][..],
+                Kind::Hours => &["open", "hour", "close", "time", "weekend", "today"][..],
+                Kind::Date => &["date", "day", "last", "deadlin"][..],
+                Kind::Address => &["locat", "address", "where", "direct"][..],
+                Kind::Weight => &["heavi", "weigh", "weight", "light"][..],
+                Kind::Measure => &["big", "wide", "widest", "tall", "bright", "larg", "size", "much"][..],
+                Kind::Percent => &["percent", "strength", "made", "materi", "fabric"][..],
+            })
+            .copied()
+            .collect()
+    }
+
+    /// Whether the sentence holds a value of a kind the question asks for.
+    pub fn met_by(&self, sentence: &str) -> bool {
+        self.0.iter().any(|kind| holds(*kind, sentence))
+    }
+}
+
+/// Whether a sentence holds a value of this kind.
+pub fn holds(kind: Kind, sentence: &str) -> bool {
+    match kind {
+        Kind::Money => HAS_MONEY.is_match(sentence),
+        Kind::Duration => HAS_DURATION.is_match(sentence),
+        Kind::Hours => HAS_HOURS.is_match(sentence),
+        Kind::Date => HAS_DATE.is_match(sentence),
+        Kind::Address => HAS_ADDRESS.is_match(sentence),
+        Kind::Weight => HAS_WEIGHT.is_match(sentence),
+        Kind::Measure => HAS_MEASURE.is_match(sentence),
+        Kind::Percent => HAS_PERCENT.is_match(sentence),
+    }
+}
+
+/// The question without the time that has passed for the customer ("I bought it 3 weeks
+/// ago", "last week"), which is their situation, not words the answer shares.
+pub fn without_elapsed_time(question: &str) -> std::borrow::Cow<'_, str> {
+    static ELAPSED: LazyLock<Regex> = LazyLock::new(|| {
+        Regex::new(r"(?i)\b((\d+|a|an|one|two|three|four|five|six|a couple( of)?|a few|several)\s+(days?|weeks?|months?|years?)\s+ago|last (week|month|year)|yesterday)\b")
+            .expect("valid")
+    });
+    ELAPSED.replace_all(question, " ")
+}
+
+/// A sentence about the document rather than its rules ("This policy covers orders from…",
+/// "This guide explains…"): true, but never the answer to a question about the rules.
+pub fn is_about_the_document(sentence: &str) -> bool {
+    static META: LazyLock<Regex> = LazyLock::new(|| {
+        Regex::new(r"(?i)^(this|these|the following|our)\s+(policy|policies|page|guide|section|document|terms|faq|article)\s+(covers?|explains?|applies|apply|describes?|sets? out|outlines?|is|are|answers?|lists?)\b")
+            .expect("valid")
+    });
+    META.is_match(sentence.trim())
+}
+
+macro_rules! regex {
+    ($name:ident, $pattern:expr) => {
+        static $name: LazyLock<Regex> = LazyLock::new(|| Regex::new($pattern).expect("valid pattern"));
+    };
+}
+
+const MONTHS: &str = "jan(uary)?|feb(ruary)?|mar(ch)?|apr(il)?|may|june?|july?|aug(ust)?|sep(t|tember)?|oct(ober)?|nov(ember)?|dec(ember)?";
+
+regex!(
+    WEIGHT_Q,
+    r"\b(how (heavy|light) (is|are)|weigh|weighs|weight|heaviest|lightest|how much does (it|the \w+( \w+)?) weigh)\b"
+);
+regex!(
+    MEASURE_Q,
+    r"\b(how (big|large|small|wide|tall|high|long is|long are|bright|loud|warm|thick|deep|far|much does it weigh|many (lumens|watts|liters|litres|mm|inches|miles|grams|pounds))|weigh|weighs|weight|dimensions?|measurements?|widest|largest|biggest|heaviest|max(imum)?|min(imum)? (size|width|length)|clearance|capacity|range|lumens?|battery life|how much ([a-z]+ ){1,3}(does|do|is|has|will|can)\b)"
+);
+regex!(
+    MONEY_Q,
+    r"(\$|\b(how much|hw much|how mcuh|how muc|cost|costs|price|prices|priced|fee|fees|charge|charges|rate|rates|pay|minimum order|threshold)\b)"
+);
+regex!(
+    MONEY_WORD,
+    r"\b(cost|costs|price|fee|fees|charge|pay|\$|ship|shipping|shipped|deliver\w*|to send|is it|are they|for (a|the|one|two))\b"
+);
+regex!(
+    HOURS_Q,
+    r"\b(what time|which time|open|opening|hours|close|closes|closing|cut ?off|by when|what days|weekends?|saturdays?|sundays?|today|tonight|this (morning|afternoon|evening)|same day)\b"
+);
+regex!(
+    DURATION_Q,
+    r"\b(how long|hw long|how soon|how many (days|weeks|months)|how fast|window|expire|expires|\d+ (days?|weeks?|months?) ago|last (week|month)|a (week|month) ago|warranty|guarantee)\b"
+);
+regex!(
+    DATE_Q,
+    r"\b(when (is|does|do|will)|what date|which date|what day|start date|end date|ends?|until when|last day|deadline|order by|in time for|before (christmas|the holidays|hanukkah|new year'?s?|thanksgiving|mother'?s day|father'?s day|valentine'?s( day)?))\b"
+);
+regex!(
+    ADDRESS_Q,
+    r"\b(where (is|are)|where'?s|located|location|address|directions|come by|visit (you|your|the))\b"
+);
+regex!(
+    PERCENT_Q,
+    r"\b(what percent(age)?|how much percent|what (strength|concentration)|how strong|made of|made from|material|fabric|blend)\b"
+);
+regex!(
+    PRICE_RULE_Q,
+    r"\b(price ?match\w*|match (the|their|a|that) price|price adjust\w*|the difference)\b"
+);
+regex!(FEE_Q, r"\b(fee|fees|surcharge|deducted|deduction)\b");
+regex!(OVERVIEW_Q, r"\b(policy|policies|rules|terms)\b");
+
+regex!(
+    HAS_MONEY,
+    r"(?i)(\$\s?\d|\bfree\b|\b\d+(\.\d{2})?\s?(usd|dollars)\b)"
+);
+regex!(
+    HAS_DURATION,
+    r"(?i)(\b\d+\s?((-|–|to)\s?\d+\s?)?(business\s+|calendar\s+|working\s+)?(hours?|days?|weeks?|months?|years?)\b|\b(one|two|three|four|five|six|seven|ten|fourteen|thirty|sixty|ninety)\s+(business\s+)?(days?|weeks?|months?|years?)\b|\blifetime\b)"
+);
+regex!(
+    HAS_HOURS,
+    r"(?i)(\b\d{1,2}(:\d{2})?\s?(am|pm|a\.m\.|p\.m\.)\b|\b(noon|midnight)\b|\b(mon|tue|tues|wed|thu|thur|thurs|fri|sat|sun)(day)?s?\s?(-|–|to|through|and)\s?(mon|tue|tues|wed|thu|thur|thurs|fri|sat|sun)(day)?\b)"
+);
+static HAS_DATE: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(&format!(
+        r"(?i)(\b({MONTHS})\.?\s+\d{{1,2}}(st|nd|rd|th)?\b|\b\d{{1,2}}(st|nd|rd|th)?\s+(of\s+)?({MONTHS})\b|\b\d{{1,2}}/\d{{1,2}}\b|\b(january|february|march|april|june|july|august|september|october|november|december)\b)"
+    ))
+    .expect("valid pattern")
+});
+regex!(
+    HAS_ADDRESS,
+    r"(\b\d{1,6}\s+([A-Z][a-z]+\.?\s+){1,4}(St|Street|Ave|Avenue|Rd|Road|Blvd|Boulevard|Dr|Drive|Way|Ln|Lane|Pkwy|Parkway|Ct|Court|Pl|Place|Hwy|Highway|Sq|Square)\b|\b[A-Z][a-z]+(\s[A-Z][a-z]+)?,\s+([A-Z]{2}|[A-Z][a-z]+)\s+\d{5}\b|\bSuite\s+\d+)"
+);
+regex!(
+    HAS_MEASURE,
+    r#"(?i)\b\d+(\.\d+)?\s?(-|–|to)?\s?(\d+(\.\d+)?\s?)?(mm|cm|m|in|inch|inches|"|ft|feet|lb|lbs|pounds?|oz|ounces?|kg|g|grams?|l|liters?|litres?|ml|lumens?|wh|w|watts?|mah|v|volts?|mph|km/h|km|miles?|°f|°c|f|c|denier|d)\b"#
+);
+regex!(
+    HAS_WEIGHT,
+    r"(?i)\b\d+(\.\d+)?\s?(kg|g|grams?|lb|lbs|pounds?|oz|ounces?)\b"
+);
+regex!(HAS_PERCENT, r"(?i)(\b\d+(\.\d+)?\s?%|\b\d+(\.\d+)?\s?percent\b)");
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn kinds(q: &str) -> Vec<Kind> {
+        Wants::of(q).kinds().to_vec()
+    }
+
+    #[test]
+    fn questions_ask_for_kinds_of_value() {
+        assert_eq!(kinds("How much is shipping?"), [Kind::Money]);
+        assert_eq!(
+            kinds("how much suspension travel does the loam have"),
+            [Kind::Measure]
+        );
+        assert_eq!(kinds("how heavy is the basecamp 2 tent"), [Kind::Weight]);
+        assert_eq!(kinds("how much does the volt city weigh"), [Kind::Weight]);
+        assert_eq!(kinds("when is your customer support open?"), [Kind::Hours]);
+        assert_eq!(kinds("R U GUYS OPEN ON WEEKENDS"), [Kind::Hours]);
+        assert_eq!(kinds("where is your store located?"), [Kind::Address]);
+        assert_eq!(
+            kinds("can I return boots I bought 3 weeks ago?"),
+            [Kind::Duration]
+        );
+        assert_eq!(
+            kinds("what percent vitamin c is in bright start?"),
+            [Kind::Percent]
+        );
+        assert_eq!(kinds("what's your return policy"), [Kind::Duration, Kind::Money]);
+        assert!(kinds("does the loam come in green?").is_empty());
+    }
+
+    #[test]
+    fn sentences_hold_values() {
+        assert!(holds(Kind::Hours, "Texts are answered Mon-Fri 8am-6pm MT."));
+        assert!(!holds(Kind::Hours, "We answer texts within 1 business day."));
+        assert!(holds(
+            Kind::Address,
+            "Visit us at 1420 Washington Ave, Golden, CO 80401."
+        ));
+        assert!(holds(Kind::Weight, "Packed weight: 3 lb 14 oz."));
+        assert!(!holds(Kind::Weight, "Big 29-inch wheels roll over everything."));
+        assert!(holds(Kind::Measure, "140 mm of rear travel."));
+        assert!(holds(
+            Kind::Duration,
+            "You have 30 days from delivery to return it."
+        ));
+        assert!(holds(Kind::Date, "The sale runs November 27 to 30."));
+        assert!(holds(Kind::Percent, "64% merino wool, 34% nylon."));
+        assert!(is_about_the_document(
+            "This policy covers orders from our site and our store in Golden."
+        ));
+        assert!(!is_about_the_document("This jacket is windproof."));
+    }
+}
