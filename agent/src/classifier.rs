@@ -252,9 +252,12 @@ fn rule_boosts(text: &str) -> Vec<(Intent, f32)> {
             ),
         ]
     });
+    let hypothetical = asks_hypothetically(text);
     RULES
         .iter()
         .filter(|(_, regex, _)| regex.is_match(text))
+        // "what happens if it arrives broken?" names damage without complaining of any.
+        .filter(|(intent, _, _)| !(hypothetical && *intent == Intent::Complaint))
         .map(|(intent, _, boost)| (*intent, *boost))
         .collect()
 }

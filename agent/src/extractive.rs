@@ -169,12 +169,20 @@ async fn compose(
     let total_weight: f32 = weights.values().sum();
     let wants = crate::question::Wants::of(request.message);
     let kind_terms = wants.kind_terms();
-    let asked_places = crate::scope::away(request.resolved_query);
-    let asked_categories: Vec<String> = unique(terms(&request.resolved_query.replace('-', "")))
-        .into_iter()
-        .filter(|t| request.categories.contains(t))
+    // The question's words for a place ("uk"): a sentence naming that place by any of its
+    // names ("United Kingdom") has them.
+    let place_terms: Vec<&String> = query_terms
+        .iter()
+        .filter(|t| !crate::scope::away(t).is_empty())
         .collect();
-    if let Some(answer) = exhaustive_no(request.message, &asked_places, &candidates) {
+    let asked_places = crate::scope::away(request.resolved_query);
+    let asked_categories: Vec<String> = unique(
+        terms(&request.resolved_query.replace('-', ""))
+            .into_iter()
+            .filter(|t| request.categories.contains(t))
+            .chain(request.product_categories.iter().cloned()),
+    );
+    if let Some(answer) = exhaustive_no(request.message, &asked_places, &asked_categories, &candidates) {
         return Some(answer);
     }
 
@@ -197,6 +205,9 @@ async fn compose(
                     // The heading ("The return window") often carries the topic the
                     // sentence itself leaves implicit.
                     score += if own_product { weight } else { 0.7 * weight };
+                    covered.push(term);
+                } else if place_terms.contains(&term) && names_asked_place(candidate, &asked_places) {
+                    score += weight;
                     covered.push(term);
                 } else if holds_wanted && kind_terms.contains(&term.as_str()) {
                     // "Hours: Mon-Fri 8am-6pm" answers "when are you open?" without "open".
@@ -249,8 +260,8 @@ async fn compose(
         None => HashMap::new(),
     };
 
-    for (score, candidate, _) in scored.iter().take(3) {
-        tracing::trace!(score, source = %candidate.source, text = %candidate.text, places = ?candidate.places, "candidate sentence");
+    for (score, candidate, _) in scored.iter().take(6) {
+        tracing::trace!(score, source = %candidate.source, text = %candidate.text, places = ?candidate.places, categories = ?candidate.categories, "candidate sentence");
     }
     let (best_score, best, best_covered) = scored.first()?;
     let mut covered: Vec<&String> = best_covered.clone();
@@ -360,11 +371,21 @@ fn scope_fit(candidate: &Candidate, places: &[crate::scope::Place], categories: 
     fit
 }
 
+/// The sentence (or its section heading) names a place the customer asked about.
+fn names_asked_place(candidate: &Candidate, asked: &[crate::scope::Place]) -> bool {
+    candidate
+        .places
+        .iter()
+        .chain(&candidate.heading_places)
+        .any(|p| asked.contains(p))
+}
+
 /// "Do you ship to Mexico?" answered by an exhaustive list that leaves Mexico out ("We ship
 /// to the US and Canada only."): a plain no, with the list.
 fn exhaustive_no(
     message: &str,
     asked: &[crate::scope::Place],
+    asked_categories: &[String],
     candidates: &[Candidate],
 ) -> Option<(String, Vec<String>)> {
     static DESTINATION_QUESTION: LazyLock<Regex> = LazyLock::new(|| {
@@ -375,12 +396,24 @@ fn exhaustive_no(
     if asked.is_empty() || !DESTINATION_QUESTION.is_match(message) || !crate::tools::asks_yes_no(message) {
         return None;
     }
-    let list = candidates.iter().filter(|c| !c.is_fact).find(|c| {
-        ONLY.is_match(&c.text) && {
-            let named = crate::scope::places(&c.text);
-            named.len() >= 2 || named.iter().any(|p| p == "USA")
-        }
-    })?;
+    // A list scoped to some products ("Sunscreens … we can only ship them to US addresses")
+    // is the whole list for those products only.
+    let general = |c: &&Candidate| {
+        c.categories.is_empty() || c.categories.iter().any(|cat| asked_categories.contains(cat))
+    };
+    let Some(list) = candidates
+        .iter()
+        .filter(|c| !c.is_fact)
+        .filter(general)
+        .find(|c| {
+            ONLY.is_match(&c.text) && {
+                let named = crate::scope::places(&c.text);
+                named.len() >= 2 || named.iter().any(|p| p == "USA")
+            }
+        })
+    else {
+        return listed_countries_no(asked, candidates);
+    };
     let named = crate::scope::places(&list.text);
     if asked.iter().any(|p| named.contains(p)) {
         return None;
@@ -397,6 +430,58 @@ fn exhaustive_no(
         }
     }
     Some((format!("No, {sentence}"), vec![list.source.clone()]))
+}
+
+/// The list spread over a section ("We ship to these countries: - Canada: … - United
+/// Kingdom, Ireland…: …") closed by a sentence saying it is the whole list ("We are not able to
+/// ship to countries that are not on this list."): a country it leaves out gets a plain no,
+/// that sentence, and the countries it names.
+fn listed_countries_no(
+    asked: &[crate::scope::Place],
+    candidates: &[Candidate],
+) -> Option<(String, Vec<String>)> {
+    static WHOLE_LIST: LazyLock<Regex> = LazyLock::new(|| {
+        Regex::new(r"(?i)\b(not (on|in) (this|the|our) list|not listed|(isn.t|is not|aren.t|are not) listed|no other (countries|destinations)|(only|exclusively) (ship|deliver)|(can|do) not ship anywhere else)\b")
+            .expect("valid")
+    });
+    let asked_country = asked
+        .iter()
+        .find_map(|p| crate::scope::country_name(p).map(|name| (p, name)))?;
+    let closing = candidates
+        .iter()
+        .find(|c| !c.is_fact && WHOLE_LIST.is_match(&c.text) && !c.text.contains("?"))?;
+    // The countries the same passage names.
+    let mut listed: Vec<crate::scope::Place> = Vec::new();
+    for candidate in candidates
+        .iter()
+        .filter(|c| c.source == closing.source && c.rank == closing.rank)
+    {
+        for place in crate::scope::away(&candidate.text) {
+            if !listed.contains(&place) {
+                listed.push(place);
+            }
+        }
+    }
+    let names: Vec<String> = listed
+        .iter()
+        .filter_map(|p| crate::scope::country_name(p))
+        .collect();
+    if names.len() < 2 || listed.contains(asked_country.0) {
+        return None;
+    }
+    let (_, asked_name) = asked_country;
+    let shown: Vec<&str> = names.iter().take(8).map(String::as_str).collect();
+    let more = if names.len() > shown.len() {
+        ", and a few more"
+    } else {
+        ""
+    };
+    let body = format!(
+        "No, we don't ship to {asked_name}. {} Outside the US we ship to {}{more}.",
+        closing.text,
+        shown.join(", ")
+    );
+    Some((body, vec![closing.source.clone()]))
 }
 
 fn candidates(
@@ -444,6 +529,16 @@ fn candidates(
             } else {
                 Vec::new()
             };
+            // A policy sentence that names a category ("Bikes: $129 flat rate") is scoped to
+            // it, as one under a category heading is.
+            let mut scoped = heading_categories.clone();
+            if policy {
+                for term in terms(&sentence.replace('-', "")) {
+                    if categories.contains(&term) && !scoped.contains(&term) {
+                        scoped.push(term);
+                    }
+                }
+            }
             out.push(Candidate {
                 terms: terms(&sentence),
                 context_terms: context_terms.clone(),
@@ -454,7 +549,7 @@ fn candidates(
                 is_fact: false,
                 places,
                 heading_places: heading_places.clone(),
-                categories: heading_categories.clone(),
+                categories: scoped,
                 home,
             });
         }

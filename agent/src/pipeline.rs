@@ -363,10 +363,13 @@ impl Agent {
             Ok((query, query_vector)) => {
                 work.resolved_query = query;
                 work.query_vector = Some(query_vector.clone());
+                // The lexical side also searches for the names of countries given by
+                // abbreviation ("UK" → "United Kingdom") and for "international"; the words
+                // a sentence must cover stay the customer's.
                 self.knowledge
                     .search_with_vector(
                         inbound.merchant,
-                        &work.resolved_query,
+                        &crate::scope::with_country_names(&work.resolved_query),
                         query_vector,
                         self.config.retrieval_limit,
                     )
@@ -444,10 +447,17 @@ impl Agent {
             Intent::AbuseSpam if sure(0.6) => {
                 return self.escalate(work, EscalationReason::Abuse, false).await;
             }
-            Intent::GreetingSmalltalk | Intent::FeedbackPositive if sure(0.5) => {
+            // "is da tinted spf good 4 dark skin 🙏🏾" is warm, and a question to answer.
+            Intent::GreetingSmalltalk | Intent::FeedbackPositive
+                if sure(0.5) && !asks_question(inbound.text) =>
+            {
                 return self.smalltalk(work, intent, classification.confidence);
             }
-            Intent::HumanRequest | Intent::Complaint | Intent::AbuseSpam => Intent::Other,
+            Intent::HumanRequest
+            | Intent::Complaint
+            | Intent::AbuseSpam
+            | Intent::GreetingSmalltalk
+            | Intent::FeedbackPositive => Intent::Other,
             other => other,
         };
         if let Some(c) = work.classification.as_mut() {
@@ -573,6 +583,7 @@ impl Agent {
 
     async fn generate_checked(&self, mut work: Work<'_>, intent: Intent) -> Result<Decision, AgentError> {
         let passages = passages(&work);
+        let product_categories = work.catalog.category_terms(work.product_source.as_deref());
         let evidence = self.evidence(&work, &passages);
         let mut feedback: Option<String> = None;
         let mut all_findings: Vec<Finding> = Vec::new();
@@ -590,6 +601,7 @@ impl Agent {
                 query_vector: work.query_vector.as_deref(),
                 categories: work.catalog.categories(),
                 product: work.product_source.as_deref(),
+                product_categories: &product_categories,
             };
             let stage = Instant::now();
             let draft = generator
@@ -925,6 +937,7 @@ impl Agent {
     /// A grounded draft for the human, from the offline responder (fast, never invents).
     async fn suggest(&self, work: &Work<'_>) -> Option<String> {
         let passages = passages(work);
+        let product_categories = work.catalog.category_terms(work.product_source.as_deref());
         if work.extractive_failed || (passages.is_empty() && work.facts.is_empty()) {
             return None;
         }
@@ -940,6 +953,7 @@ impl Agent {
             query_vector: work.query_vector.as_deref(),
             categories: work.catalog.categories(),
             product: work.product_source.as_deref(),
+            product_categories: &product_categories,
         };
         match self.extractive.generate(&request).await {
             Ok(Draft::Text { text, .. }) => {
@@ -1214,6 +1228,16 @@ fn asks_for_information(text: &str) -> bool {
             .expect("valid")
     });
     QUESTION.is_match(text) && !GRIEVANCE.is_match(text)
+}
+
+/// The message asks something: a question mark after a few words, or an opening question
+/// word ("is", "do you", "what").
+fn asks_question(text: &str) -> bool {
+    static OPENING: LazyLock<Regex> = LazyLock::new(|| {
+        Regex::new(r"(?i)^\W*(what|whats|what's|wat|how|hw|when|where|which|who|is|are|does|do|can|could|will|would|should|any)\s+\w+\s+\w+")
+            .expect("valid")
+    });
+    OPENING.is_match(text) || (text.contains('?') && text.split_whitespace().count() >= 4)
 }
 
 /// "am I texting with a bot?", "is this a real person?", "are you AI?".

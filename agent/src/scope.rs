@@ -125,6 +125,47 @@ pub fn away(text: &str) -> Vec<Place> {
     places(text).into_iter().filter(|p| p != HOME).collect()
 }
 
+/// The text with the everyday name of each country it names by an alias or abbreviation
+/// appended ("do you ship to the UK?" + "United Kingdom"), and "international" once it names a
+/// country abroad, so the policy section that spells the name out, or the "International
+/// shipping" section that leaves the country out, is found by its words too.
+pub fn with_country_names(text: &str) -> String {
+    let lower = text.to_lowercase();
+    let mut out = text.to_owned();
+    let mut abroad = false;
+    for place in away(text) {
+        let Ok(country) = Country::from_alpha3(&place) else {
+            continue;
+        };
+        abroad = true;
+        if let Some(name) = common_name(country.long_name).filter(|n| !lower.contains(&n.to_lowercase())) {
+            out.push(' ');
+            out.push_str(&name);
+        }
+    }
+    if abroad && !lower.contains("international") {
+        out.push_str(" international");
+    }
+    out
+}
+
+/// A country's everyday name ("MEX" → "Mexico"); `None` for the US scopes.
+pub fn country_name(place: &str) -> Option<String> {
+    common_name(Country::from_alpha3(place).ok()?.long_name)
+}
+
+/// "The United Kingdom Of Great Britain And Northern Ireland" → "United Kingdom": ISO long
+/// names without the article and the "of …" tail that only a form would use.
+fn common_name(long_name: &str) -> Option<String> {
+    let name = long_name.strip_prefix("The ").unwrap_or(long_name);
+    let name = match name.find(" Of ") {
+        Some(at) if at >= 4 => &name[..at],
+        _ => name,
+    };
+    let name = name.split(',').next()?.trim();
+    (name.len() >= 4).then(|| name.to_owned())
+}
+
 /// Does a rule scoped to `rule` hold for a question about `asked`? The same place, or an
 /// "international" rule for any country abroad.
 pub fn covers(rule: &str, asked: &str) -> bool {
@@ -163,6 +204,26 @@ mod tests {
         assert_eq!(places("do you ship to turkey"), ["TUR"]);
         assert!(places("how long does shipping take").is_empty());
         assert!(places("can us customers return bikes").is_empty() || names_home("us"));
+    }
+
+    #[test]
+    fn abbreviated_countries_gain_their_names() {
+        assert_eq!(
+            with_country_names("do you ship to the UK?"),
+            "do you ship to the UK? United Kingdom international"
+        );
+        assert_eq!(
+            with_country_names("do you ship to Mexico?"),
+            "do you ship to Mexico? international"
+        );
+        assert_eq!(
+            with_country_names("can I ship to Alaska?"),
+            "can I ship to Alaska?"
+        );
+        assert_eq!(
+            with_country_names("how long does shipping take"),
+            "how long does shipping take"
+        );
     }
 
     #[test]

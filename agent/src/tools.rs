@@ -200,6 +200,15 @@ impl Catalog {
         &self.categories
     }
 
+    /// The category words of one product ("products/<handle>"): its product type, stemmed.
+    pub fn category_terms(&self, source: Option<&str>) -> Vec<String> {
+        source
+            .and_then(|s| s.strip_prefix("products/"))
+            .and_then(|handle| self.product(handle))
+            .map(|p| crate::text::terms(&p.product_type.replace('-', "")))
+            .unwrap_or_default()
+    }
+
     pub fn data(&self) -> &Arc<MerchantData> {
         &self.data
     }
