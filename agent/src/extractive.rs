@@ -277,7 +277,10 @@ async fn compose(
         let related = candidate.source == best.source || candidate.is_fact;
         // A second sentence must not bring in another scope's rule ("Standard: $9.95" after
         // the Hawaii price).
-        let in_scope = scope_fit(candidate, &asked_places, &asked_categories) >= 0.0;
+        // Nor, when the question is about one category, another category's ("Parts: $19.95"
+        // after "Bikes: $129" for a bike); a general question may hear each category's rule.
+        let in_scope = scope_fit(candidate, &asked_places, &asked_categories) >= 0.0
+            && (asked_categories.is_empty() || !other_category(candidate, &asked_categories));
         let fits =
             chosen.iter().map(|c| c.text.len() + 1).sum::<usize>() + candidate.text.len() <= MAX_BODY_CHARS;
         // "This policy covers…" only ever leads when nothing better exists; it never rides along.
@@ -365,7 +368,7 @@ fn scope_fit(candidate: &Candidate, places: &[crate::scope::Place], categories: 
         fit += if places.is_empty() { 0.1 } else { -0.15 };
     }
     // A category match is already in the shared words; only a mismatch needs scoring.
-    if !candidate.categories.is_empty() && !candidate.categories.iter().any(|c| categories.contains(c)) {
+    if other_category(candidate, categories) {
         fit -= 0.25;
     }
     fit
@@ -378,6 +381,11 @@ fn names_asked_place(candidate: &Candidate, asked: &[crate::scope::Place]) -> bo
         .iter()
         .chain(&candidate.heading_places)
         .any(|p| asked.contains(p))
+}
+
+/// The sentence is scoped to product categories, none of them the one asked about.
+fn other_category(candidate: &Candidate, asked: &[String]) -> bool {
+    !candidate.categories.is_empty() && !candidate.categories.iter().any(|c| asked.contains(c))
 }
 
 /// "Do you ship to Mexico?" answered by an exhaustive list that leaves Mexico out ("We ship

@@ -1255,7 +1255,7 @@ fn asks_if_automated(text: &str) -> bool {
 fn asks_price_or_stock(text: &str) -> bool {
     // Whole words, not substrings: "restocking fee" is not a stock question.
     static PRICE_OR_STOCK: LazyLock<Regex> = LazyLock::new(|| {
-        Regex::new(r"(?i)(\$|\b(how much|hw much|price|prices|priced|cost|costs|in stock|stock|available|availability|have (the|it|them)|do you have|u have|you have|comes? in|sold out|on sale|sale|sizes|colou?rs|sku|carry)\b)")
+        Regex::new(r"(?i)(\$|\b(how much|hw much|price|prices|priced|cost|costs|in stock|stock|available|availability|have (the|it|them)|do you have|u have|you have|comes? in|sold out|on sale|sale|sizes|colou?rs|sku|carry|do you (sell|make|offer)|(sell|make) (a|an|any))\b)")
             .expect("valid")
     });
     // "how much does it weigh?" asks for a weight.

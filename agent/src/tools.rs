@@ -97,11 +97,12 @@ impl Catalog {
             for option in &product.options {
                 let known = option_words.entry(option_kind(&option.name)).or_default();
                 for value in option.values.iter().filter(|v| *v != "Default Title") {
-                    known.extend(
-                        words(value)
-                            .into_iter()
-                            .filter(|w| w.len() >= 3 && !w.chars().all(|c| c.is_ascii_digit())),
-                    );
+                    // Not glue words: "Fits up to 6 ft" must not make "for" or "to" a size.
+                    known.extend(words(value).into_iter().filter(|w| {
+                        w.len() >= 3
+                            && !w.chars().all(|c| c.is_ascii_digit())
+                            && !crate::text::terms(w).is_empty()
+                    }));
                 }
             }
         }
@@ -821,6 +822,38 @@ pub fn option_answer(catalog: &Catalog, found: &ProductMatch, message: &str) -> 
         let missing = asked
             .iter()
             .find(|w| known.contains(*w) && !value_words.contains(*w) && !title_words.contains(*w));
+        // "does the Loam come in green?": a word of a value ("Forest Green") is a yes, with
+        // the values that have it.
+        let partial: Vec<&str> = option
+            .values
+            .iter()
+            .filter(|v| {
+                words(v)
+                    .iter()
+                    .any(|w| known.contains(w) && asked.contains(w) && !title_words.contains(w))
+            })
+            .map(String::as_str)
+            .collect();
+        if !partial.is_empty() {
+            let in_stock = product.variants.iter().any(|variant| {
+                variant.in_stock() != Some(false)
+                    && variant.option_values().iter().any(|v| partial.contains(v))
+            });
+            let stock = if in_stock {
+                "and it's in stock"
+            } else {
+                "but it's sold out right now"
+            };
+            return Some(Fact {
+                source,
+                text: format!(
+                    "Yes, the {} comes in {}, {stock}.",
+                    product.title,
+                    join_natural(&partial).replace(", and ", " and ")
+                ),
+                direct: true,
+            });
+        }
         if let Some(missing) = missing {
             let values: Vec<&str> = option.values.iter().map(String::as_str).collect();
             return Some(Fact {
