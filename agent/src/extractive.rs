@@ -122,6 +122,8 @@ struct Candidate {
     categories: Vec<String>,
     /// Its headings name the home scope ("Contiguous US").
     home: bool,
+    /// The passage's title (a product's name, for product passages).
+    title: String,
 }
 
 async fn compose(
@@ -297,13 +299,34 @@ async fn compose(
             covered.extend(candidate_covered.iter().copied());
         }
     }
+    let chosen_terms: Vec<String> = chosen
+        .iter()
+        .flat_map(|c| c.terms.iter().chain(&c.context_terms).cloned())
+        .collect();
     // Read in document order within a passage: facts first, then by rank and position.
     chosen.sort_by_key(|c| (!c.is_fact, c.rank, c.position));
     let mut body = String::new();
     let mut sources = Vec::new();
+    let mut named: Vec<&str> = Vec::new();
     for candidate in chosen {
-        if append(&mut body, &candidate.text, MAX_BODY_CHARS.max(best.text.len())) {
+        // Each product is named once, before its first sentence.
+        let text = if named.contains(&candidate.source.as_str()) {
+            std::borrow::Cow::Borrowed(candidate.text.as_str())
+        } else {
+            named.push(&candidate.source);
+            named_for(candidate, request.product)
+        };
+        if append(&mut body, &text, MAX_BODY_CHARS.max(best.text.len())) {
             push_unique(&mut sources, &candidate.source);
+        }
+    }
+    // "do you do professional bike fits?", "can you true my wheel?": a service the chosen
+    // sentences never name is not one they answer for, however many other words they share.
+    if let Some(service) = crate::question::asked_service(request.message) {
+        let said = |term: &String| chosen_terms.iter().any(|t| terms_match(t, term));
+        if terms(&service).iter().any(|term| !said(term)) {
+            tracing::debug!(service, "the asked-for service is not in the answer");
+            return None;
         }
     }
     let coverage: f32 = unique(covered.iter().copied())
@@ -381,6 +404,21 @@ fn names_asked_place(candidate: &Candidate, asked: &[crate::scope::Place]) -> bo
         .iter()
         .chain(&candidate.heading_places)
         .any(|p| asked.contains(p))
+}
+
+/// A product's sentence says whose it is when the customer did not name that product: "best
+/// sunscreen for oily skin?" is answered "Daylight Veil Sheer Fluid SPF 50: A tinted mineral
+/// sunscreen…", not with a description of an unnamed product.
+fn named_for<'c>(candidate: &'c Candidate, product: Option<&str>) -> std::borrow::Cow<'c, str> {
+    let about_other = candidate.source.starts_with("products/") && product != Some(candidate.source.as_str());
+    let names_it = candidate
+        .text
+        .to_lowercase()
+        .contains(&candidate.title.to_lowercase());
+    if candidate.is_fact || !about_other || candidate.title.is_empty() || names_it {
+        return std::borrow::Cow::Borrowed(&candidate.text);
+    }
+    std::borrow::Cow::Owned(format!("{}: {}", candidate.title, candidate.text))
 }
 
 /// The sentence is scoped to product categories, none of them the one asked about.
@@ -512,6 +550,7 @@ fn candidates(
             heading_places: Vec::new(),
             categories: Vec::new(),
             home: false,
+            title: String::new(),
         });
     }
     // The best few passages, and every passage of the product under discussion.
@@ -559,6 +598,7 @@ fn candidates(
                 heading_places: heading_places.clone(),
                 categories: scoped,
                 home,
+                title: passage.title.clone(),
             });
         }
     }

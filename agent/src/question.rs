@@ -122,6 +122,26 @@ pub fn holds(kind: Kind, sentence: &str) -> bool {
     }
 }
 
+/// The service a question asks the store to perform, if it asks for one: "do you do
+/// professional bike fits?" → "professional bike fits", "can you true my wheel if I bring it
+/// in" → "true my wheel". Asked of a store, these are answered only by knowledge that names
+/// the service; shared words elsewhere ("fits the damage") are not an answer.
+pub fn asked_service(question: &str) -> Option<String> {
+    static SERVICE: LazyLock<Regex> = LazyLock::new(|| {
+        Regex::new(r"(?i)\b(?:do (?:you|u) (?:guys )?(?:do|offer|provide)|can (?:you|u) (?:guys )?(\w+ (?:my|our)\b))\s*([^?.!,;]*)")
+            .expect("valid")
+    });
+    static CLAUSE_END: LazyLock<Regex> = LazyLock::new(|| {
+        Regex::new(r"(?i)\b(if|when|before|after|because|and|or|so|for|on|at|by)\b").expect("valid")
+    });
+    let caps = SERVICE.captures(question)?;
+    let rest = caps.get(2).map_or("", |m| m.as_str());
+    let rest = CLAUSE_END.find(rest).map_or(rest, |m| &rest[..m.start()]);
+    let service = format!("{} {rest}", caps.get(1).map_or("", |m| m.as_str()));
+    let service = service.trim();
+    (!service.is_empty()).then(|| service.to_owned())
+}
+
 /// The question without the time that has passed for the customer ("I bought it 3 weeks
 /// ago", "last week"), which is their situation, not words the answer shares.
 pub fn without_elapsed_time(question: &str) -> std::borrow::Cow<'_, str> {
@@ -255,6 +275,20 @@ mod tests {
         );
         assert_eq!(kinds("what's your return policy"), [Kind::Duration, Kind::Money]);
         assert!(kinds("does the loam come in green?").is_empty());
+    }
+
+    #[test]
+    fn services_asked_for() {
+        assert_eq!(
+            asked_service("do you do professional bike fits? how much").as_deref(),
+            Some("professional bike fits")
+        );
+        assert_eq!(
+            asked_service("can you true my wheel if I bring it in on sunday").as_deref(),
+            Some("true my wheel")
+        );
+        assert_eq!(asked_service("do you ship to Canada?"), None);
+        assert_eq!(asked_service("can you ship it to my office?"), None);
     }
 
     #[test]
