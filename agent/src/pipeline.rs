@@ -509,6 +509,7 @@ impl Agent {
                     None
                 };
                 let found = tools::find_product(&work.catalog, inbound.text, &handles, previous);
+                tracing::debug!(product = ?found.as_ref().map(|f| &f.handle), follow_up, "product lookup");
                 // A measurement ("I'm 5'10") is answered from the chart that holds it.
                 let charts: Vec<(String, String, String)> = work
                     .hits
@@ -1115,7 +1116,10 @@ fn carried_query(
             )
         })
         .count();
-    let elliptical = own_terms <= 1;
+    // "how much is it?", "how long does it take?" ask their own question (a price, a
+    // duration): they take only the product, places and topic along.
+    let asks_own = !crate::question::Wants::of(text).is_empty() || asks_price_or_stock(text);
+    let elliptical = own_terms <= 1 && !asks_own;
     let mut parts = vec![text.to_owned()];
     if elliptical {
         parts.insert(0, previous.to_owned());
