@@ -610,10 +610,38 @@ fn candidates(
 fn sentences(text: &str) -> Vec<String> {
     static LIST_MARKER: LazyLock<Regex> =
         LazyLock::new(|| Regex::new(r"^\s*([-*•]|\d+[.)])\s+").expect("valid"));
+    static BOLD_LABEL: LazyLock<Regex> =
+        LazyLock::new(|| Regex::new(r"^(\*\*|__)([^*_]{2,80})(\*\*|__):?$").expect("valid"));
     let mut out = Vec::new();
     let mut table_header: Option<Vec<String>> = None;
+    // A bold line on its own ("**Canada**") labels the list below it, like a heading: its
+    // items read "Canada: DHL eCommerce, $19.95 flat rate …", not as the general rule.
+    let mut label: Option<String> = None;
     for line in text.lines() {
         let line = line.trim();
+        if let Some(caps) = BOLD_LABEL.captures(line) {
+            label = Some(caps[2].trim().trim_end_matches(':').to_owned());
+            continue;
+        }
+        let is_item = LIST_MARKER.is_match(line);
+        // Ingest keeps the label's text and drops its emphasis: a short line with no
+        // sentence end, before a list, is a label too.
+        let short_label = !is_item
+            && !line.starts_with(['#', '|'])
+            && (2..=80).contains(&line.len())
+            && line.split_whitespace().count() <= 8
+            && !line.ends_with(['.', '!', '?', ')', ',', ';'])
+            // "Wholesale (spas): wholesale@…" is a line of its own, not a label.
+            && !line.trim_end_matches(':').contains(':');
+        if short_label {
+            let text = line.trim_end_matches(':');
+            // The chunker's own "Variants:" line heads variant rows that name themselves.
+            label = (text != parley_knowledge::chunk::VARIANTS_LABEL).then(|| text.to_owned());
+            continue;
+        }
+        if !is_item && !line.is_empty() {
+            label = None;
+        }
         if line.starts_with('|') {
             // Table rows become sentences: "Standard: Cost $6.95; Delivery time 3-7 days."
             let Some(cells) = crate::sizing::table_cells(line) else {
@@ -631,6 +659,10 @@ fn sentences(text: &str) -> Vec<String> {
         }
         let line = LIST_MARKER.replace(line, "");
         let line = line.replace("**", "").replace("__", "").replace('`', "");
+        let line = match label.as_deref().filter(|l| is_item && !line.starts_with(l)) {
+            Some(label) => format!("{label}: {line}"),
+            None => line,
+        };
         for sentence in parley_knowledge::text::split_sentences(&line) {
             let sentence = sentence.trim();
             // Fragments ("Gift cards"), label lines ("Note:") and catalogue metadata ("Tags:
@@ -720,6 +752,17 @@ mod tests {
     fn sentences_are_cleaned() {
         let text = "## Window\n- You have **30 days from delivery** to return.\n- Gift cards\nNote:\n";
         assert_eq!(sentences(text), vec!["You have 30 days from delivery to return."]);
+        let labelled = "**Canada**\n- DHL eCommerce, $19.95 flat rate.\n- 5-10 business days.\n\nAll prices in USD are final here.\n- Plain item without a label here.\nJapan\n- DHL Express, $39.95 flat rate.\n";
+        assert_eq!(
+            sentences(labelled),
+            vec![
+                "Canada: DHL eCommerce, $19.95 flat rate.",
+                "Canada: 5-10 business days.",
+                "All prices in USD are final here.",
+                "Plain item without a label here.",
+                "Japan: DHL Express, $39.95 flat rate.",
+            ]
+        );
         let table =
             "| Method | Cost | Time |\n|---|---|---|\n| Standard | $6.95, **free over $75** | 3-7 days |\n";
         assert_eq!(

@@ -67,8 +67,9 @@ impl Wants {
             .map(|(k, _)| *k)
             .collect();
         // "what's your return policy?": a policy is summed up by its figures (the window,
-        // the fee), not by the sentence saying what the policy covers.
-        if kinds.is_empty() && OVERVIEW_Q.is_match(&q) {
+        // the fee), not by the sentence saying what the policy covers; "do you ship to
+        // Canada?" by the rate and the time for Canada, not "Shipped with Canada Post".
+        if kinds.is_empty() && (OVERVIEW_Q.is_match(&q) || SHIP_TO_Q.is_match(&q)) {
             kinds.extend([Kind::Duration, Kind::Money]);
         }
         Self(kinds)
@@ -211,6 +212,10 @@ regex!(
     r"\b(price ?match\w*|match (the|their|a|that) price|price adjust\w*|the difference)\b"
 );
 regex!(FEE_Q, r"\b(fee|fees|surcharge|deducted|deduction)\b");
+regex!(
+    SHIP_TO_Q,
+    r"\b(ship|shipping|deliver|delivery|send)\s+(\w+\s+)?(to|2)\s+\w+"
+);
 regex!(OVERVIEW_Q, r"\b(policy|policies|rules|terms)\b");
 
 regex!(

@@ -47,9 +47,22 @@ const AMBIGUOUS: &[&str] = &[
     "togo", "mali", "oman", "iran", "iraq", "wales", "india",
 ];
 
-/// Words after which a place name is a destination or an origin.
+/// Countries whose everyday name is one word of six letters or more ("australia"), with their
+/// keys: the names a misspelling is compared with.
+static ONE_WORD_COUNTRIES: std::sync::LazyLock<Vec<(String, &'static str)>> =
+    std::sync::LazyLock::new(|| {
+        Country::get_countries()
+            .iter()
+            .filter_map(|country| {
+                let name = common_name(country.long_name)?.to_lowercase();
+                (name.len() >= 6 && !name.contains(' ')).then_some((name, country.alpha3))
+            })
+            .collect()
+    });
+
+/// Words after which a place name is a destination or an origin ("2" is texting for "to").
 const DESTINATION: &[&str] = &[
-    "to", "in", "from", "into", "outside", "within", "ship", "shipping", "deliver", "delivery", "send",
+    "to", "2", "in", "from", "into", "outside", "within", "ship", "shipping", "deliver", "delivery", "send",
     "the", "a", "for",
 ];
 
@@ -107,12 +120,23 @@ pub fn places(text: &str) -> Vec<Place> {
                 break;
             }
         }
+        let after_destination = at > 0 && DESTINATION.contains(&words[at - 1]);
         if let Some((len, key)) = matched {
             let gated = len == 1 && AMBIGUOUS.contains(&word);
-            if !gated || (at > 0 && DESTINATION.contains(&words[at - 1])) {
+            if !gated || after_destination {
                 push(key);
                 at += len;
                 continue;
+            }
+        }
+        // "ship 2 austrailia": a one-letter slip in a long country name, after a destination
+        // word only (so a product word a letter away from a country stays a word).
+        if after_destination && word.len() >= 6 {
+            if let Some((_, key)) = ONE_WORD_COUNTRIES
+                .iter()
+                .find(|(name, _)| crate::text::terms_match(word, name))
+            {
+                push((*key).to_owned());
             }
         }
         at += 1;
@@ -195,6 +219,13 @@ mod tests {
         assert_eq!(places("We ship to the US and Canada only."), ["USA", "CAN"]);
         assert_eq!(places("ship it to the united kingdom"), ["GBR"]);
         assert_eq!(places("no PO boxes"), ["US-POBOX"]);
+    }
+
+    #[test]
+    fn a_slip_in_a_long_country_name_after_a_destination_word() {
+        assert_eq!(places("do u ship 2 austrailia"), ["AUS"]);
+        assert_eq!(places("shipping to germnay?"), ["DEU"]);
+        assert!(places("is the serum in stock").is_empty());
     }
 
     #[test]

@@ -54,6 +54,9 @@ fn embedding_text(title: &str, heading_path: &[String], text: &str) -> String {
     format!("{}\n{}", context.join(" > "), text)
 }
 
+/// The line that heads a product chunk's variant rows (followed by a colon).
+pub const VARIANTS_LABEL: &str = "Variants";
+
 /// Token budgets for chunks, counted with [`crate::text::count_tokens`].
 #[derive(Debug, Clone, Copy)]
 pub struct ChunkConfig {
@@ -369,7 +372,7 @@ fn chunk_product(builder: &mut ChunkBuilder<'_>, product: &Product, config: &Chu
         .iter()
         .map(|v| variant_line(product, v))
         .collect();
-    let mut with_variants = format!("{main}\nVariants:");
+    let mut with_variants = format!("{main}\n{VARIANTS_LABEL}:");
     let mut lines = variant_lines.into_iter().peekable();
     let mut n_inline = 0;
     while let Some(line) = lines.peek() {
