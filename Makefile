@@ -33,11 +33,12 @@ unit:
 	@mkdir -p .cache; set -o pipefail; cargo test --workspace --locked 2>&1 | tee .cache/test.log
 	@awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($$(i+1) ~ /^passed/) p += $$i; if ($$(i+1) ~ /^failed/) f += $$i } } END { printf "tests: %d passed, %d failed\n", p, f }' .cache/test.log
 
-# cadence is the held-out merchant: measured with the others, never tuned on.
-EVAL_SUITES := --suite fixtures/evals/trailhead.yaml --suite fixtures/evals/glowleaf.yaml --suite fixtures/evals/cadence.yaml
+# lumen is the held-out merchant: measured with the others, never tuned on (cadence was held
+# out until issue 14 read its failures to choose classes of failure).
+EVAL_SUITES := --suite fixtures/evals/trailhead.yaml --suite fixtures/evals/glowleaf.yaml --suite fixtures/evals/cadence.yaml --suite fixtures/evals/lumen.yaml
 # Gates set just under the scores measured when they were last raised (see README), plus the
 # committed baseline report: a regression in any rate beyond the tolerance fails the build.
-EVAL_GATES := --min-resolution 0.70 --min-escalation-recall 0.95 --baseline fixtures/evals/baseline.json --tolerance 0.03
+EVAL_GATES := --min-resolution 0.77 --min-escalation-recall 0.97 --baseline fixtures/evals/baseline.json --tolerance 0.03
 
 ## Reply quality over the fixture suites, offline (no LLM), gated.
 evals:
