@@ -131,13 +131,13 @@ pub fn places(text: &str) -> Vec<Place> {
         }
         // "ship 2 austrailia": a one-letter slip in a long country name, after a destination
         // word only (so a product word a letter away from a country stays a word).
-        if after_destination && word.len() >= 6 {
-            if let Some((_, key)) = ONE_WORD_COUNTRIES
+        if after_destination
+            && word.len() >= 6
+            && let Some((_, key)) = ONE_WORD_COUNTRIES
                 .iter()
                 .find(|(name, _)| crate::text::terms_match(word, name))
-            {
-                push((*key).to_owned());
-            }
+        {
+            push((*key).to_owned());
         }
         at += 1;
     }
