@@ -1036,12 +1036,35 @@ pub fn product_facts(catalog: &Catalog, found: &ProductMatch) -> Vec<Fact> {
             stock_parts.join("; ")
         )));
     }
+    // Sold out: what the product's own text says about its return ("We expect our next
+    // shipment in February", "won't be restocked"), which is the customer's next question.
+    let sold_out = matching.iter().all(|v| v.in_stock() == Some(false))
+        || (found.options.len() >= total_options && matching[0].in_stock() == Some(false));
+    if sold_out && let Some(restock) = restock_sentence(catalog, &source) {
+        // Sold out and when it is back is the whole answer: said first, as it stands.
+        facts.push(fact(restock));
+        facts.iter_mut().for_each(|f| f.direct = true);
+    }
     if let Some(sku) = &found.sku {
         facts.insert(0, fact(format!("SKU {sku} is the {described}.")));
         // The customer typed the SKU: what it is and whether it is in stock is the answer.
         facts.iter_mut().for_each(|f| f.direct = true);
     }
     facts
+}
+
+/// The sentence of a product's own text about when it is back, if it has one.
+fn restock_sentence(catalog: &Catalog, source: &str) -> Option<String> {
+    static RESTOCK: LazyLock<Regex> = LazyLock::new(|| {
+        Regex::new(r"(?i)\b(restock\w*|back in stock|next (shipment|batch|delivery)|expect(ed)? (it |them )?(back|in)|ships? again|available again|won.t be (restocked|back)|limited edition)\b")
+            .expect("valid")
+    });
+    catalog.product_chunks(source).iter().find_map(|chunk| {
+        parley_knowledge::text::split_sentences(&chunk.text)
+            .into_iter()
+            .map(|s| s.trim().to_owned())
+            .find(|s| RESTOCK.is_match(s) && s.split_whitespace().count() >= 4)
+    })
 }
 
 /// "Are any of your bikes on sale?": the active products with a sale price, of the category
@@ -1212,6 +1235,22 @@ mod tests {
             catalog.mask_titles("my skin started to burn, the balm melted"),
             "my skin started to burn, the balm melted"
         );
+    }
+
+    #[test]
+    fn a_sold_out_product_says_when_it_is_back() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures/merchants/cadence");
+        let catalog = Catalog::new(Arc::new(MerchantData::load(&dir).expect("fixture loads")));
+        let found = ProductMatch {
+            handle: "dropline-150mm-dropper-post".to_owned(),
+            options: Vec::new(),
+            sku: None,
+        };
+        let facts = product_facts(&catalog, &found);
+        let texts: Vec<&str> = facts.iter().map(|f| f.text.as_str()).collect();
+        assert!(texts[0].contains("sold out"), "{texts:?}");
+        assert!(texts.iter().any(|t| t.contains("February")), "{texts:?}");
+        assert!(facts.iter().all(|f| f.direct));
     }
 
     #[test]
