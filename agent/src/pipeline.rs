@@ -210,15 +210,15 @@ impl Agent {
     /// newer ingest than the cached one.
     fn catalog(&self, merchant: &MerchantId) -> Result<Arc<Catalog>, AgentError> {
         let data = self.knowledge.merchant(merchant)?;
-        let mut catalogs = self.catalogs.lock().unwrap_or_else(|p| p.into_inner());
-        match catalogs.get(merchant) {
-            Some(catalog) if Arc::ptr_eq(catalog.data(), &data) => Ok(catalog.clone()),
-            _ => {
-                let catalog = Arc::new(Catalog::new(data));
-                catalogs.insert(merchant.clone(), catalog.clone());
-                Ok(catalog)
-            }
+        let lock = || self.catalogs.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(catalog) = lock().get(merchant).filter(|c| Arc::ptr_eq(c.data(), &data)) {
+            return Ok(catalog.clone());
         }
+        // Built outside the lock (it chunks every product): other merchants' messages do not
+        // wait for it. Two racing builds of the same data are equal; the last one is kept.
+        let catalog = Arc::new(Catalog::new(data, self.knowledge.chunk_config()));
+        lock().insert(merchant.clone(), catalog.clone());
+        Ok(catalog)
     }
 
     pub fn knowledge(&self) -> &Arc<KnowledgeBase> {
@@ -1219,14 +1219,16 @@ fn asks_about_own_order(text: &str) -> bool {
     STATE.is_match(text) && QUESTION.is_match(text) && !ANGRY.is_match(text)
 }
 
+/// Words a question opens with ("what", "is", "do you", "can").
+const QUESTION_OPENERS: &str =
+    "what|whats|what's|wat|how|when|where|which|who|is|are|does|do|can|could|will|would|should|any";
+
 /// A question asking for information, with no grievance in it: no "still", "again", "never
 /// arrived", "not happy". Complaints are statements of what went wrong ("my boots fell apart",
 /// "why is my order late AGAIN"), sometimes phrased as questions, and keep their cue words.
 fn asks_for_information(text: &str) -> bool {
-    static QUESTION: LazyLock<Regex> = LazyLock::new(|| {
-        Regex::new(r"(?i)^\W*(what|whats|what's|wat|how|when|where|which|who|is|are|does|do|can|could|will|would|should|any)\b")
-            .expect("valid")
-    });
+    static QUESTION: LazyLock<Regex> =
+        LazyLock::new(|| Regex::new(&format!(r"(?i)^\W*({QUESTION_OPENERS})\b")).expect("valid"));
     static GRIEVANCE: LazyLock<Regex> = LazyLock::new(|| {
         Regex::new(r"(?i)\b(still|again|yet|never|nobody|no one|ignored|ignoring|waiting|waited|late|lost|refused|disappoint\w*|unhappy|not happy|upset|angry|annoyed|frustrat\w*|problem|issue|wrong|haven'?t|hasn'?t|didn'?t|wasn'?t|weren'?t|won'?t|can'?t believe|why (is|was|did|does|hasn|haven|isn|are|do)|fell apart|ruined|worse)\b")
             .expect("valid")
@@ -1238,8 +1240,7 @@ fn asks_for_information(text: &str) -> bool {
 /// word ("is", "do you", "what").
 fn asks_question(text: &str) -> bool {
     static OPENING: LazyLock<Regex> = LazyLock::new(|| {
-        Regex::new(r"(?i)^\W*(what|whats|what's|wat|how|hw|when|where|which|who|is|are|does|do|can|could|will|would|should|any)\s+\w+\s+\w+")
-            .expect("valid")
+        Regex::new(&format!(r"(?i)^\W*({QUESTION_OPENERS}|hw)\s+\w+\s+\w+")).expect("valid")
     });
     OPENING.is_match(text) || (text.contains('?') && text.split_whitespace().count() >= 4)
 }
@@ -1325,12 +1326,12 @@ fn offer_facts(data: &MerchantData, message: &str) -> Vec<Fact> {
             direct: true,
         }];
     }
-    ranked_offers(data, message)
+    ranked_offers(data, message, &named)
 }
 
-fn ranked_offers(data: &MerchantData, message: &str) -> Vec<Fact> {
+/// The offers as facts, best first; `named` are the code-shaped tokens the message holds.
+fn ranked_offers(data: &MerchantData, message: &str, named: &[&str]) -> Vec<Fact> {
     let message_terms = crate::text::terms(message);
-    let named = code_tokens(message);
     let mut scored: Vec<(usize, &parley_knowledge::Offer)> = data
         .config
         .offers

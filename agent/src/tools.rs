@@ -41,7 +41,8 @@ pub struct Catalog {
 }
 
 impl Catalog {
-    pub fn new(data: Arc<MerchantData>) -> Self {
+    /// `chunk_config` is the knowledge base's, so each product's chunks are the ones indexed.
+    pub fn new(data: Arc<MerchantData>, chunk_config: &parley_knowledge::ChunkConfig) -> Self {
         let mut orders_by_phone: HashMap<String, Vec<usize>> = HashMap::new();
         for (idx, order) in data.orders.iter().enumerate() {
             if let Some(phone) = order.phone.as_deref().and_then(normalize_phone) {
@@ -123,8 +124,7 @@ impl Catalog {
             .map(|p| plain_words(&p.title).into_iter().map(|(_, w)| w).collect())
             .collect();
         let mut product_chunks: HashMap<String, Vec<parley_knowledge::Chunk>> = HashMap::new();
-        for chunk in parley_knowledge::chunk::chunk_products(&data, &parley_knowledge::ChunkConfig::default())
-        {
+        for chunk in parley_knowledge::chunk::chunk_products(&data, chunk_config) {
             product_chunks
                 .entry(chunk.source.clone())
                 .or_default()
@@ -800,8 +800,7 @@ pub fn option_answer(catalog: &Catalog, found: &ProductMatch, message: &str) -> 
                 matching.iter().any(|v| v.in_stock() != Some(false)),
             ) {
                 (true, _) => return None,
-                (false, true) => "and it's in stock",
-                (false, false) => "but it's sold out right now",
+                (false, in_stock) => stock_clause(in_stock),
             };
             return Some(Fact {
                 source,
@@ -839,11 +838,7 @@ pub fn option_answer(catalog: &Catalog, found: &ProductMatch, message: &str) -> 
                 variant.in_stock() != Some(false)
                     && variant.option_values().iter().any(|v| partial.contains(v))
             });
-            let stock = if in_stock {
-                "and it's in stock"
-            } else {
-                "but it's sold out right now"
-            };
+            let stock = stock_clause(in_stock);
             return Some(Fact {
                 source,
                 text: format!(
@@ -925,7 +920,6 @@ pub fn sale_answer(catalog: &Catalog, found: &ProductMatch, message: &str) -> Op
         return None;
     }
     let product = catalog.product(&found.handle)?;
-    let price = |raw: &str| raw.parse::<f64>().ok();
     // The variants the customer named ("the fig one"), or all of them.
     let named = matching_variants(product, &found.options);
     let variants: Vec<&Variant> = if named.is_empty() {
@@ -939,12 +933,7 @@ pub fn sale_answer(catalog: &Catalog, found: &ProductMatch, message: &str) -> Op
     } else {
         ""
     };
-    let sale = variants.iter().find_map(|v| {
-        match (price(&v.price), v.compare_at_price.as_deref().and_then(price)) {
-            (Some(now), Some(was)) if was > now => Some((now, was)),
-            _ => None,
-        }
-    });
+    let sale = variants.iter().find_map(|v| sale_prices(v));
     let text = match sale {
         Some((now, was)) => format!(
             "Yes, the {} is on sale: ${now:.2} (was ${was:.2}){stock}.",
@@ -1081,7 +1070,6 @@ pub fn sale_listing(catalog: &Catalog, message: &str) -> Option<Fact> {
         .into_iter()
         .filter(|t| catalog.categories.contains(t))
         .collect();
-    let price = |raw: &str| raw.parse::<f64>().ok();
     let in_category = |product: &Product| {
         asked.is_empty()
             || crate::text::terms(&product.product_type.replace('-', ""))
@@ -1094,12 +1082,11 @@ pub fn sale_listing(catalog: &Catalog, message: &str) -> Option<Fact> {
         .iter()
         .filter(|p| p.is_active() && in_category(p))
         .filter_map(|product| {
-            let (now, was) = product.variants.iter().find_map(|v| {
-                match (price(&v.price), v.compare_at_price.as_deref().and_then(price)) {
-                    (Some(now), Some(was)) if was > now && v.in_stock() != Some(false) => Some((now, was)),
-                    _ => None,
-                }
-            })?;
+            let (now, was) = product
+                .variants
+                .iter()
+                .filter(|v| v.in_stock() != Some(false))
+                .find_map(sale_prices)?;
             Some((
                 product.handle.as_str(),
                 format!("the {} at ${now:.2} (was ${was:.2})", product.title),
@@ -1171,29 +1158,35 @@ fn options_sentence(product: &Product) -> String {
     }
 }
 
+/// A variant's (sale price, regular price) when it is marked down.
+fn sale_prices(variant: &Variant) -> Option<(f64, f64)> {
+    let now = variant.price.parse::<f64>().ok()?;
+    let was = variant.compare_at_price.as_deref()?.parse::<f64>().ok()?;
+    (was > now).then_some((now, was))
+}
+
+/// "and it's in stock" / "but it's sold out right now", after a yes about an option.
+fn stock_clause(in_stock: bool) -> &'static str {
+    if in_stock {
+        "and it's in stock"
+    } else {
+        "but it's sold out right now"
+    }
+}
+
 fn price_phrase(variants: &[&Variant]) -> String {
     let price = |raw: &str| raw.parse::<f64>().ok();
     let mut prices: Vec<f64> = variants.iter().filter_map(|v| price(&v.price)).collect();
     prices.sort_by(f64::total_cmp);
     prices.dedup();
-    let on_sale: Vec<&&Variant> = variants
-        .iter()
-        .filter(
-            |v| match (price(&v.price), v.compare_at_price.as_deref().and_then(price)) {
-                (Some(now), Some(was)) => was > now,
-                _ => false,
-            },
-        )
-        .collect();
+    let on_sale: Vec<&&Variant> = variants.iter().filter(|v| sale_prices(v).is_some()).collect();
     let money = |value: f64| format!("${value:.2}");
     let mut phrase = match prices.as_slice() {
         [] => "priced at checkout".to_owned(),
         [one] => money(*one),
         [low, .., high] => format!("{} to {}", money(*low), money(*high)),
     };
-    let regular = on_sale
-        .first()
-        .and_then(|v| v.compare_at_price.as_deref().and_then(price));
+    let regular = on_sale.first().and_then(|v| sale_prices(v)).map(|(_, was)| was);
     if let Some(was) = regular {
         if on_sale.len() == variants.len() {
             phrase = format!("on sale at {phrase} (regularly {})", money(was));
@@ -1225,7 +1218,10 @@ mod tests {
     #[test]
     fn product_names_are_masked_whole() {
         let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures/merchants/glowleaf");
-        let catalog = Catalog::new(Arc::new(MerchantData::load(&dir).expect("fixture loads")));
+        let catalog = Catalog::new(
+            Arc::new(MerchantData::load(&dir).expect("fixture loads")),
+            &parley_knowledge::ChunkConfig::default(),
+        );
         assert_eq!(
             catalog.mask_titles("does the melt away cleansing balm have almond oil in it?"),
             "does the item have almond oil in it?"
@@ -1240,7 +1236,10 @@ mod tests {
     #[test]
     fn a_sold_out_product_says_when_it_is_back() {
         let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures/merchants/cadence");
-        let catalog = Catalog::new(Arc::new(MerchantData::load(&dir).expect("fixture loads")));
+        let catalog = Catalog::new(
+            Arc::new(MerchantData::load(&dir).expect("fixture loads")),
+            &parley_knowledge::ChunkConfig::default(),
+        );
         let found = ProductMatch {
             handle: "dropline-150mm-dropper-post".to_owned(),
             options: Vec::new(),

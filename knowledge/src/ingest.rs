@@ -97,6 +97,11 @@ impl KnowledgeBase {
         Self::new(embedder, Arc::new(index), data_dir)
     }
 
+    /// How this knowledge base chunks documents.
+    pub fn chunk_config(&self) -> &ChunkConfig {
+        &self.chunk_config
+    }
+
     pub fn with_chunk_config(mut self, config: ChunkConfig) -> Self {
         self.chunk_config = config;
         self
