@@ -258,7 +258,9 @@ async fn compose(
         .collect();
     scored.sort_by(|a, b| b.0.total_cmp(&a.0));
     let meaning = match dense {
-        Some((embedder, query)) => rerank_by_meaning(&mut scored, embedder, &query).await,
+        Some((embedder, query)) => {
+            rerank_by_meaning(&mut scored, request.sentence_vectors, embedder, &query).await
+        }
         None => HashMap::new(),
     };
 
@@ -343,20 +345,41 @@ async fn compose(
 }
 
 /// Adds the cosine similarity between the question and each of the best few sentences, then
-/// re-sorts. Embedding runs on a blocking thread; on failure the lexical order stands.
+/// re-sorts. Passage sentences come with vectors from ingest; the rest (facts the tools
+/// phrased, sentences new since the last ingest) are embedded on a blocking thread. On
+/// failure the lexical order stands.
 async fn rerank_by_meaning<'c>(
     scored: &mut [(f32, &'c Candidate, Vec<&String>)],
+    stored: Option<&parley_knowledge::SentenceVectors>,
     embedder: Arc<dyn Embedder>,
     query: &[f32],
 ) -> HashMap<&'c str, f32> {
     let n = scored.len().min(DENSE_RERANK);
-    let texts: Vec<String> = scored[..n].iter().map(|(_, c, _)| c.text.clone()).collect();
-    let vectors = match tokio::task::spawn_blocking(move || embedder.embed(&texts)).await {
-        Ok(Ok(vectors)) => vectors,
-        _ => return HashMap::new(),
-    };
+    let mut vectors: Vec<Option<Vec<f32>>> = scored[..n]
+        .iter()
+        .map(|(_, c, _)| stored.and_then(|s| s.get(&c.text)).map(<[f32]>::to_vec))
+        .collect();
+    let missing: Vec<String> = scored[..n]
+        .iter()
+        .zip(&vectors)
+        .filter(|(_, v)| v.is_none())
+        .map(|((_, c, _), _)| c.text.clone())
+        .collect();
+    if !missing.is_empty() {
+        let embedded = match tokio::task::spawn_blocking(move || embedder.embed(&missing)).await {
+            Ok(Ok(vectors)) => vectors,
+            _ => return HashMap::new(),
+        };
+        let mut embedded = embedded.into_iter();
+        for slot in vectors.iter_mut().filter(|v| v.is_none()) {
+            *slot = embedded.next();
+        }
+    }
     let mut meaning = HashMap::new();
     for ((score, candidate, _), vector) in scored[..n].iter_mut().zip(&vectors) {
+        let Some(vector) = vector else {
+            continue;
+        };
         let cosine: f32 = query.iter().zip(vector).map(|(a, b)| a * b).sum();
         *score += DENSE_WEIGHT * cosine;
         meaning.insert(candidate.text.as_str(), cosine);
@@ -570,7 +593,10 @@ fn candidates(
             .filter(|t| categories.contains(t))
             .collect();
         let home = crate::scope::names_home(heading_scope);
-        for (position, sentence) in sentences(&passage.text).into_iter().enumerate() {
+        for (position, sentence) in parley_knowledge::sentences::passage_sentences(&passage.text)
+            .into_iter()
+            .enumerate()
+        {
             let places = if policy {
                 crate::scope::away(&sentence)
             } else {
@@ -603,102 +629,6 @@ fn candidates(
         }
     }
     out
-}
-
-/// Splits a passage into clean, self-contained sentences: markdown emphasis and list
-/// markers removed, headings and fragments dropped.
-fn sentences(text: &str) -> Vec<String> {
-    static LIST_MARKER: LazyLock<Regex> =
-        LazyLock::new(|| Regex::new(r"^\s*([-*•]|\d+[.)])\s+").expect("valid"));
-    static BOLD_LABEL: LazyLock<Regex> =
-        LazyLock::new(|| Regex::new(r"^(\*\*|__)([^*_]{2,80})(\*\*|__):?$").expect("valid"));
-    let mut out = Vec::new();
-    let mut table_header: Option<Vec<String>> = None;
-    // A bold line on its own ("**Canada**") labels the list below it, like a heading: its
-    // items read "Canada: DHL eCommerce, $19.95 flat rate …", not as the general rule.
-    let mut label: Option<String> = None;
-    for line in text.lines() {
-        let line = line.trim();
-        if let Some(caps) = BOLD_LABEL.captures(line) {
-            label = Some(caps[2].trim().trim_end_matches(':').to_owned());
-            continue;
-        }
-        let is_item = LIST_MARKER.is_match(line);
-        // Ingest keeps the label's text and drops its emphasis: a short line with no
-        // sentence end, before a list, is a label too.
-        let short_label = !is_item
-            && !line.starts_with(['#', '|'])
-            && (2..=80).contains(&line.len())
-            && line.split_whitespace().count() <= 8
-            && !line.ends_with(['.', '!', '?', ')', ',', ';'])
-            // "Wholesale (spas): wholesale@…" is a line of its own, not a label.
-            && !line.trim_end_matches(':').contains(':');
-        if short_label {
-            let text = line.trim_end_matches(':');
-            // The chunker's own "Variants:" line heads variant rows that name themselves.
-            label = (text != parley_knowledge::chunk::VARIANTS_LABEL).then(|| text.to_owned());
-            continue;
-        }
-        if !is_item && !line.is_empty() {
-            label = None;
-        }
-        if line.starts_with('|') {
-            // Table rows become sentences: "Standard: Cost $6.95; Delivery time 3-7 days."
-            let Some(cells) = crate::sizing::table_cells(line) else {
-                continue;
-            };
-            match &table_header {
-                None => table_header = Some(cells),
-                Some(header) => out.push(table_row_sentence(header, &cells)),
-            }
-            continue;
-        }
-        table_header = None;
-        if line.is_empty() || line.starts_with('#') {
-            continue;
-        }
-        let line = LIST_MARKER.replace(line, "");
-        let line = line.replace("**", "").replace("__", "").replace('`', "");
-        let line = match label.as_deref().filter(|l| is_item && !line.starts_with(l)) {
-            Some(label) => format!("{label}: {line}"),
-            None => line,
-        };
-        for sentence in parley_knowledge::text::split_sentences(&line) {
-            let sentence = sentence.trim();
-            // Fragments ("Gift cards"), label lines ("Note:") and catalogue metadata ("Tags:
-            // …", "Serum (Skincare, by Glowleaf).") say too little alone.
-            let metadata =
-                sentence.starts_with("Tags:") || (sentence.contains(", by ") && sentence.ends_with(")."));
-            if metadata
-                || sentence.len() < 20
-                || sentence.ends_with(':')
-                || sentence.split_whitespace().count() < 4
-            {
-                continue;
-            }
-            let mut sentence = sentence.to_owned();
-            if !sentence.ends_with(['.', '!', '?', ')']) {
-                sentence.push('.');
-            }
-            out.push(sentence);
-        }
-    }
-    out
-}
-
-fn table_row_sentence(header: &[String], cells: &[String]) -> String {
-    let mut parts = Vec::new();
-    for (idx, cell) in cells.iter().enumerate().skip(1) {
-        if cell.is_empty() {
-            continue;
-        }
-        match header.get(idx).filter(|h| !h.is_empty()) {
-            Some(name) => parts.push(format!("{} {cell}", name.to_lowercase())),
-            None => parts.push(cell.clone()),
-        }
-    }
-    let first = cells.first().map(String::as_str).unwrap_or_default();
-    format!("{first}: {}.", parts.join("; "))
 }
 
 /// Inverse document frequency of each query term over the candidate sentences: a term that
@@ -741,33 +671,5 @@ fn append(body: &mut String, sentence: &str, limit: usize) -> bool {
 fn push_unique(list: &mut Vec<String>, item: &str) {
     if !list.iter().any(|x| x == item) {
         list.push(item.to_owned());
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn sentences_are_cleaned() {
-        let text = "## Window\n- You have **30 days from delivery** to return.\n- Gift cards\nNote:\n";
-        assert_eq!(sentences(text), vec!["You have 30 days from delivery to return."]);
-        let labelled = "**Canada**\n- DHL eCommerce, $19.95 flat rate.\n- 5-10 business days.\n\nAll prices in USD are final here.\n- Plain item without a label here.\nJapan\n- DHL Express, $39.95 flat rate.\n";
-        assert_eq!(
-            sentences(labelled),
-            vec![
-                "Canada: DHL eCommerce, $19.95 flat rate.",
-                "Canada: 5-10 business days.",
-                "All prices in USD are final here.",
-                "Plain item without a label here.",
-                "Japan: DHL Express, $39.95 flat rate.",
-            ]
-        );
-        let table =
-            "| Method | Cost | Time |\n|---|---|---|\n| Standard | $6.95, **free over $75** | 3-7 days |\n";
-        assert_eq!(
-            sentences(table),
-            vec!["Standard: cost $6.95, free over $75; time 3-7 days."]
-        );
     }
 }

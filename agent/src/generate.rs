@@ -63,6 +63,9 @@ pub struct GenerationRequest<'a> {
     /// That product's categories (its product type's stemmed words): a rule scoped to them
     /// is the rule for it ("Bikes: $129" for the Tempo Alloy, not "Parts: $19.95").
     pub product_categories: &'a [String],
+    /// Passage sentences' vectors computed at ingest: the responder ranks by meaning without
+    /// embedding them now (a sentence missing from it is embedded when needed).
+    pub sentence_vectors: Option<&'a parley_knowledge::SentenceVectors>,
 }
 
 /// What a generator produced.

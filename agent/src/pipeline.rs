@@ -164,6 +164,8 @@ impl std::fmt::Debug for Agent {
 struct Work<'a> {
     inbound: Inbound<'a>,
     catalog: Arc<Catalog>,
+    /// The merchant's passage-sentence vectors from ingest, for the responder's ranking.
+    sentences: Arc<parley_knowledge::SentenceVectors>,
     state: ConversationState,
     timings: StageTimings,
     classification: Option<Classification>,
@@ -260,6 +262,7 @@ impl Agent {
         let mut work = Work {
             inbound,
             catalog,
+            sentences: self.knowledge.sentence_vectors(inbound.merchant),
             state,
             timings: StageTimings::default(),
             classification: None,
@@ -603,6 +606,7 @@ impl Agent {
                 categories: work.catalog.categories(),
                 product: work.product_source.as_deref(),
                 product_categories: &product_categories,
+                sentence_vectors: Some(&work.sentences),
             };
             let stage = Instant::now();
             let draft = generator
@@ -955,6 +959,7 @@ impl Agent {
             categories: work.catalog.categories(),
             product: work.product_source.as_deref(),
             product_categories: &product_categories,
+            sentence_vectors: Some(&work.sentences),
         };
         match self.extractive.generate(&request).await {
             Ok(Draft::Text { text, .. }) => {

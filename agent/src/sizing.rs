@@ -87,19 +87,6 @@ struct Row {
     ranges: Vec<(Measure, Measure)>,
 }
 
-/// The cells of one pipe-table line ("| S | 51-55 cm |"), `None` for a separator row.
-pub(crate) fn table_cells(line: &str) -> Option<Vec<String>> {
-    let cells: Vec<String> = line
-        .trim_matches('|')
-        .split('|')
-        .map(|c| c.trim().replace("**", ""))
-        .collect();
-    let separator = cells
-        .iter()
-        .all(|c| c.chars().all(|ch| matches!(ch, '-' | ':' | ' ')));
-    (!separator).then_some(cells)
-}
-
 /// The pipe tables in `text`, each as its rows (the header row gives units to bare numbers).
 fn tables(text: &str) -> Vec<Vec<Row>> {
     let mut out = Vec::new();
@@ -114,7 +101,7 @@ fn tables(text: &str) -> Vec<Vec<Row>> {
             header = None;
             continue;
         }
-        let Some(cells) = table_cells(line) else {
+        let Some(cells) = parley_knowledge::sentences::table_cells(line) else {
             continue;
         };
         match &header {

@@ -16,6 +16,7 @@ use crate::error::{KnowledgeError, Result};
 use crate::index::{IndexedChunk, KnowledgeIndex, SearchHit, SearchQuery};
 use crate::merchant::{MerchantData, MerchantId};
 use crate::qdrant::{QdrantConfig, QdrantIndex};
+use crate::sentences::{SentenceVectors, passage_sentences};
 
 /// What an ingest did, for the CLI, the API and the benchmarks.
 #[derive(Debug, Clone, Serialize)]
@@ -31,6 +32,10 @@ pub struct IngestReport {
     pub n_reused: usize,
     /// Chunks present before this ingest and gone after it.
     pub n_removed: usize,
+    /// Distinct passage sentences, each with a stored vector for the responder.
+    pub n_sentences: usize,
+    /// Sentences that went through the model (the rest kept their stored vector).
+    pub n_sentences_embedded: usize,
     #[serde(with = "duration_ms")]
     pub elapsed: Duration,
 }
@@ -41,7 +46,8 @@ mod duration_ms {
     }
 }
 
-/// Called as embedding proceeds with (chunks embedded so far, chunks to embed).
+/// Called as embedding proceeds with (texts embedded so far, texts to embed): the changed
+/// chunks first, then the new passage sentences.
 pub type IngestProgress<'a> = &'a (dyn Fn(usize, usize) + Send + Sync);
 
 /// The knowledge base one process uses: an embedder, an index backend, and the catalog
@@ -52,6 +58,8 @@ pub struct KnowledgeBase {
     catalog_dir: PathBuf,
     chunk_config: ChunkConfig,
     catalogs: RwLock<HashMap<MerchantId, Arc<MerchantData>>>,
+    /// Each merchant's passage-sentence vectors, loaded on first use.
+    sentences: RwLock<HashMap<MerchantId, Arc<SentenceVectors>>>,
     /// Catalogs that could not be read, with why (until an ingest replaces them).
     unreadable_catalogs: RwLock<HashMap<MerchantId, String>>,
     /// Ingests are serialised: they are rare, heavy, and simpler to reason about one at a time.
@@ -79,6 +87,7 @@ impl KnowledgeBase {
             catalog_dir,
             chunk_config: ChunkConfig::default(),
             catalogs: RwLock::new(HashMap::new()),
+            sentences: RwLock::new(HashMap::new()),
             unreadable_catalogs: RwLock::new(HashMap::new()),
             ingest_lock: tokio::sync::Mutex::new(()),
         })
@@ -140,25 +149,58 @@ impl KnowledgeBase {
             .filter(|(_, chunk)| !stored.contains_key(&chunk.content_hash))
             .map(|(idx, _)| idx)
             .collect();
+        // The responder reads passages sentence by sentence and ranks the sentences by
+        // meaning; their vectors are computed here, once, not per question. A sentence already
+        // stored under this model keeps its vector.
+        let previous = self.sentence_vectors(&merchant);
+        let previous = (previous.model_id() == model_id).then_some(previous);
+        let mut sentence_texts: Vec<String> = Vec::new();
+        let mut seen = std::collections::HashSet::new();
+        for chunk in &chunks {
+            for sentence in passage_sentences(&chunk.text) {
+                if seen.insert(sentence.clone()) {
+                    sentence_texts.push(sentence);
+                }
+            }
+        }
+        let mut new_sentences: Vec<&String> = sentence_texts
+            .iter()
+            .filter(|s| previous.as_ref().is_none_or(|p| p.get(s).is_none()))
+            .collect();
+        // Similar lengths batch together: less padding through the model.
+        new_sentences.sort_by_key(|s| s.len());
+        let total = to_embed.len() + new_sentences.len();
+
         let mut fresh: HashMap<String, Vec<f32>> = HashMap::with_capacity(to_embed.len());
-        progress(0, to_embed.len());
+        progress(0, total);
         for batch in to_embed.chunks(EMBED_BATCH) {
             let texts: Vec<String> = batch.iter().map(|&idx| chunks[idx].embedding_text()).collect();
-            let embedder = self.embedder.clone();
-            let vectors = tokio::task::spawn_blocking(move || embedder.embed(&texts))
-                .await
-                .map_err(|err| KnowledgeError::Embedding(format!("embedding task failed: {err}")))??;
-            if vectors.len() != batch.len() {
-                return Err(KnowledgeError::Embedding(format!(
-                    "model returned {} vectors for {} texts",
-                    vectors.len(),
-                    batch.len()
-                )));
-            }
+            let vectors = self.embed_batch(texts).await?;
             for (&idx, vector) in batch.iter().zip(vectors) {
                 fresh.insert(chunks[idx].content_hash.clone(), vector);
             }
-            progress(fresh.len(), to_embed.len());
+            progress(fresh.len(), total);
+        }
+        let mut sentence_store = SentenceVectors::new(&model_id, self.embedder.dimension());
+        for batch in new_sentences.chunks(EMBED_BATCH) {
+            let texts: Vec<String> = batch.iter().map(|s| (*s).clone()).collect();
+            let vectors = self.embed_batch(texts.clone()).await?;
+            for (text, vector) in texts.into_iter().zip(vectors) {
+                sentence_store
+                    .insert(text, &vector)
+                    .map_err(KnowledgeError::Embedding)?;
+            }
+            progress(fresh.len() + sentence_store.len(), total);
+        }
+        let n_sentences_embedded = sentence_store.len();
+        if let Some(previous) = &previous {
+            for sentence in &sentence_texts {
+                if let Some(vector) = previous.get(sentence) {
+                    sentence_store
+                        .insert(sentence.clone(), vector)
+                        .map_err(KnowledgeError::Embedding)?;
+                }
+            }
         }
 
         let n_chunks = chunks.len();
@@ -188,10 +230,21 @@ impl KnowledgeBase {
         let tmp = catalog_path.with_extension(format!("json.tmp-{}", std::process::id()));
         let bytes = serde_json::to_vec(&data).map_err(|err| KnowledgeError::Index(err.to_string()))?;
         fs::write(&tmp, bytes).map_err(|err| KnowledgeError::io(&tmp, err))?;
+        let sentences_path = self.sentences_path(&merchant);
+        let sentences_tmp = sentences_path.with_extension(format!("bin.tmp-{}", std::process::id()));
+        if let Err(err) = fs::write(&sentences_tmp, sentence_store.encode()) {
+            let _ = fs::remove_file(&tmp);
+            return Err(KnowledgeError::io(&sentences_tmp, err));
+        }
         if let Err(err) = self.index.replace(&merchant, &model_id, indexed).await {
             let _ = fs::remove_file(&tmp);
+            let _ = fs::remove_file(&sentences_tmp);
             return Err(err);
         }
+        // The sentence store goes in before the catalog: it is keyed by sentence text, so
+        // one that is newer or older than the index it serves is slower (misses embed), never wrong.
+        fs::rename(&sentences_tmp, &sentences_path)
+            .map_err(|err| KnowledgeError::io(&sentences_path, err))?;
         fs::rename(&tmp, &catalog_path).map_err(|err| KnowledgeError::io(&catalog_path, err))?;
 
         let report = IngestReport {
@@ -203,12 +256,18 @@ impl KnowledgeBase {
             n_embedded: to_embed.len(),
             n_reused,
             n_removed,
+            n_sentences: sentence_store.len(),
+            n_sentences_embedded,
             elapsed: started.elapsed(),
         };
         self.catalogs
             .write()
             .unwrap_or_else(|p| p.into_inner())
             .insert(merchant.clone(), Arc::new(data));
+        self.sentences
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(merchant.clone(), Arc::new(sentence_store));
         self.unreadable_catalogs
             .write()
             .unwrap_or_else(|p| p.into_inner())
@@ -219,6 +278,8 @@ impl KnowledgeBase {
             embedded = report.n_embedded,
             reused = report.n_reused,
             removed = report.n_removed,
+            sentences = report.n_sentences,
+            sentences_embedded = report.n_sentences_embedded,
             "ingested"
         );
         Ok(report)
@@ -226,6 +287,60 @@ impl KnowledgeBase {
 
     fn catalog_path(&self, merchant: &MerchantId) -> PathBuf {
         self.catalog_dir.join(format!("{merchant}.json"))
+    }
+
+    fn sentences_path(&self, merchant: &MerchantId) -> PathBuf {
+        self.catalog_dir.join(format!("{merchant}.sentences.bin"))
+    }
+
+    /// Embeds one batch on a blocking thread, checking the model returned a vector per text.
+    async fn embed_batch(&self, texts: Vec<String>) -> Result<Vec<Vec<f32>>> {
+        let n = texts.len();
+        let embedder = self.embedder.clone();
+        let vectors = tokio::task::spawn_blocking(move || embedder.embed(&texts))
+            .await
+            .map_err(|err| KnowledgeError::Embedding(format!("embedding task failed: {err}")))??;
+        if vectors.len() != n {
+            return Err(KnowledgeError::Embedding(format!(
+                "model returned {} vectors for {n} texts",
+                vectors.len()
+            )));
+        }
+        Ok(vectors)
+    }
+
+    /// The merchant's passage-sentence vectors as last ingested, for ranking sentences by
+    /// meaning without embedding them per question. A merchant ingested before the store
+    /// existed, or whose file cannot be read, gets an empty store (logged): the responder
+    /// then embeds the sentences it needs, as it did before, so this never fails a reply.
+    pub fn sentence_vectors(&self, merchant: &MerchantId) -> Arc<SentenceVectors> {
+        if let Some(store) = self
+            .sentences
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(merchant)
+        {
+            return store.clone();
+        }
+        let path = self.sentences_path(merchant);
+        let store = match fs::read(&path) {
+            Ok(bytes) => SentenceVectors::decode(&bytes).unwrap_or_else(|problem| {
+                tracing::warn!(%merchant, path = %path.display(), %problem, "unreadable sentence vectors; re-run `parley ingest` to rebuild them");
+                SentenceVectors::default()
+            }),
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => SentenceVectors::default(),
+            Err(err) => {
+                tracing::warn!(%merchant, path = %path.display(), error = %err, "sentence vectors not readable");
+                SentenceVectors::default()
+            }
+        };
+        let store = Arc::new(store);
+        self.sentences
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(merchant.clone())
+            .or_insert(store)
+            .clone()
     }
 
     /// The merchant's config, products and orders as last ingested.

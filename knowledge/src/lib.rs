@@ -12,6 +12,7 @@ pub mod ingest;
 pub mod lexical;
 pub mod merchant;
 pub mod qdrant;
+pub mod sentences;
 pub mod shopify;
 pub mod text;
 
@@ -23,4 +24,5 @@ pub use index::{IndexedChunk, KnowledgeIndex, SearchHit, SearchQuery};
 pub use ingest::{IngestProgress, IngestReport, KnowledgeBase};
 pub use merchant::{MerchantConfig, MerchantData, MerchantId, Offer, is_e164};
 pub use qdrant::{QdrantConfig, QdrantIndex};
+pub use sentences::SentenceVectors;
 pub use shopify::{Fulfillment, LineItem, Order, Product, Variant};

@@ -929,6 +929,10 @@ struct IngestReportBody {
     n_embedded: usize,
     n_reused: usize,
     n_removed: usize,
+    /// Distinct passage sentences stored with vectors for the responder.
+    n_sentences: usize,
+    /// Sentences that went through the model this time.
+    n_sentences_embedded: usize,
     /// Milliseconds.
     elapsed: f64,
 }

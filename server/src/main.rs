@@ -388,7 +388,7 @@ async fn chat(url: &str, merchant: &str, from: &str) -> anyhow::Result<()> {
 
 async fn ingest(knowledge: &KnowledgeBase, dir: &std::path::Path) -> anyhow::Result<(MerchantId, PathBuf)> {
     let bar = ProgressBar::new(0).with_style(
-        ProgressStyle::with_template("{msg} [{bar:30}] {pos}/{len} chunks embedded ({elapsed})")
+        ProgressStyle::with_template("{msg} [{bar:30}] {pos}/{len} texts embedded ({elapsed})")
             .expect("static template")
             .progress_chars("=> "),
     );
@@ -401,12 +401,14 @@ async fn ingest(knowledge: &KnowledgeBase, dir: &std::path::Path) -> anyhow::Res
     bar.finish_and_clear();
     let report = report.with_context(|| format!("ingesting {}", dir.display()))?;
     println!(
-        "{}: {} chunks ({} embedded, {} unchanged, {} removed) from {} products, {} policies, {} orders in {:.1}s",
+        "{}: {} chunks ({} embedded, {} unchanged, {} removed), {} sentences ({} embedded) from {} products, {} policies, {} orders in {:.1}s",
         report.merchant_id,
         report.n_chunks,
         report.n_embedded,
         report.n_reused,
         report.n_removed,
+        report.n_sentences,
+        report.n_sentences_embedded,
         report.n_products,
         report.n_policies,
         report.n_orders,
