@@ -355,32 +355,27 @@ async fn rerank_by_meaning<'c>(
     query: &[f32],
 ) -> HashMap<&'c str, f32> {
     let n = scored.len().min(DENSE_RERANK);
-    let mut vectors: Vec<Option<Vec<f32>>> = scored[..n]
+    let cosine = |vector: &[f32]| -> f32 { query.iter().zip(vector).map(|(a, b)| a * b).sum() };
+    let mut cosines: Vec<Option<f32>> = scored[..n]
         .iter()
-        .map(|(_, c, _)| stored.and_then(|s| s.get(&c.text)).map(<[f32]>::to_vec))
+        .map(|(_, c, _)| stored.and_then(|s| s.get(&c.text)).map(cosine))
         .collect();
-    let missing: Vec<String> = scored[..n]
-        .iter()
-        .zip(&vectors)
-        .filter(|(_, v)| v.is_none())
-        .map(|((_, c, _), _)| c.text.clone())
-        .collect();
+    let missing: Vec<usize> = (0..n).filter(|&idx| cosines[idx].is_none()).collect();
     if !missing.is_empty() {
-        let embedded = match tokio::task::spawn_blocking(move || embedder.embed(&missing)).await {
+        let texts: Vec<String> = missing.iter().map(|&idx| scored[idx].1.text.clone()).collect();
+        let vectors = match tokio::task::spawn_blocking(move || embedder.embed(&texts)).await {
             Ok(Ok(vectors)) => vectors,
             _ => return HashMap::new(),
         };
-        let mut embedded = embedded.into_iter();
-        for slot in vectors.iter_mut().filter(|v| v.is_none()) {
-            *slot = embedded.next();
+        for (&idx, vector) in missing.iter().zip(&vectors) {
+            cosines[idx] = Some(cosine(vector));
         }
     }
     let mut meaning = HashMap::new();
-    for ((score, candidate, _), vector) in scored[..n].iter_mut().zip(&vectors) {
-        let Some(vector) = vector else {
+    for ((score, candidate, _), cosine) in scored[..n].iter_mut().zip(cosines) {
+        let Some(cosine) = cosine else {
             continue;
         };
-        let cosine: f32 = query.iter().zip(vector).map(|(a, b)| a * b).sum();
         *score += DENSE_WEIGHT * cosine;
         meaning.insert(candidate.text.as_str(), cosine);
     }

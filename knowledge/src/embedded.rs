@@ -163,17 +163,22 @@ fn load_snapshot(path: &Path) -> Result<Shard> {
     )
 }
 
-/// Decodes and validates a snapshot's bytes; the error says what is wrong with them.
-pub fn decode_snapshot(bytes: &[u8]) -> std::result::Result<Snapshot, String> {
+/// Decodes bincode written by `bincode::serialize`/`serialize_into` (fixed-width integers),
+/// never allocating more than the input's length: a length prefix read from garbage is
+/// refused instead of believed. Every stored file the knowledge crate reads goes through it.
+pub(crate) fn decode_bounded<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> std::result::Result<T, String> {
     use bincode::Options;
-    // The same encoding `bincode::serialize_into` writes (fixed-width integers), bounded by
-    // the input's length.
-    let snapshot: Snapshot = bincode::DefaultOptions::new()
+    bincode::DefaultOptions::new()
         .with_fixint_encoding()
         .allow_trailing_bytes()
         .with_limit(bytes.len() as u64)
         .deserialize(bytes)
-        .map_err(|err| err.to_string())?;
+        .map_err(|err| err.to_string())
+}
+
+/// Decodes and validates a snapshot's bytes; the error says what is wrong with them.
+pub fn decode_snapshot(bytes: &[u8]) -> std::result::Result<Snapshot, String> {
+    let snapshot: Snapshot = decode_bounded(bytes)?;
     if snapshot.format != SNAPSHOT_FORMAT {
         return Err(format!(
             "format {} is not supported (expected {SNAPSHOT_FORMAT})",

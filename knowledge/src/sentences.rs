@@ -210,13 +210,7 @@ impl SentenceVectors {
     /// Decodes and validates stored bytes, defensively: garbage, truncation or a hostile edit
     /// is an error saying what is wrong, never a panic or an allocation beyond the input's size.
     pub fn decode(bytes: &[u8]) -> Result<Self, String> {
-        use bincode::Options;
-        let file: SentenceFile = bincode::DefaultOptions::new()
-            .with_fixint_encoding()
-            .allow_trailing_bytes()
-            .with_limit(bytes.len() as u64)
-            .deserialize(bytes)
-            .map_err(|err| err.to_string())?;
+        let file: SentenceFile = crate::embedded::decode_bounded(bytes)?;
         if file.format != FILE_FORMAT {
             return Err(format!(
                 "format {} is not supported (expected {FILE_FORMAT})",

@@ -417,17 +417,20 @@ fn table(report: &Value) -> String {
     }
     if report["ingest"].is_object() {
         let i = &report["ingest"];
-        let what = format!("{} products, {} chunks", i["products"], i["chunks"]);
+        let what = format!(
+            "{} products, {} chunks + {} sentences",
+            i["products"], i["chunks"], i["sentences"]
+        );
         push(
             &mut rows,
-            format!("ingest ({what}) chunks/s, per tenth of the run"),
-            &i["ingest_chunks_per_s_by_tenth"],
+            format!("ingest ({what}) texts/s, per tenth of the run"),
+            &i["ingest_texts_per_s_by_tenth"],
             "",
         );
         push(
             &mut rows,
-            "raw embedding chunks/s (same model, same run)".into(),
-            &i["raw_embed_chunks_per_s"],
+            "raw embedding texts/s (same model, same mix, same run)".into(),
+            &i["raw_embed_texts_per_s"],
             "",
         );
         let ratio = i["ingest_to_raw_ratio"].as_f64().unwrap_or(f64::NAN);
