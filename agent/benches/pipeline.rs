@@ -3,21 +3,15 @@
 //! retrieval, tools, the offline responder, guardrails). Pass 1 starts with cold caches; pass 2
 //! is the steady state (sentence vectors cached). Figures only; nothing is asserted.
 
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 
 use parley_agent::classifier::builtin_examples;
 use parley_agent::{Agent, AgentConfig, Classifier, ConversationState, Decision, Inbound};
-use parley_knowledge::{EmbedderConfig, FastEmbedder, KnowledgeBase, MerchantId};
+use parley_knowledge::{FastEmbedder, KnowledgeBase, MerchantId};
 use parley_prompts::Prompts;
 
-fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_path_buf()
-}
+use parley_testkit::workspace_root;
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {
     if sorted.is_empty() {
@@ -80,7 +74,7 @@ fn main() {
         .build()
         .unwrap();
     runtime.block_on(async {
-        let config = EmbedderConfig::for_checkout(&workspace_root());
+        let config = parley_testkit::checkout_embedder_config();
         let embedder = Arc::new(FastEmbedder::load(&config).expect("run `make models` first"));
         let knowledge =
             KnowledgeBase::open_embedded(embedder.clone(), &workspace_root().join("target/parley-bench-kb"))

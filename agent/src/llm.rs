@@ -20,7 +20,7 @@ use async_openai::types::chat::{
 };
 use async_trait::async_trait;
 use backon::Retryable as _;
-pub use parley_knowledge::duration::deserialize_duration;
+use parley_core::{RetryPolicy, deserialize_duration};
 use parley_knowledge::text::count_tokens;
 use parley_prompts::Prompts;
 use serde::{Deserialize, Serialize};
@@ -29,10 +29,6 @@ use tracing::{debug, instrument, warn};
 use crate::generate::{Draft, GenerateError, GenerationRequest, Generator, MerchantView, system_prompt};
 use crate::text::unique;
 use crate::types::{Role, Turn};
-
-/// Backoff never grows past this: a customer waiting on an SMS is better served by a person
-/// than by a reply that arrives minutes later.
-const MAX_BACKOFF: Duration = Duration::from_secs(5);
 
 /// Where and how to reach the model. Durations deserialize from milliseconds (`10000`) or a
 /// string with a unit (`"10s"`, `"200ms"`), so they read well in TOML and environment variables.
@@ -107,14 +103,13 @@ impl LlmConfig {
     /// The longest one draft can take: every attempt timing out, with the backoff between.
     pub fn worst_case(&self) -> Duration {
         let attempts = self.timeout.saturating_mul(self.max_retries + 1);
-        let backoff: Duration = (0..self.max_retries)
-            .map(|retry| {
-                self.initial_backoff
-                    .saturating_mul(2_u32.saturating_pow(retry))
-                    .min(MAX_BACKOFF)
-            })
-            .sum();
-        attempts + backoff
+        attempts + self.retry().delays().sum::<Duration>()
+    }
+
+    /// Retries back off from `initial_backoff` up to [`RetryPolicy::MAX_DELAY`]: a customer
+    /// waiting on an SMS is better served by a person than by a reply minutes later.
+    pub fn retry(&self) -> RetryPolicy {
+        RetryPolicy::new(self.initial_backoff, self.max_retries)
     }
 
     /// Checks every field, so that a bad setting fails at start-up rather than on the first
@@ -324,10 +319,7 @@ impl LlmGenerator {
         let mut attempt = 1;
         let started = Instant::now();
         let result = (|| async { self.client.chat().create(request.clone()).await.map_err(classify) })
-            .retry(backoff_policy(
-                self.config.initial_backoff,
-                self.config.max_retries,
-            ))
+            .retry(self.config.retry().backoff())
             .sleep(tokio::time::sleep)
             .when(|failure| matches!(failure, Failure::Transient(_)))
             .notify(|failure, backoff| {
@@ -360,17 +352,6 @@ impl LlmGenerator {
             }
         }
     }
-}
-
-/// The retry policy for calls to external APIs (the LLM here, Twilio in the server):
-/// exponential backoff from `initial`, doubling up to 5 s, for at most `max_retries` retries;
-/// no jitter, so waits are predictable in logs and tests.
-pub fn backoff_policy(initial: Duration, max_retries: u32) -> backon::ExponentialBuilder {
-    backon::ExponentialBuilder::default()
-        .with_min_delay(initial)
-        .with_max_delay(MAX_BACKOFF)
-        .with_factor(2.0)
-        .with_max_times(max_retries as usize)
 }
 
 #[async_trait]

@@ -129,18 +129,6 @@ pub fn unique<T: PartialEq>(items: impl IntoIterator<Item = T>) -> Vec<T> {
     out
 }
 
-/// Normalises a phone number to its digits with a leading `+` and country code, so
-/// "(720) 555-0123", "720-555-0123" and "+17205550123" compare equal (NANP assumed for
-/// 10-digit numbers: both fixture stores are in the US).
-pub fn normalize_phone(raw: &str) -> Option<String> {
-    let digits: String = raw.chars().filter(char::is_ascii_digit).collect();
-    match digits.len() {
-        10 => Some(format!("+1{digits}")),
-        11..=15 => Some(format!("+{digits}")),
-        _ => None,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -158,15 +146,5 @@ mod tests {
         assert!(terms_match("waranty", "warranty"));
         assert!(!terms_match("boot", "boat"));
         assert!(!terms_match("10.5", "10.6"));
-    }
-
-    #[test]
-    fn phones_normalise() {
-        assert_eq!(normalize_phone("(720) 555-0123").as_deref(), Some("+17205550123"));
-        assert_eq!(
-            normalize_phone("+1 720 555 0123").as_deref(),
-            Some("+17205550123")
-        );
-        assert_eq!(normalize_phone("555"), None);
     }
 }

@@ -8,12 +8,13 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, LazyLock};
 
+use parley_core::phone::{Country, Phone};
 use parley_knowledge::shopify::Fulfillment;
 use parley_knowledge::{MerchantData, Order, Product, Variant};
 use regex::Regex;
 
 use crate::generate::Fact;
-use crate::text::{normalize_phone, stem, terms_match, unique, words};
+use crate::text::{stem, terms_match, unique, words};
 
 /// A merchant's data with the lookups the tools need built once, not per message: orders by
 /// phone, products by handle and SKU, and each title's words weighted by their rarity in the
@@ -23,7 +24,7 @@ use crate::text::{normalize_phone, stem, terms_match, unique, words};
 pub struct Catalog {
     data: Arc<MerchantData>,
     /// Order indices per normalised phone, newest first.
-    orders_by_phone: HashMap<String, Vec<usize>>,
+    orders_by_phone: HashMap<Phone, Vec<usize>>,
     product_by_handle: HashMap<String, usize>,
     /// Upper-cased SKU → (product, variant), active products only; the first one wins.
     variant_by_sku: HashMap<String, (usize, usize)>,
@@ -43,9 +44,9 @@ pub struct Catalog {
 impl Catalog {
     /// `chunk_config` is the knowledge base's, so each product's chunks are the ones indexed.
     pub fn new(data: Arc<MerchantData>, chunk_config: &parley_knowledge::ChunkConfig) -> Self {
-        let mut orders_by_phone: HashMap<String, Vec<usize>> = HashMap::new();
+        let mut orders_by_phone: HashMap<Phone, Vec<usize>> = HashMap::new();
         for (idx, order) in data.orders.iter().enumerate() {
-            if let Some(phone) = order.phone.as_deref().and_then(normalize_phone) {
+            if let Some(phone) = order.phone.as_deref().and_then(order_phone) {
                 orders_by_phone.entry(phone).or_default().push(idx);
             }
         }
@@ -221,7 +222,7 @@ impl Catalog {
     }
 
     /// The orders placed from this phone, newest first.
-    fn orders_of(&self, phone: &str) -> Vec<&Order> {
+    fn orders_of(&self, phone: &Phone) -> Vec<&Order> {
         self.orders_by_phone
             .get(phone)
             .map(|indices| indices.iter().map(|idx| &self.data.orders[*idx]).collect())
@@ -257,6 +258,12 @@ pub enum OrderLookup {
 
 /// Finds the customer's orders the message is about. `previous` carries the order names
 /// discussed earlier in the conversation, so "and when will it arrive?" stays on them.
+/// A phone number as an order file wrote it: national numbers are read as North American,
+/// the region every store so far sells in (a store elsewhere writes `+` and its country code).
+fn order_phone(raw: &str) -> Option<Phone> {
+    Phone::parse_in(raw, Country::US).ok()
+}
+
 pub fn lookup_orders(
     catalog: &Catalog,
     phone: Option<&str>,
@@ -264,7 +271,7 @@ pub fn lookup_orders(
     previous: &[String],
 ) -> OrderLookup {
     let mentioned = mentioned_order_numbers(message);
-    let Some(phone) = phone.and_then(normalize_phone) else {
+    let Some(phone) = phone.and_then(order_phone) else {
         return if mentioned.is_empty() {
             OrderLookup::NoCustomer
         } else {

@@ -74,7 +74,7 @@ pub async fn run_suites(
         let merchant = MerchantId::parse(&suite.merchant).map_err(|source| RunError::Merchant {
             suite: suite.suite.clone(),
             merchant: suite.merchant.clone(),
-            source,
+            source: source.into(),
         })?;
         let mut outcomes = Vec::new();
         for case in &suite.cases {

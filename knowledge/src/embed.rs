@@ -46,21 +46,6 @@ impl EmbedderConfig {
             batch_size: 8,
         }
     }
-
-    /// The files `scripts/fetch-models.sh` installs under `<root>/.cache/models`, unless
-    /// `PARLEY_MODEL_DIR` / `ORT_DYLIB_PATH` say otherwise: how tests, benches and tools
-    /// running inside a checkout find the model.
-    pub fn for_checkout(root: &Path) -> Self {
-        let models = root.join(".cache/models");
-        let model_dir = std::env::var_os("PARLEY_MODEL_DIR")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| models.join("all-MiniLM-L6-v2-int8"));
-        let mut config = Self::new(model_dir);
-        if std::env::var_os("ORT_DYLIB_PATH").is_none() {
-            config.ort_library = Some(models.join("onnxruntime/libonnxruntime.so"));
-        }
-        config
-    }
 }
 
 /// fastembed over a user-supplied model directory (mean pooling, as sentence-transformers
@@ -70,21 +55,6 @@ pub struct FastEmbedder {
     model_id: String,
     dimension: usize,
     batch_size: usize,
-}
-
-/// The checkout's model (see [`EmbedderConfig::for_checkout`]) behind a vector cache, loaded
-/// once per process and shared: tests and benches embed the same fixture passages over and
-/// over, and loading the model costs about a second. Fails if `make models` has not run.
-pub fn checkout_embedder(root: &Path) -> Result<std::sync::Arc<dyn Embedder>> {
-    static LOADED: Mutex<Option<std::sync::Arc<CachingEmbedder<FastEmbedder>>>> = Mutex::new(None);
-    let mut loaded = LOADED.lock().unwrap_or_else(|p| p.into_inner());
-    if let Some(embedder) = loaded.as_ref() {
-        return Ok(embedder.clone());
-    }
-    let model = FastEmbedder::load(&EmbedderConfig::for_checkout(root))?;
-    let embedder = std::sync::Arc::new(CachingEmbedder::new(model, 100_000));
-    *loaded = Some(embedder.clone());
-    Ok(embedder)
 }
 
 impl std::fmt::Debug for FastEmbedder {

@@ -14,8 +14,8 @@ pub enum KnowledgeError {
     },
     #[error("{path}: {message}")]
     InvalidFile { path: PathBuf, message: String },
-    #[error("invalid merchant id {id:?}: {reason}")]
-    InvalidMerchantId { id: String, reason: &'static str },
+    #[error(transparent)]
+    InvalidMerchantId(#[from] parley_core::InvalidMerchantId),
     #[error("unknown merchant {0:?}: it has not been ingested")]
     UnknownMerchant(String),
     #[error("embedding model: {0}")]

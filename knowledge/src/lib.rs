@@ -3,7 +3,6 @@
 //! dense + BM25 retrieval, always scoped to one merchant). Knows nothing about HTTP.
 
 pub mod chunk;
-pub mod duration;
 pub mod embed;
 pub mod embedded;
 pub mod error;
@@ -17,12 +16,12 @@ pub mod shopify;
 pub mod text;
 
 pub use chunk::{Chunk, ChunkConfig, ChunkKind};
-pub use embed::{CachingEmbedder, Embedder, EmbedderConfig, FastEmbedder, checkout_embedder};
+pub use embed::{CachingEmbedder, Embedder, EmbedderConfig, FastEmbedder};
 pub use embedded::EmbeddedIndex;
 pub use error::{KnowledgeError, Result};
 pub use index::{IndexedChunk, KnowledgeIndex, SearchHit, SearchQuery};
 pub use ingest::{IngestProgress, IngestReport, KnowledgeBase};
-pub use merchant::{MerchantConfig, MerchantData, MerchantId, Offer, is_e164};
+pub use merchant::{MerchantConfig, MerchantData, MerchantId, Offer};
 pub use qdrant::{QdrantConfig, QdrantIndex};
 pub use sentences::SentenceVectors;
 pub use shopify::{Fulfillment, LineItem, Order, Product, Variant};

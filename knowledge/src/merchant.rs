@@ -1,67 +1,15 @@
 //! A merchant's knowledge directory: `merchant.toml`, products, policies and orders, loaded
 //! and validated as a whole before anything is written.
 
-use std::fmt;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+pub use parley_core::MerchantId;
+use parley_core::{Phone, TimeZoneName};
+
 use crate::error::{KnowledgeError, Result};
 use crate::shopify::{Order, Product, load_orders_json, load_products_csv, load_products_json};
-
-/// A validated merchant id: 1-64 characters of lowercase ASCII letters, digits, `-` or `_`.
-/// The id names files under the data directory, so anything path-like is refused.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(try_from = "String", into = "String")]
-pub struct MerchantId(String);
-
-impl MerchantId {
-    pub fn parse(raw: &str) -> Result<Self> {
-        let invalid = |reason| KnowledgeError::InvalidMerchantId {
-            id: raw.to_owned(),
-            reason,
-        };
-        if raw.is_empty() || raw.len() > 64 {
-            return Err(invalid("must be 1 to 64 characters"));
-        }
-        if !raw
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
-        {
-            return Err(invalid("use only lowercase letters, digits, '-' and '_'"));
-        }
-        Ok(Self(raw.to_owned()))
-    }
-
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-impl TryFrom<String> for MerchantId {
-    type Error = KnowledgeError;
-    fn try_from(value: String) -> Result<Self> {
-        Self::parse(&value)
-    }
-}
-
-impl From<MerchantId> for String {
-    fn from(value: MerchantId) -> Self {
-        value.0
-    }
-}
-
-impl fmt::Display for MerchantId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-/// Whether `raw` is an E.164 phone number: `+` then 8 to 15 digits, nothing else.
-pub fn is_e164(raw: &str) -> bool {
-    raw.strip_prefix('+')
-        .is_some_and(|digits| (8..=15).contains(&digits.len()) && digits.bytes().all(|b| b.is_ascii_digit()))
-}
 
 /// A discount the merchant really offers. The agent may mention these codes and no others.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -79,14 +27,14 @@ pub struct Offer {
 pub struct MerchantConfig {
     pub id: MerchantId,
     pub name: String,
-    /// IANA time zone name, e.g. `America/Denver`.
-    pub timezone: String,
+    /// IANA time zone name, e.g. `America/Denver`, checked against the tz database.
+    pub timezone: TimeZoneName,
     pub support_email: String,
     pub support_hours: String,
     /// The E.164 number customers text (`+15551234567`); inbound messages to it are this
     /// merchant's. Optional: a merchant without one is reachable only through the simulator.
     #[serde(default)]
-    pub sms_number: Option<String>,
+    pub sms_number: Option<Phone>,
     #[serde(default)]
     pub brand_voice: Option<String>,
     #[serde(default)]
@@ -176,30 +124,12 @@ impl MerchantData {
 fn validate_config(config: &MerchantConfig, path: &Path) -> Result<()> {
     for (key, value) in [
         ("name", &config.name),
-        ("timezone", &config.timezone),
         ("support_email", &config.support_email),
         ("support_hours", &config.support_hours),
     ] {
         if value.trim().is_empty() {
             return Err(KnowledgeError::invalid(path, format!("`{key}` is empty")));
         }
-    }
-    // An IANA name is Area/Location (or UTC); a full tz database check belongs to the
-    // scheduling code that will need one, this catches the common "MST"/"-7" mistakes.
-    let tz = config.timezone.as_str();
-    if !(tz == "UTC" || (tz.contains('/') && !tz.contains(' '))) {
-        return Err(KnowledgeError::invalid(
-            path,
-            format!("`timezone` {tz:?} is not an IANA time zone name such as America/Denver"),
-        ));
-    }
-    if let Some(number) = &config.sms_number
-        && !is_e164(number)
-    {
-        return Err(KnowledgeError::invalid(
-            path,
-            format!("`sms_number` {number:?} is not an E.164 number such as +15551234567"),
-        ));
     }
     for offer in &config.offers {
         let code_ok = !offer.code.is_empty()
@@ -305,26 +235,4 @@ fn collect_files(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
         }
     }
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::is_e164;
-
-    #[test]
-    fn e164_is_plus_and_8_to_15_digits() {
-        for good in ["+15551234567", "+4930123456", "+123456789012345"] {
-            assert!(is_e164(good), "{good}");
-        }
-        for bad in [
-            "15551234567",
-            "+1555",
-            "+1234567890123456",
-            "+1 555 123 4567",
-            "+1555123456x",
-            "",
-        ] {
-            assert!(!is_e164(bad), "{bad}");
-        }
-    }
 }

@@ -49,7 +49,6 @@ use sha2::{Digest, Sha256};
 use tonic::Code;
 
 use crate::chunk::Chunk;
-use crate::duration::deserialize_duration;
 use crate::error::{KnowledgeError, Result};
 use crate::index::{
     Export, IndexedChunk, KnowledgeIndex, SearchHit, SearchQuery, check_replacement, promote_exact,
@@ -57,6 +56,7 @@ use crate::index::{
 };
 use crate::lexical::{self, SparseTerms};
 use crate::merchant::MerchantId;
+use parley_core::{RetryPolicy, deserialize_duration};
 
 /// The collection Parley uses unless told otherwise.
 pub const DEFAULT_COLLECTION: &str = "parley_knowledge";
@@ -81,9 +81,11 @@ const SCROLL_PAGE: u32 = 1024;
 /// Merchants listed at most; a facet needs a limit.
 const MAX_MERCHANTS: u64 = 1_000_000;
 /// Transient failures are retried this many times, waiting 100 ms, 200 ms, 400 ms.
-const MAX_RETRIES: usize = 3;
-const FIRST_BACKOFF: Duration = Duration::from_millis(100);
-const MAX_BACKOFF: Duration = Duration::from_secs(2);
+const RETRY: RetryPolicy = RetryPolicy {
+    initial: Duration::from_millis(100),
+    max_delay: Duration::from_secs(2),
+    max_retries: 3,
+};
 
 /// Where and how to reach Qdrant. Durations read as milliseconds or with a unit (`"5s"`).
 #[derive(Clone, Deserialize)]
@@ -324,14 +326,9 @@ impl QdrantIndex {
         F: FnMut() -> Fut,
         Fut: Future<Output = Result<T, QdrantError>>,
     {
-        let policy = backon::ExponentialBuilder::default()
-            .with_min_delay(FIRST_BACKOFF)
-            .with_max_delay(MAX_BACKOFF)
-            .with_factor(2.0)
-            .with_max_times(MAX_RETRIES);
         let url = &self.config.url;
         operation
-            .retry(policy)
+            .retry(RETRY.backoff())
             .sleep(tokio::time::sleep)
             .when(is_transient)
             .notify(|err, backoff| {
@@ -351,8 +348,9 @@ impl QdrantIndex {
     fn error(&self, what: &str, failure: Failure) -> KnowledgeError {
         match failure {
             Failure::Transient(err) => KnowledgeError::Unavailable(format!(
-                "Qdrant at {} is unreachable ({what}, after {MAX_RETRIES} retries): {}",
+                "Qdrant at {} is unreachable ({what}, after {} retries): {}",
                 self.config.url,
+                RETRY.max_retries,
                 describe(&err)
             )),
             Failure::NoCollection => KnowledgeError::Index(format!(

@@ -20,10 +20,11 @@ mod stats;
 
 use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use parley_testkit::{KillOnDrop, free_port};
 use serde_json::json;
 use sqlx::sqlite::{SqliteConnectOptions, SqlitePool};
 
@@ -93,7 +94,7 @@ struct Parley {
     root: PathBuf,
     config: PathBuf,
     log: PathBuf,
-    child: Option<Child>,
+    child: Option<KillOnDrop>,
 }
 
 impl Parley {
@@ -114,14 +115,12 @@ impl Parley {
             .stderr(log)
             .spawn()
             .expect("starting parley serve");
-        self.child = Some(child);
+        self.child = Some(KillOnDrop(child));
     }
 
     fn kill(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill(); // SIGKILL: no shutdown, no drain
-            let _ = child.wait();
-        }
+        // SIGKILL (KillOnDrop's drop): no shutdown, no drain.
+        drop(self.child.take());
     }
 
     fn rss_mib(&self) -> f64 {
@@ -180,11 +179,7 @@ async fn main() {
         .unwrap()
         .as_secs();
     let db = data_dir.join(format!("soak-{stamp}.db"));
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = free_port();
     let base = format!("http://127.0.0.1:{port}");
     let (twilio, outbox) = fakes::twilio().await;
     let config = data_dir.join(format!("soak-{stamp}.toml"));

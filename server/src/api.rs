@@ -9,13 +9,16 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use axum::{Json, Router};
+use parley_core::Phone;
 use parley_knowledge::{IngestReport, MerchantData, MerchantId, SearchHit};
 use serde::{Deserialize, Serialize};
 
-use crate::clock::rfc3339;
 use crate::settings::ChannelKind;
-use crate::store::{ConversationRow, EscalationRow, Merchant, MessageRow, NewInbound, Received, UserRole};
-use crate::{ApiError, AppState, AuthUser, ErrorBody, parse_phone};
+use crate::store::{
+    ConversationRow, EscalationRow, EscalationStatus, Merchant, MessageRow, NewInbound, Received, UserRole,
+};
+use crate::{ApiError, AppState, AuthUser, ErrorBody};
+use parley_core::clock::rfc3339;
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -154,7 +157,7 @@ pub async fn escalation_view(state: &AppState, row: EscalationRow) -> Result<Esc
         .transcript(&row.merchant_id, row.conversation_id)
         .await?;
     Ok(EscalationView {
-        overdue: row.status != "resolved" && state.service.now() > row.due_at,
+        overdue: row.status != EscalationStatus::Resolved && state.service.now() > row.due_at,
         row,
         transcript,
     })
@@ -167,18 +170,14 @@ struct ListParams {
     status: Option<String>,
 }
 
-/// Escalations waiting for or held by a person.
-pub const ACTIVE: &[&str] = &["open", "claimed"];
-
-fn statuses(filter: Option<&str>) -> Result<&'static [&'static str], ApiError> {
+fn statuses(filter: Option<&str>) -> Result<Vec<EscalationStatus>, ApiError> {
     match filter.unwrap_or("active") {
-        "active" => Ok(ACTIVE),
-        "open" => Ok(&["open"]),
-        "claimed" => Ok(&["claimed"]),
-        "resolved" => Ok(&["resolved"]),
-        other => Err(ApiError::bad_request(format!(
-            "unknown status {other:?}; use open, claimed, resolved or active"
-        ))),
+        "active" => Ok(EscalationStatus::ACTIVE.to_vec()),
+        other => other.parse().map(|status| vec![status]).map_err(|_| {
+            ApiError::bad_request(format!(
+                "unknown status {other:?}; use open, claimed, resolved or active"
+            ))
+        }),
     }
 }
 
@@ -207,7 +206,7 @@ async fn list_escalations(
     let rows = state
         .service
         .store
-        .escalations(&merchant_id, statuses(params.status.as_deref())?)
+        .escalations(&merchant_id, &statuses(params.status.as_deref())?)
         .await?;
     let mut escalations = Vec::with_capacity(rows.len());
     for row in rows {
@@ -290,13 +289,13 @@ pub async fn send_human_reply(
         return Err(ApiError::bad_request("`body` must be 1 to 1600 characters"));
     }
     let escalation = state.service.store.escalation(merchant_id, id).await?;
-    if escalation.status == "resolved" {
+    if escalation.status == EscalationStatus::Resolved {
         return Err(ApiError::new(
             StatusCode::CONFLICT,
             "the escalation is already resolved",
         ));
     }
-    if escalation.status == "claimed"
+    if escalation.status == EscalationStatus::Claimed
         && escalation.assignee_id != Some(user.id)
         && user.role != UserRole::Admin
     {
@@ -631,7 +630,7 @@ async fn upload_knowledge(
         .await?
         .and_then(|merchant| merchant.sms_number);
     if let Some(number) = &data.config.sms_number
-        && assigned.as_ref() != Some(number)
+        && assigned.as_deref() != Some(number.as_str())
     {
         return Err(ApiError::new(
             StatusCode::CONFLICT,
@@ -818,7 +817,7 @@ async fn simulator_send(
     Json(text): Json<SimulatedText>,
 ) -> Result<Json<SimulatedResult>, ApiError> {
     require_simulator(&state)?;
-    let phone = parse_phone(&text.from)?;
+    let phone: String = Phone::parse(&text.from)?.into();
     if text.body.chars().count() > 1600 {
         return Err(ApiError::bad_request("`body` must be at most 1600 characters"));
     }
@@ -903,7 +902,7 @@ async fn simulator_inbox(
     Query(params): Query<InboxParams>,
 ) -> Result<Json<SimulatorInbox>, ApiError> {
     require_simulator(&state)?;
-    let phone = parse_phone(&params.phone)?;
+    let phone: String = Phone::parse(&params.phone)?.into();
     let messages: Vec<MessageRow> = state
         .service
         .store

@@ -15,9 +15,9 @@ use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use serde::Deserialize;
 
-use crate::api::{ACTIVE, EscalationView, escalation_view, send_human_reply};
+use crate::api::{EscalationView, escalation_view, send_human_reply};
 use crate::markup::escape;
-use crate::store::User;
+use crate::store::{EscalationStatus, User};
 use crate::{ApiError, AppState, SESSION_COOKIE, new_token, session_token, token_hash};
 
 /// How long an inbox session lasts before the agent logs in again.
@@ -237,12 +237,16 @@ fn header_bar(user: &User) -> String {
          <button type=\"submit\">Log out</button></form></p>",
         escape(&user.merchant_id),
         escape(&user.name),
-        user.role.as_str()
+        user.role
     )
 }
 
 async fn queue(State(state): State<AppState>, InboxUser(user): InboxUser) -> Result<Html<String>, ApiError> {
-    let rows = state.service.store.escalations(&user.merchant_id, ACTIVE).await?;
+    let rows = state
+        .service
+        .store
+        .escalations(&user.merchant_id, EscalationStatus::ACTIVE)
+        .await?;
     let now = state.service.now();
     let mut table = String::from(
         "<table id=\"queue\"><tr><th>#</th><th>Customer</th><th>Reason</th><th>Summary</th>\
@@ -258,14 +262,14 @@ async fn queue(State(state): State<AppState>, InboxUser(user): InboxUser) -> Res
             phone = escape(&row.customer_phone),
             reason = escape(&row.reason_detail),
             summary = escape(&row.summary),
-            status = escape(&row.status),
+            status = row.status,
             assignee = row
                 .assignee
                 .as_deref()
                 .map(|a| format!(" ({})", escape(a)))
                 .unwrap_or_default(),
             class = if overdue { " class=\"overdue\"" } else { "" },
-            due = crate::clock::rfc3339(row.due_at),
+            due = parley_core::clock::rfc3339(row.due_at),
             flag = if overdue { " — overdue" } else { "" },
         );
     }
@@ -295,7 +299,7 @@ fn conversation_html(user: &User, view: &EscalationView, error: Option<&str>) ->
          <p><b>Summary:</b> {summary}</p>",
         id = escalation.id,
         phone = escape(&escalation.customer_phone),
-        status = escape(&escalation.status),
+        status = escalation.status,
         assignee = escalation
             .assignee
             .as_deref()
@@ -320,14 +324,14 @@ fn conversation_html(user: &User, view: &EscalationView, error: Option<&str>) ->
             dir = if message.direction == "in" { "in" } else { "out" },
             body = escape(&with_attachments(message)),
             author = message_author(message.author),
-            at = crate::clock::rfc3339(message.created_at),
+            at = parley_core::clock::rfc3339(message.created_at),
             status = escape(&message.status),
         );
     }
     html.push_str("</div>");
-    if escalation.status != "resolved" {
+    if escalation.status != EscalationStatus::Resolved {
         let id = escalation.id;
-        if escalation.status == "open" {
+        if escalation.status == EscalationStatus::Open {
             let _ = write!(
                 html,
                 "<form method=\"post\" action=\"/inbox/escalations/{id}/claim\"><button type=\"submit\" id=\"claim\">Claim</button></form>"

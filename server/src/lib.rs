@@ -3,13 +3,13 @@
 
 pub mod api;
 pub mod channel;
-pub mod clock;
 pub mod fuzzing;
 pub mod inbox;
 pub mod markup;
 pub mod metrics;
 pub mod service;
 pub mod settings;
+pub mod startup;
 pub mod store;
 pub mod twilio;
 pub mod webhooks;
@@ -32,7 +32,7 @@ use sha2::Digest;
 use tokio::net::TcpListener;
 use tower_http::timeout::TimeoutLayer;
 
-use crate::metrics::{Metrics, PathLabels, RequestLabels};
+use crate::metrics::{PathLabels, RequestLabels};
 use crate::service::{Service, ServiceError};
 use crate::settings::ChannelKind;
 use crate::store::{StoreError, User, UserRole};
@@ -82,84 +82,6 @@ pub fn app(state: AppState) -> Router {
             track_requests,
         ))
         .with_state(state)
-}
-
-/// Opens the store, wires the service and brings the store up to date with the knowledge
-/// base: every ingested merchant gets its row (name, SMS number), and whatever a crash
-/// interrupted is replayed (see `Service::recover`).
-pub async fn build_state(
-    settings: &settings::Settings,
-    knowledge: Arc<KnowledgeBase>,
-    agent: parley_agent::Agent,
-    channel: Arc<dyn channel::Channel>,
-    clock: Arc<dyn clock::Clock>,
-) -> Result<AppState, StoreError> {
-    let store = store::Store::open(&settings.store_path()).await?;
-    let service = Arc::new(Service::new(
-        store,
-        agent,
-        channel,
-        clock,
-        Arc::new(Metrics::default()),
-        settings.escalation.sla,
-        settings.server.workers,
-    ));
-    let merchant_ids = knowledge.merchant_ids().unwrap_or_else(|err| {
-        tracing::error!(error = %err, "listing the knowledge base's merchants failed");
-        Vec::new()
-    });
-    for id in merchant_ids {
-        match knowledge.merchant(&id) {
-            Ok(data) => {
-                let merchant = store::Merchant {
-                    id: id.to_string(),
-                    name: data.config.name.clone(),
-                    sms_number: data.config.sms_number.clone(),
-                    knowledge_dir: None,
-                    support_email: Some(data.config.support_email.clone()),
-                    support_hours: Some(data.config.support_hours.clone()),
-                };
-                service.store.upsert_merchant(&merchant, service.now()).await?;
-            }
-            Err(err) => tracing::error!(merchant = %id, error = %err, "loading a merchant's data failed"),
-        }
-    }
-    let (inbound, outbound) = service.recover().await.map_err(|err| match err {
-        service::ServiceError::Store(err) => err,
-    })?;
-    if inbound + outbound > 0 {
-        tracing::info!(inbound, outbound, "resuming work interrupted by the last stop");
-    }
-    Ok(AppState {
-        service,
-        knowledge,
-        channel: settings.channel,
-        twilio: settings.twilio.clone().map(Arc::new),
-        merchants_dir: settings.data_dir.join("merchants"),
-        max_body_bytes: settings.server.max_body_bytes,
-        max_upload_bytes: settings.server.max_upload_bytes,
-        request_timeout: settings.server.request_timeout,
-        header_timeout: settings.server.header_timeout,
-        max_connections: settings.server.max_connections,
-        secure_cookies: settings
-            .twilio
-            .as_ref()
-            .is_some_and(|twilio| twilio.public_url.starts_with("https://")),
-    })
-}
-
-/// The channel the settings ask for.
-pub fn channel_from_settings(
-    settings: &settings::Settings,
-) -> Result<Arc<dyn channel::Channel>, twilio::SendError> {
-    match (&settings.channel, &settings.twilio) {
-        (ChannelKind::Twilio, Some(config)) => {
-            let client = twilio::TwilioClient::new(config.clone())?;
-            let callback = config.webhook_url("/webhooks/twilio/status");
-            Ok(Arc::new(channel::TwilioChannel::new(client, callback)))
-        }
-        _ => Ok(Arc::new(channel::SimulatorChannel)),
-    }
 }
 
 /// Serves `app` on `listener` until `shutdown` resolves; then finishes in-flight requests and
@@ -438,7 +360,7 @@ impl From<KnowledgeError> for ApiError {
     fn from(err: KnowledgeError) -> Self {
         match &err {
             KnowledgeError::UnknownMerchant(_) => Self::new(StatusCode::NOT_FOUND, err.to_string()),
-            KnowledgeError::InvalidMerchantId { .. } | KnowledgeError::InvalidFile { .. } => {
+            KnowledgeError::InvalidMerchantId(_) | KnowledgeError::InvalidFile { .. } => {
                 Self::bad_request(err.to_string())
             }
             // The index backend is down: the caller may retry, and a load balancer should
@@ -451,6 +373,18 @@ impl From<KnowledgeError> for ApiError {
                 Self::internal(&err)
             }
         }
+    }
+}
+
+impl From<parley_core::InvalidPhone> for ApiError {
+    fn from(err: parley_core::InvalidPhone) -> Self {
+        Self::bad_request(err.to_string())
+    }
+}
+
+impl From<parley_core::InvalidMerchantId> for ApiError {
+    fn from(err: parley_core::InvalidMerchantId) -> Self {
+        Self::bad_request(err.to_string())
     }
 }
 
@@ -682,16 +616,4 @@ async fn metrics(State(state): State<AppState>) -> Response {
 pub fn install_crypto_provider() {
     // Err only means one is installed already, which is all this wants.
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
-}
-
-/// Validates a customer phone number: E.164 (`+` and 8 to 15 digits).
-pub fn parse_phone(raw: &str) -> Result<String, ApiError> {
-    let raw = raw.trim();
-    if parley_knowledge::is_e164(raw) {
-        Ok(raw.to_owned())
-    } else {
-        Err(ApiError::bad_request(
-            "phone numbers must be E.164, like +15551234567",
-        ))
-    }
 }

@@ -6,19 +6,12 @@ use std::sync::Arc;
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
-use parley_agent::classifier::builtin_examples;
-use parley_agent::llm::LlmGenerator;
-use parley_agent::{Agent, Classifier, Generator};
+use parley_core::{Clock as _, SystemClock};
 use parley_evals::{Gates, Suite, check_gates, run_suites};
-use parley_knowledge::qdrant::QdrantIndex;
-use parley_knowledge::{
-    EmbeddedIndex, EmbedderConfig, FastEmbedder, KnowledgeBase, KnowledgeIndex, MerchantId,
-};
-use parley_prompts::Prompts;
-use parley_server::clock::{Clock as _, SystemClock};
+use parley_knowledge::{KnowledgeBase, MerchantId};
 use parley_server::settings::{IndexBackend, Settings};
 use parley_server::store::{Store, UserRole};
-use parley_server::{build_state, channel_from_settings, new_token, run, token_hash};
+use parley_server::{new_token, run, startup, token_hash};
 use tracing_subscriber::EnvFilter;
 
 #[derive(Parser)]
@@ -151,60 +144,6 @@ fn init_tracing() {
         .init();
 }
 
-/// The index backend `backend`, as the settings configure it.
-fn open_index(settings: &Settings, backend: IndexBackend) -> anyhow::Result<Arc<dyn KnowledgeIndex>> {
-    Ok(match backend {
-        IndexBackend::Embedded => {
-            let dir = settings.data_dir.join("index");
-            Arc::new(
-                EmbeddedIndex::open(&dir).with_context(|| format!("opening the index {}", dir.display()))?,
-            )
-        }
-        IndexBackend::Qdrant => Arc::new(
-            QdrantIndex::new(settings.index.qdrant.clone())
-                .with_context(|| format!("connecting to Qdrant at {}", settings.index.qdrant.url))?,
-        ),
-    })
-}
-
-fn open_knowledge(settings: &Settings) -> anyhow::Result<Arc<KnowledgeBase>> {
-    let mut config = EmbedderConfig::new(&settings.embedding.model_dir);
-    config.ort_library = settings.ort_library();
-    config.threads = settings.embedding.threads;
-    let embedder = FastEmbedder::load(&config).context("loading the embedding model")?;
-    let index = open_index(settings, settings.index.backend)?;
-    tracing::info!(backend = index.backend_name(), "knowledge index");
-    let knowledge = KnowledgeBase::new(Arc::new(embedder), index, &settings.data_dir)
-        .with_context(|| format!("opening the data directory {}", settings.data_dir.display()))?;
-    Ok(Arc::new(knowledge))
-}
-
-/// Builds the reply agent: the classifier trained on the built-in examples (embedded with
-/// the knowledge base's model) and the configured generator.
-async fn build_agent(settings: &Settings, knowledge: Arc<KnowledgeBase>) -> anyhow::Result<Agent> {
-    let embedder = knowledge.embedder().clone();
-    let classifier =
-        tokio::task::spawn_blocking(move || Classifier::train(embedder.as_ref(), builtin_examples()))
-            .await
-            .context("classifier task")?
-            .context("embedding the classifier examples")?;
-    let prompts = Arc::new(Prompts::builtin());
-    let generator: Option<Arc<dyn Generator>> = match &settings.llm {
-        Some(config) => {
-            tracing::info!(base_url = %config.base_url, model = %config.model, "replies by LLM");
-            Some(Arc::new(LlmGenerator::new(config.clone(), prompts.clone())?))
-        }
-        None => None,
-    };
-    Ok(Agent::new(
-        knowledge,
-        Arc::new(classifier),
-        generator,
-        prompts,
-        settings.agent.clone(),
-    ))
-}
-
 #[allow(clippy::too_many_arguments)]
 async fn eval(
     settings: &Settings,
@@ -220,7 +159,7 @@ async fn eval(
         .collect::<Result<Vec<_>, _>>()?;
     let mut eval_settings = settings.clone();
     eval_settings.data_dir = data_dir.to_owned();
-    let knowledge = open_knowledge(&eval_settings)?;
+    let knowledge = startup::open_knowledge(&eval_settings)?;
     let mut ingested: Vec<&str> = Vec::new();
     for suite in &suites {
         if !ingested.contains(&suite.merchant.as_str()) {
@@ -235,7 +174,8 @@ async fn eval(
             ingested.push(&suite.merchant);
         }
     }
-    let agent = build_agent(&eval_settings, knowledge).await?;
+    let classifier = startup::train_classifier(knowledge.embedder().clone()).await?;
+    let agent = startup::build_agent(&eval_settings, knowledge, classifier)?;
     let total: usize = suites.iter().map(Suite::n_turns).sum();
     let bar = ProgressBar::new(total as u64).with_style(
         ProgressStyle::with_template("evaluating [{bar:30}] {pos}/{len} turns ({elapsed})")
@@ -445,7 +385,7 @@ async fn main() -> anyhow::Result<()> {
     let settings = Settings::load(cli.config.as_deref())?;
     match cli.command {
         Command::Ingest { merchant_dirs } => {
-            let knowledge = open_knowledge(&settings)?;
+            let knowledge = startup::open_knowledge(&settings)?;
             let store = Store::open(&settings.store_path()).await?;
             for dir in &merchant_dirs {
                 let (merchant, dir) = ingest(&knowledge, dir).await?;
@@ -453,7 +393,7 @@ async fn main() -> anyhow::Result<()> {
                 let row = parley_server::store::Merchant {
                     id: merchant.to_string(),
                     name: data.config.name.clone(),
-                    sms_number: data.config.sms_number.clone(),
+                    sms_number: data.config.sms_number.as_ref().map(ToString::to_string),
                     knowledge_dir: Some(dir.display().to_string()),
                     support_email: Some(data.config.support_email.clone()),
                     support_hours: Some(data.config.support_hours.clone()),
@@ -494,8 +434,8 @@ async fn main() -> anyhow::Result<()> {
             command: IndexCommand::Migrate { from, to, merchants },
         } => {
             anyhow::ensure!(from != to, "--from and --to name the same backend");
-            let source = open_index(&settings, from)?;
-            let target = open_index(&settings, to)?;
+            let source = startup::open_index(&settings, from)?;
+            let target = startup::open_index(&settings, to)?;
             target
                 .ready()
                 .await
@@ -527,7 +467,7 @@ async fn main() -> anyhow::Result<()> {
             limit,
             question,
         } => {
-            let knowledge = open_knowledge(&settings)?;
+            let knowledge = startup::open_knowledge(&settings)?;
             let merchant = MerchantId::parse(&merchant)?;
             let hits = knowledge.search(&merchant, &question, limit).await?;
             for (rank, hit) in hits.iter().enumerate() {
@@ -550,16 +490,16 @@ async fn main() -> anyhow::Result<()> {
             }
         }
         Command::Serve { ingest: dirs } => {
-            let knowledge = open_knowledge(&settings)?;
+            let knowledge = startup::open_knowledge(&settings)?;
             let mut ingested = Vec::new();
             for dir in &dirs {
                 ingested.push(ingest(&knowledge, dir).await?);
             }
-            let agent = build_agent(&settings, knowledge.clone()).await?;
-            let channel = channel_from_settings(&settings).context("setting up the SMS channel")?;
-            let state = build_state(&settings, knowledge, agent, channel, Arc::new(SystemClock))
-                .await
-                .with_context(|| format!("opening the store {}", settings.store_path().display()))?;
+            let parts = startup::Parts {
+                knowledge: Some(knowledge),
+                ..startup::Parts::default()
+            };
+            let state = startup::build(&settings, parts).await?;
             for (merchant, dir) in &ingested {
                 record_knowledge_dir(&state.service.store, merchant, dir).await?;
             }
@@ -573,7 +513,12 @@ async fn main() -> anyhow::Result<()> {
         Command::Token {
             command: TokenCommand::Create { merchant, name, role },
         } => {
-            let role: UserRole = role.parse().map_err(anyhow::Error::msg)?;
+            let role: UserRole = role.parse().map_err(|_| {
+                anyhow::anyhow!(
+                    "unknown role {role:?}; use {}",
+                    <UserRole as strum::VariantNames>::VARIANTS.join(" or ")
+                )
+            })?;
             let name = name.trim();
             anyhow::ensure!(!name.is_empty(), "--name must not be empty");
             let store = Store::open(&settings.store_path()).await?;
@@ -588,7 +533,7 @@ async fn main() -> anyhow::Result<()> {
             println!("{token}");
             eprintln!(
                 "created {} {name:?} for {merchant}; keep the token, it is not shown again",
-                role.as_str()
+                role
             );
         }
         Command::Token {

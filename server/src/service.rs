@@ -12,12 +12,12 @@ use tokio::sync::Semaphore;
 use tokio_util::task::TaskTracker;
 
 use crate::channel::{Channel, ChannelError, Outgoing};
-use crate::clock::Clock;
 use crate::metrics::Metrics;
 use crate::store::{
     Author, ConsentAction, DecisionRecord, NewEscalation, NewInbound, PendingInbound, Received, Store,
     StoreError,
 };
+use parley_core::Clock;
 
 /// Undecided messages and unsent replies older than this are picked up again.
 const STALE_AFTER: Duration = Duration::from_secs(60);

@@ -74,7 +74,7 @@ pub struct StoreSettings {
 #[serde(deny_unknown_fields)]
 pub struct EscalationSettings {
     /// How soon a person should pick up an escalation; later ones are flagged overdue.
-    #[serde(deserialize_with = "parley_agent::llm::deserialize_duration")]
+    #[serde(deserialize_with = "parley_core::deserialize_duration")]
     pub sla: Duration,
 }
 
@@ -87,13 +87,13 @@ pub struct ServerSettings {
     /// Largest knowledge upload (a merchant directory as tar or tar.gz), in bytes.
     pub max_upload_bytes: usize,
     /// A request taking longer than this is answered 408 (knowledge uploads excepted).
-    #[serde(deserialize_with = "parley_agent::llm::deserialize_duration")]
+    #[serde(deserialize_with = "parley_core::deserialize_duration")]
     pub request_timeout: Duration,
     /// Inbound messages decided concurrently in the background.
     pub workers: usize,
     /// A client must send a request's headers within this time, or the connection is closed
     /// (a slow client cannot hold a connection open by trickling bytes).
-    #[serde(deserialize_with = "parley_agent::llm::deserialize_duration")]
+    #[serde(deserialize_with = "parley_core::deserialize_duration")]
     pub header_timeout: Duration,
     /// Open connections at most; further clients wait in the kernel's backlog until one
     /// closes, so half-open connections cannot exhaust the process.

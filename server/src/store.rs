@@ -16,7 +16,6 @@
 
 use std::future::Future;
 use std::path::Path;
-use std::str::FromStr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -24,7 +23,7 @@ use std::time::Duration;
 use parley_agent::ConversationState;
 use serde::Serialize;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{Connection, Executor as _, Row, SqliteConnection, SqlitePool};
+use sqlx::{Connection, Executor as _, FromRow as _, Row, SqliteConnection, SqlitePool};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -46,32 +45,62 @@ pub enum StoreError {
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 
+// The vocabularies the store keeps as text. Each enum is the one source of its strings: serde
+// (the APIs), strum (`Display`/`FromStr`/`as_ref`) and sqlx (bind and decode) all spell the
+// variants in snake_case, and a value in the database that is none of them is a decode error,
+// never a default.
+
 /// Roles of support-side users: agents work the queue, admins also manage the merchant.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Serialize,
+    sqlx::Type,
+    strum::Display,
+    strum::EnumString,
+    strum::AsRefStr,
+    strum::VariantNames,
+)]
 #[serde(rename_all = "snake_case")]
+#[sqlx(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
 pub enum UserRole {
     Agent,
     Admin,
 }
 
-impl UserRole {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            UserRole::Agent => "agent",
-            UserRole::Admin => "admin",
-        }
-    }
+/// Where an escalation is in a person's hands.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Serialize,
+    sqlx::Type,
+    utoipa::ToSchema,
+    strum::Display,
+    strum::EnumString,
+    strum::AsRefStr,
+)]
+#[serde(rename_all = "snake_case")]
+#[sqlx(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
+pub enum EscalationStatus {
+    /// Waiting for a person.
+    Open,
+    /// A person holds it.
+    Claimed,
+    /// Done; the conversation went back to the AI.
+    Resolved,
 }
 
-impl FromStr for UserRole {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        match s {
-            "agent" => Ok(UserRole::Agent),
-            "admin" => Ok(UserRole::Admin),
-            other => Err(format!("unknown role {other:?}; use agent or admin")),
-        }
-    }
+impl EscalationStatus {
+    /// Waiting for or held by a person.
+    pub const ACTIVE: &[EscalationStatus] = &[EscalationStatus::Open, EscalationStatus::Claimed];
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -85,7 +114,7 @@ pub struct Merchant {
     pub support_hours: Option<String>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
 pub struct User {
     pub id: i64,
     pub merchant_id: String,
@@ -132,48 +161,24 @@ pub struct PendingInbound {
     pub num_media: u32,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, sqlx::Type, strum::AsRefStr)]
+#[sqlx(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
 pub enum ConsentAction {
     OptOut,
     OptIn,
 }
 
-impl ConsentAction {
-    fn as_str(self) -> &'static str {
-        match self {
-            ConsentAction::OptOut => "opt_out",
-            ConsentAction::OptIn => "opt_in",
-        }
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+/// Who wrote a message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, sqlx::Type, utoipa::ToSchema, strum::AsRefStr)]
 #[serde(rename_all = "snake_case")]
+#[sqlx(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
 pub enum Author {
     Customer,
     Ai,
     Human,
     Compliance,
-}
-
-impl Author {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Author::Customer => "customer",
-            Author::Ai => "ai",
-            Author::Human => "human",
-            Author::Compliance => "compliance",
-        }
-    }
-
-    fn parse(raw: &str) -> Self {
-        match raw {
-            "ai" => Author::Ai,
-            "human" => Author::Human,
-            "compliance" => Author::Compliance,
-            _ => Author::Customer,
-        }
-    }
 }
 
 #[derive(Debug, Clone)]
@@ -217,43 +222,45 @@ impl OutboundJob {
 }
 
 /// A stored message; serialized as the APIs show it (times in RFC 3339).
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema, sqlx::FromRow)]
 pub struct MessageRow {
     pub id: i64,
     pub direction: String,
     pub author: Author,
     pub body: String,
     /// Pictures an inbound MMS carried (not shown to the agent).
+    #[sqlx(rename = "num_media")]
     pub attachments: i64,
     pub status: String,
     pub error_code: Option<String>,
     #[serde(skip)]
     pub provider_sid: Option<String>,
-    #[serde(serialize_with = "crate::clock::serialize_rfc3339")]
+    #[serde(serialize_with = "parley_core::clock::serialize_rfc3339")]
     #[schema(value_type = String, format = DateTime)]
     pub created_at: i64,
 }
 
 /// A stored escalation; serialized as the APIs show it (times in RFC 3339, internal ids out).
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema, sqlx::FromRow)]
 pub struct EscalationRow {
     pub id: i64,
     #[serde(skip)]
     pub merchant_id: String,
     pub conversation_id: i64,
+    #[sqlx(rename = "phone")]
     pub customer_phone: String,
     pub reason: String,
     pub reason_detail: String,
     pub summary: String,
     pub suggested_reply: Option<String>,
-    pub status: String,
+    pub status: EscalationStatus,
     pub assignee: Option<String>,
     #[serde(skip)]
     pub assignee_id: Option<i64>,
-    #[serde(serialize_with = "crate::clock::serialize_rfc3339")]
+    #[serde(serialize_with = "parley_core::clock::serialize_rfc3339")]
     #[schema(value_type = String, format = DateTime)]
     pub created_at: i64,
-    #[serde(serialize_with = "crate::clock::serialize_rfc3339")]
+    #[serde(serialize_with = "parley_core::clock::serialize_rfc3339")]
     #[schema(value_type = String, format = DateTime)]
     pub due_at: i64,
     #[serde(skip)]
@@ -269,7 +276,7 @@ pub struct ConversationRow {
     pub opted_out: bool,
     pub escalated: bool,
     pub n_messages: i64,
-    #[serde(serialize_with = "crate::clock::serialize_rfc3339")]
+    #[serde(serialize_with = "parley_core::clock::serialize_rfc3339")]
     #[schema(value_type = String, format = DateTime)]
     pub updated_at: i64,
 }
@@ -514,7 +521,7 @@ impl Store {
         )
         .bind(merchant_id)
         .bind(name)
-        .bind(role.as_str())
+        .bind(role)
         .bind(token_hash)
         .bind(now)
         .fetch_optional(&self.writer)
@@ -596,7 +603,7 @@ impl Store {
         .bind(now)
         .fetch_optional(&self.reader)
         .await?;
-        Ok(row.map(|row| user_from_row(&row)))
+        Ok(row.map(|row| User::from_row(&row)).transpose()?)
     }
 
     /// Ends a session (logout); unknown ids are ignored.
@@ -619,7 +626,7 @@ impl Store {
         .bind(token_hash)
         .fetch_optional(&self.reader)
         .await?;
-        Ok(row.map(|row| user_from_row(&row)))
+        Ok(row.map(|row| User::from_row(&row)).transpose()?)
     }
 
     pub async fn user_by_name(&self, merchant_id: &str, name: &str) -> Result<Option<User>> {
@@ -630,7 +637,7 @@ impl Store {
         .bind(name)
         .fetch_optional(&self.reader)
         .await?;
-        Ok(row.map(|row| user_from_row(&row)))
+        Ok(row.map(|row| User::from_row(&row)).transpose()?)
     }
 
     // ---- inbound -------------------------------------------------------------------------
@@ -803,7 +810,7 @@ impl Store {
                 )
                 .bind(&merchant_id)
                 .bind(row.get::<String, _>("phone"))
-                .bind(action.as_str())
+                .bind(*action)
                 .bind(keyword)
                 .bind(record.message_id)
                 .bind(row.get::<Option<String>, _>("provider_sid"))
@@ -938,7 +945,7 @@ impl Store {
                 to: row.get("phone"),
                 from: row.get("sms_number"),
                 body: row.get("body"),
-                author: Author::parse(row.get::<&str, _>("author")),
+                author: row.try_get("author")?,
                 opted_out: row.get("opted_out"),
             }))
         })
@@ -1025,7 +1032,7 @@ impl Store {
         .bind(after_id)
         .fetch_all(&self.reader)
         .await?;
-        Ok(rows.iter().map(message_from_row).collect())
+        Ok(rows.iter().map(MessageRow::from_row).collect::<Result<_, _>>()?)
     }
 
     /// The inbound message a provider id was stored as.
@@ -1037,7 +1044,7 @@ impl Store {
         .bind(provider_sid)
         .fetch_optional(&self.reader)
         .await?;
-        Ok(row.as_ref().map(message_from_row))
+        Ok(row.as_ref().map(MessageRow::from_row).transpose()?)
     }
 
     pub async fn message(&self, id: i64) -> Result<Option<MessageRow>> {
@@ -1048,7 +1055,7 @@ impl Store {
         .bind(id)
         .fetch_optional(&self.reader)
         .await?;
-        Ok(row.as_ref().map(message_from_row))
+        Ok(row.as_ref().map(MessageRow::from_row).transpose()?)
     }
 
     // ---- conversations -------------------------------------------------------------------
@@ -1096,13 +1103,17 @@ impl Store {
         .bind(conversation_id)
         .fetch_all(&self.reader)
         .await?;
-        Ok(rows.iter().map(message_from_row).collect())
+        Ok(rows.iter().map(MessageRow::from_row).collect::<Result<_, _>>()?)
     }
 
     // ---- escalations ---------------------------------------------------------------------
 
     /// The merchant's escalations in the given statuses, oldest first.
-    pub async fn escalations(&self, merchant_id: &str, statuses: &[&str]) -> Result<Vec<EscalationRow>> {
+    pub async fn escalations(
+        &self,
+        merchant_id: &str,
+        statuses: &[EscalationStatus],
+    ) -> Result<Vec<EscalationRow>> {
         let placeholders = vec!["?"; statuses.len()].join(", ");
         let sql = format!(
             "{ESCALATION_SELECT} WHERE e.merchant_id = ? AND e.status IN ({placeholders})
@@ -1113,7 +1124,10 @@ impl Store {
             query = query.bind(*status);
         }
         let rows = query.fetch_all(&self.reader).await?;
-        Ok(rows.iter().map(escalation_from_row).collect())
+        Ok(rows
+            .iter()
+            .map(EscalationRow::from_row)
+            .collect::<Result<_, _>>()?)
     }
 
     /// One escalation; `NotFound` unless it belongs to the merchant (no existence leak).
@@ -1125,16 +1139,18 @@ impl Store {
             .fetch_optional(&self.writer)
             .await?
             .ok_or(StoreError::NotFound("escalation"))?;
-        Ok(escalation_from_row(&row))
+        Ok(EscalationRow::from_row(&row)?)
     }
 
     /// Claims an open escalation (or re-claims one the user holds).
     pub async fn claim(&self, merchant_id: &str, id: i64, user: &User, now: i64) -> Result<EscalationRow> {
         self.guard(async move {
             let escalation = self.escalation(merchant_id, id).await?;
-            match escalation.status.as_str() {
-                "resolved" => return Err(StoreError::Conflict("the escalation is already resolved".into())),
-                "claimed" if escalation.assignee_id != Some(user.id) => {
+            match escalation.status {
+                EscalationStatus::Resolved => {
+                    return Err(StoreError::Conflict("the escalation is already resolved".into()));
+                }
+                EscalationStatus::Claimed if escalation.assignee_id != Some(user.id) => {
                     return Err(StoreError::Conflict(format!(
                         "the escalation is claimed by {}",
                         escalation.assignee.as_deref().unwrap_or("someone else")
@@ -1157,7 +1173,7 @@ impl Store {
     ) -> Result<EscalationRow> {
         self.guard(async move {
         let escalation = self.escalation(merchant_id, id).await?;
-        if escalation.status == "resolved" {
+        if escalation.status == EscalationStatus::Resolved {
             return Err(StoreError::Conflict("the escalation is already resolved".into()));
         }
         sqlx::query(
@@ -1221,7 +1237,7 @@ impl Store {
             )
             .await?;
             // Answering an unclaimed escalation takes it.
-            if escalation.status == "open" {
+            if escalation.status == EscalationStatus::Open {
                 take_escalation(&mut *tx, escalation_id, user.id, now).await?;
             }
             tx.commit().await?;
@@ -1234,7 +1250,7 @@ impl Store {
     pub async fn resolve(&self, merchant_id: &str, id: i64, now: i64) -> Result<EscalationRow> {
         self.guard(async move {
             let escalation = self.escalation(merchant_id, id).await?;
-            if escalation.status == "resolved" {
+            if escalation.status == EscalationStatus::Resolved {
                 return Err(StoreError::Conflict("the escalation is already resolved".into()));
             }
             let mut tx = self.writer.begin().await?;
@@ -1379,7 +1395,7 @@ async fn insert_outbound(
     )
     .bind(merchant_id)
     .bind(conversation_id)
-    .bind(author.as_str())
+    .bind(author)
     .bind(body)
     .bind(reply_to)
     .bind(agent_user_id)
@@ -1398,49 +1414,6 @@ fn merchant_from_row(row: &sqlx::sqlite::SqliteRow) -> Merchant {
         knowledge_dir: row.get("knowledge_dir"),
         support_email: row.get("support_email"),
         support_hours: row.get("support_hours"),
-    }
-}
-
-fn user_from_row(row: &sqlx::sqlite::SqliteRow) -> User {
-    User {
-        id: row.get("id"),
-        merchant_id: row.get("merchant_id"),
-        name: row.get("name"),
-        role: row.get::<&str, _>("role").parse().unwrap_or(UserRole::Agent),
-    }
-}
-
-fn message_from_row(row: &sqlx::sqlite::SqliteRow) -> MessageRow {
-    MessageRow {
-        id: row.get("id"),
-        direction: row.get("direction"),
-        author: Author::parse(row.get::<&str, _>("author")),
-        body: row.get("body"),
-        attachments: row.get("num_media"),
-        status: row.get("status"),
-        error_code: row.get("error_code"),
-        provider_sid: row.get("provider_sid"),
-        created_at: row.get("created_at"),
-    }
-}
-
-fn escalation_from_row(row: &sqlx::sqlite::SqliteRow) -> EscalationRow {
-    EscalationRow {
-        id: row.get("id"),
-        merchant_id: row.get("merchant_id"),
-        conversation_id: row.get("conversation_id"),
-        customer_phone: row.get("phone"),
-        reason: row.get("reason"),
-        reason_detail: row.get("reason_detail"),
-        summary: row.get("summary"),
-        suggested_reply: row.get("suggested_reply"),
-        status: row.get("status"),
-        assignee: row.get("assignee"),
-        assignee_id: row.get("assignee_id"),
-        created_at: row.get("created_at"),
-        due_at: row.get("due_at"),
-        claimed_at: row.get("claimed_at"),
-        resolved_at: row.get("resolved_at"),
     }
 }
 
@@ -1472,6 +1445,37 @@ mod tests {
             panic!("first receipt is new");
         };
         (dir, store, message_id)
+    }
+
+    #[tokio::test]
+    async fn an_unknown_value_in_the_database_is_an_error_not_a_default() {
+        let (_dir, store, message_id) = store_with_a_customer().await;
+        let pending = store.pending_inbound(message_id).await.unwrap().unwrap();
+        let transcript = store.transcript("shop", pending.conversation_id).await.unwrap();
+        assert_eq!(transcript[0].author, Author::Customer);
+        // The schema's CHECK refuses the value; a database written by a newer Parley (with an
+        // author this one does not know) is what the pragma stands in for.
+        let mut writer = store.writer.acquire().await.unwrap();
+        sqlx::query("PRAGMA ignore_check_constraints = ON")
+            .execute(&mut *writer)
+            .await
+            .unwrap();
+        sqlx::query("UPDATE messages SET author = 'robot' WHERE id = ?")
+            .bind(message_id)
+            .execute(&mut *writer)
+            .await
+            .unwrap();
+        sqlx::query("PRAGMA ignore_check_constraints = OFF")
+            .execute(&mut *writer)
+            .await
+            .unwrap();
+        drop(writer);
+        // Once an unknown author read as the customer; now the row is refused, naming the column.
+        let err = store
+            .transcript("shop", pending.conversation_id)
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("author"), "{err}");
     }
 
     #[tokio::test]

@@ -8,7 +8,7 @@ use backon::Retryable as _;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use hmac::{Hmac, Mac};
-use parley_agent::llm::backoff_policy;
+use parley_core::RetryPolicy;
 use percent_encoding::percent_decode;
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
@@ -201,7 +201,7 @@ pub struct TwilioConfig {
     pub reply: ReplyMode,
     #[serde(
         default = "default_timeout",
-        deserialize_with = "parley_agent::llm::deserialize_duration"
+        deserialize_with = "parley_core::deserialize_duration"
     )]
     pub timeout: Duration,
     /// Further attempts after the first, on timeouts, connection errors, 429 and 5xx.
@@ -210,7 +210,7 @@ pub struct TwilioConfig {
     /// The wait before the first retry; it doubles for each one after.
     #[serde(
         default = "default_retry_backoff",
-        deserialize_with = "parley_agent::llm::deserialize_duration"
+        deserialize_with = "parley_core::deserialize_duration"
     )]
     pub retry_backoff: Duration,
 }
@@ -435,7 +435,7 @@ impl TwilioClient {
         let mut attempt = 1;
         // Logs carry the attempt and the problem only: never the number or the body.
         let result = (|| self.attempt(&form))
-            .retry(backoff_policy(self.config.retry_backoff, self.config.max_retries))
+            .retry(RetryPolicy::new(self.config.retry_backoff, self.config.max_retries).backoff())
             .sleep(tokio::time::sleep)
             .when(|failure| matches!(failure, Failure::Transient(_)))
             .notify(|failure, backoff| {

@@ -9,12 +9,13 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use parley_agent::compliance::{ComplianceAction, detect};
+use parley_core::Phone;
 use secrecy::ExposeSecret;
 
 use crate::service::Processed;
 use crate::store::{NewInbound, Received};
 use crate::twilio::{ReplyMode, TwilioConfig, form_value, parse_form, twiml, verify_signature};
-use crate::{ApiError, AppState, parse_phone};
+use crate::{ApiError, AppState};
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -93,8 +94,8 @@ async fn inbound_sms(
 ) -> Result<Response, ApiError> {
     let config = twilio_config(&state)?;
     let sid = required(&params, "MessageSid")?;
-    let from = parse_phone(required(&params, "From")?)?;
-    let to = parse_phone(required(&params, "To")?)?;
+    let from: String = Phone::parse(required(&params, "From")?)?.into();
+    let to: String = Phone::parse(required(&params, "To")?)?.into();
     // The body is the customer's own words only: compliance detection reads exactly that.
     // Pictures are counted, and people are told about them where messages are shown.
     let text = form_value(&params, "Body").unwrap_or_default().to_owned();

@@ -1,63 +1,15 @@
-//! Shared setup for the pipeline tests: the real embedding model, the fixture merchants
-//! ingested once per test binary into a persistent directory under `target/` (re-runs reuse
-//! the vectors), and an [`Agent`] over them.
+//! Shared setup for the pipeline tests: an [`Agent`] over the demo knowledge base and the
+//! classifier `parley-testkit` builds once per test binary, and scripted conversations.
 
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use parley_agent::classifier::builtin_examples;
-use parley_agent::{Agent, AgentConfig, Classifier, ConversationState, Decision, Generator, Inbound};
-use parley_knowledge::{Embedder, KnowledgeBase, MerchantId, checkout_embedder};
+use parley_agent::{Agent, AgentConfig, ConversationState, Decision, Generator, Inbound};
+use parley_knowledge::MerchantId;
 use parley_prompts::Prompts;
 use serde_json::json;
-use tokio::sync::OnceCell;
 use wiremock::ResponseTemplate;
 
-pub fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_path_buf()
-}
-
-/// The real model, loaded once per process (shared with every other test binary's helpers).
-pub fn embedder() -> Arc<dyn Embedder> {
-    checkout_embedder(&workspace_root())
-        .expect("embedding model missing: run `make models` (scripts/fetch-models.sh)")
-}
-
-struct Shared {
-    knowledge: Arc<KnowledgeBase>,
-    classifier: Arc<Classifier>,
-}
-
-async fn shared() -> &'static Shared {
-    static SHARED: OnceCell<Shared> = OnceCell::const_new();
-    SHARED
-        .get_or_init(|| async {
-            let data_dir = workspace_root().join("target/parley-test-kb");
-            let knowledge = KnowledgeBase::open_embedded(embedder(), &data_dir).unwrap();
-            for merchant in ["trailhead", "glowleaf"] {
-                let dir = workspace_root().join("fixtures/merchants").join(merchant);
-                knowledge.ingest_dir(&dir, &|_, _| {}).await.unwrap();
-            }
-            let embedder = embedder();
-            let classifier = tokio::task::spawn_blocking(move || {
-                Classifier::train(embedder.as_ref(), builtin_examples()).unwrap()
-            })
-            .await
-            .unwrap();
-            Shared {
-                knowledge: Arc::new(knowledge),
-                classifier: Arc::new(classifier),
-            }
-        })
-        .await
-}
-
-pub async fn classifier() -> Arc<Classifier> {
-    shared().await.classifier.clone()
-}
+pub use parley_testkit::{classifier, embedder, workspace_root};
 
 /// The agent as shipped: offline extractive responder, default policy.
 pub async fn agent() -> Agent {
@@ -65,10 +17,9 @@ pub async fn agent() -> Agent {
 }
 
 pub async fn agent_with(generator: Option<Arc<dyn Generator>>, config: AgentConfig) -> Agent {
-    let shared = shared().await;
     Agent::new(
-        shared.knowledge.clone(),
-        shared.classifier.clone(),
+        parley_testkit::demo_knowledge().await,
+        classifier().await,
         generator,
         Arc::new(Prompts::builtin()),
         config,

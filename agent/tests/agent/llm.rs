@@ -21,7 +21,7 @@ fn merchant() -> MerchantConfig {
     MerchantConfig {
         id: MerchantId::parse("trailhead").unwrap(),
         name: "Trailhead Outfitters".into(),
-        timezone: "America/Denver".into(),
+        timezone: parley_core::TimeZoneName::parse("America/Denver").unwrap(),
         support_email: "help@trailheadoutfitters.example".into(),
         support_hours: "Mon-Fri 8am-6pm MT".into(),
         sms_number: None,

@@ -1,41 +1,19 @@
 //! The harness tested on itself: a real agent over a fixture merchant, a suite whose
 //! expectations hold, and one with a deliberately wrong expectation that must fail and say why.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
-use parley_agent::classifier::builtin_examples;
-use parley_agent::{Agent, AgentConfig, Classifier};
+use parley_agent::{Agent, AgentConfig};
 use parley_evals::{Gates, Suite, check_gates, run_suites};
-use parley_knowledge::{KnowledgeBase, checkout_embedder};
 use parley_prompts::Prompts;
+use parley_testkit::{classifier, demo_knowledge, workspace_root};
 
-fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_path_buf()
-}
-
-/// One agent over trailhead. The knowledge directory under `target/` is shared with the
-/// agent's tests, so vectors are embedded once per build tree.
+/// One agent over the demo merchants (the knowledge base the other crates' tests share).
 async fn agent() -> Agent {
-    let embedder = checkout_embedder(&workspace_root()).unwrap();
-    let knowledge =
-        KnowledgeBase::open_embedded(embedder.clone(), &workspace_root().join("target/parley-test-kb"))
-            .unwrap();
-    knowledge
-        .ingest_dir(&workspace_root().join("fixtures/merchants/trailhead"), &|_, _| {})
-        .await
-        .unwrap();
-    let classifier = tokio::task::spawn_blocking(move || {
-        Classifier::train(embedder.as_ref(), builtin_examples()).unwrap()
-    })
-    .await
-    .unwrap();
     Agent::new(
-        Arc::new(knowledge),
-        Arc::new(classifier),
+        demo_knowledge().await,
+        classifier().await,
         None,
         Arc::new(Prompts::builtin()),
         AgentConfig::default(),

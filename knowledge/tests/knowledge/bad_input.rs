@@ -152,6 +152,27 @@ async fn bad_merchant_toml() {
     .await;
 }
 
+/// A time zone the tz database does not know, or a phone number no country uses, is refused
+/// when the directory is read, not when the first quiet-hours check or send needs it.
+#[tokio::test]
+async fn unknown_time_zone_and_bad_number_in_merchant_toml() {
+    for (from, to, needles) in [
+        ("America/Denver", "America/Atlantis", ["America/Atlantis", "IANA"]),
+        ("America/Denver", "MST", ["MST", "IANA"]),
+        ("+18005550101", "+1800555010x", ["+1800555010x", "E.164"]),
+    ] {
+        check(
+            |dir| {
+                let path = dir.join("merchant.toml");
+                let text = fs::read_to_string(&path).unwrap().replace(from, to);
+                fs::write(path, text).unwrap();
+            },
+            &["merchant.toml", needles[0], needles[1]],
+        )
+        .await;
+    }
+}
+
 #[tokio::test]
 async fn unknown_key_in_merchant_toml() {
     check(

@@ -1,9 +1,7 @@
 //! The embedder returns each text's own vector, in the caller's order, whatever the batch:
 //! it embeds in length order internally, so this is what keeps it honest.
 
-use parley_knowledge::{Embedder, EmbedderConfig, FastEmbedder};
-
-use crate::helpers::workspace_root;
+use parley_knowledge::{Embedder, FastEmbedder};
 
 fn dot(a: &[f32], b: &[f32]) -> f32 {
     a.iter().zip(b).map(|(x, y)| x * y).sum()
@@ -12,7 +10,7 @@ fn dot(a: &[f32], b: &[f32]) -> f32 {
 #[test]
 fn a_mixed_batch_gives_each_text_its_own_vector_in_order() {
     // Uncached, so every vector really comes from the model.
-    let embedder = FastEmbedder::load(&EmbedderConfig::for_checkout(&workspace_root())).unwrap();
+    let embedder = FastEmbedder::load(&parley_testkit::checkout_embedder_config()).unwrap();
     let texts: Vec<String> = [
         "Returns are free within 30 days of delivery for unworn items in their original packaging; \
          start a return from the link in your shipping confirmation email and print the prepaid label. \

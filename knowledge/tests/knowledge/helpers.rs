@@ -2,30 +2,15 @@
 //! bases on either index backend, and the macro that runs a test once per backend.
 
 use std::future::Future;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
 use parley_knowledge::qdrant::{QdrantConfig, QdrantIndex};
-use parley_knowledge::{Embedder, KnowledgeBase, MerchantData, checkout_embedder};
+use parley_knowledge::{KnowledgeBase, MerchantData};
 use parley_qdrant_testserver::TestServer;
 
-pub fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_path_buf()
-}
-
-pub fn merchant_fixture(name: &str) -> PathBuf {
-    workspace_root().join("fixtures/merchants").join(name)
-}
-
-/// The real model, loaded once per process (shared with every other test binary's helpers).
-pub fn embedder() -> Arc<dyn Embedder> {
-    checkout_embedder(&workspace_root())
-        .expect("embedding model missing: run `make models` (scripts/fetch-models.sh)")
-}
+pub use parley_testkit::{embedder, merchant_fixture, workspace_root};
 
 pub fn no_progress() -> &'static (dyn Fn(usize, usize) + Send + Sync) {
     &|_, _| {}

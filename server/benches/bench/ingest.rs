@@ -11,7 +11,7 @@ use std::time::Instant;
 
 use parley_knowledge::chunk::chunk_merchant;
 use parley_knowledge::sentences::passage_sentences;
-use parley_knowledge::{ChunkConfig, Embedder, EmbedderConfig, FastEmbedder, KnowledgeBase, MerchantData};
+use parley_knowledge::{ChunkConfig, Embedder, FastEmbedder, KnowledgeBase, MerchantData};
 use serde_json::{Value, json};
 
 use crate::stats::Spread;
@@ -83,7 +83,7 @@ pub fn write_catalog(root: &Path, dir: &Path, n: usize) {
 /// comes from a cache.
 pub async fn run(root: &Path, n_products: usize, repeats: usize) -> Value {
     let embedder: Arc<dyn Embedder> =
-        Arc::new(FastEmbedder::load(&EmbedderConfig::for_checkout(root)).expect("run `make models`"));
+        Arc::new(FastEmbedder::load(&parley_testkit::checkout_embedder_config()).expect("run `make models`"));
     let catalog = tempfile::tempdir().unwrap();
     write_catalog(root, catalog.path(), n_products);
     let data = MerchantData::load(catalog.path()).unwrap();
@@ -144,7 +144,7 @@ pub async fn run(root: &Path, n_products: usize, repeats: usize) -> Value {
         "raw_embed_texts_per_s": raw.json(),
         "ingest_to_raw_ratio": overall / raw.median,
         "model": embedder.model_id(),
-        "batch_size": EmbedderConfig::for_checkout(root).batch_size,
+        "batch_size": parley_testkit::checkout_embedder_config().batch_size,
         "bench_process_peak_rss_mib": crate::stats::peak_rss_mib("self"),
     })
 }

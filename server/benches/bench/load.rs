@@ -6,10 +6,11 @@
 //! end-to-end latency: webhook sent → reply handed to Twilio's API.
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use parley_testkit::{KillOnDrop, free_port};
 use serde_json::{Value, json};
 use sqlx::sqlite::{SqliteConnectOptions, SqlitePool};
 
@@ -37,26 +38,11 @@ impl Responder {
 
 /// A running `parley serve` and what the bench needs to talk to it.
 pub struct Server {
-    child: Child,
+    child: KillOnDrop,
     pub base: String,
     public_url: String,
     db: PathBuf,
     pub outbox: Outbox,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 impl Server {
@@ -111,7 +97,7 @@ reply = "rest"
             .spawn()
             .expect("starting parley serve");
         let server = Self {
-            child,
+            child: KillOnDrop(child),
             base: public_url.clone(),
             public_url,
             db,

@@ -24,17 +24,14 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use parley_knowledge::qdrant::{QdrantConfig, QdrantIndex};
-use parley_knowledge::{EmbeddedIndex, Embedder, EmbedderConfig, FastEmbedder, checkout_embedder};
+use parley_knowledge::{EmbeddedIndex, Embedder, FastEmbedder};
 use serde_json::{Value, json};
 
 use crate::load::{Responder, Server, Traffic};
 use crate::stats::Spread;
 
 fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_path_buf()
+    parley_testkit::workspace_root()
 }
 
 struct Plan {
@@ -217,11 +214,11 @@ fn evals_section(repeats: usize) -> Value {
 }
 
 fn embedder() -> Arc<dyn Embedder> {
-    checkout_embedder(&root()).expect("embedding model missing: run `make models`")
+    parley_testkit::embedder()
 }
 
 fn uncached_embedder() -> Arc<dyn Embedder> {
-    let config = EmbedderConfig::for_checkout(&root());
+    let config = parley_testkit::checkout_embedder_config();
     Arc::new(FastEmbedder::load(&config).expect("embedding model missing: run `make models`"))
 }
 

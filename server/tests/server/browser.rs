@@ -2,11 +2,13 @@
 //! logs in, opens the escalation, claims it, edits the suggested reply, sends and resolves.
 //! `scripts/setup.sh` installs Debian's chromium and chromium-driver.
 
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use fantoccini::{ClientBuilder, Locator};
-use parley_server::store::UserRole;
+use parley_server::store::{EscalationStatus, UserRole};
+
+use parley_testkit::{KillOnDrop, free_port};
 
 use crate::helpers::*;
 
@@ -14,24 +16,9 @@ const CHROMIUM: &str = "/usr/bin/chromium";
 const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
 
 struct Driver {
-    child: Child,
+    _child: KillOnDrop,
     port: u16,
     _profile: tempfile::TempDir,
-}
-
-impl Drop for Driver {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 async fn start_driver() -> Driver {
@@ -47,7 +34,7 @@ async fn start_driver() -> Driver {
         .spawn()
         .expect("starting chromedriver");
     let driver = Driver {
-        child,
+        _child: KillOnDrop(child),
         port,
         _profile: tempfile::tempdir().unwrap(),
     };
@@ -170,7 +157,7 @@ async fn an_agent_works_an_escalation_in_the_inbox() {
 
     // What the browser did is what the store holds, and the customer's phone got the reply.
     let escalation = app.state.service.store.escalation("trailhead", id).await.unwrap();
-    assert_eq!(escalation.status, "resolved");
+    assert_eq!(escalation.status, EscalationStatus::Resolved);
     let received = app.sent_to("trailhead", customer).await;
     let last = received.last().unwrap();
     assert_eq!(

@@ -8,7 +8,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use parley_knowledge::MerchantData;
-use parley_server::store::{CountOf, Merchant, Store};
+use parley_server::settings::Settings;
+use parley_server::startup;
+use parley_server::store::{CountOf, EscalationStatus, Merchant, Store};
 
 use crate::helpers::*;
 
@@ -188,7 +190,7 @@ async fn stop_and_help_work_and_other_merchants_answer_while_one_merchants_knowl
     let row = Merchant {
         id: "trailhead".into(),
         name: config.name.clone(),
-        sms_number: config.sms_number.clone(),
+        sms_number: config.sms_number.as_ref().map(ToString::to_string),
         knowledge_dir: None,
         support_email: Some(config.support_email.clone()),
         support_hours: Some(config.support_hours.clone()),
@@ -240,7 +242,10 @@ async fn stop_and_help_work_and_other_merchants_answer_while_one_merchants_knowl
     );
     let help = app.sent_to("trailhead", &helper).await;
     assert!(help[0].body.contains(&config.support_email), "{}", help[0].body);
-    let open = store.escalations("trailhead", &["open"]).await.unwrap();
+    let open = store
+        .escalations("trailhead", &[EscalationStatus::Open])
+        .await
+        .unwrap();
     let reasons: Vec<(&str, &str)> = open
         .iter()
         .map(|e| (e.customer_phone.as_str(), e.reason.as_str()))
@@ -257,7 +262,13 @@ async fn stop_and_help_work_and_other_merchants_answer_while_one_merchants_knowl
         200
     );
     app.settle().await;
-    assert!(store.escalations("glowleaf", &["open"]).await.unwrap().is_empty());
+    assert!(
+        store
+            .escalations("glowleaf", &[EscalationStatus::Open])
+            .await
+            .unwrap()
+            .is_empty()
+    );
     assert_eq!(app.sent_to("glowleaf", &glow_customer).await.len(), 1);
     let (status, ready) = readyz(&app).await;
     assert_eq!(status, 200, "{ready}");
@@ -278,7 +289,14 @@ async fn stop_and_help_work_and_other_merchants_answer_while_one_merchants_knowl
     let answered = app.sent_to("trailhead", &later).await;
     assert_eq!(answered.len(), 1);
     assert_eq!(answered[0].author, parley_server::store::Author::Ai);
-    assert_eq!(store.escalations("trailhead", &["open"]).await.unwrap().len(), 1);
+    assert_eq!(
+        store
+            .escalations("trailhead", &[EscalationStatus::Open])
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
 }
 
 #[tokio::test]
@@ -878,4 +896,26 @@ async fn fake_llm(response: wiremock::ResponseTemplate) -> wiremock::MockServer 
         .mount(&llm)
         .await;
     llm
+}
+
+/// The composition root names the part it could not build, and opens no store for an
+/// application that cannot run.
+#[tokio::test]
+async fn startup_names_the_part_it_cannot_build() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut settings = Settings::load(None).unwrap();
+    settings.data_dir = dir.path().to_owned();
+    settings.embedding.model_dir = dir.path().join("no-such-model");
+    let err = match startup::build(&settings, startup::Parts::default()).await {
+        Ok(_) => panic!("built an application without an embedding model"),
+        Err(err) => err.to_string(),
+    };
+    assert!(
+        err.starts_with("loading the embedding model") && err.contains("no-such-model"),
+        "{err}"
+    );
+    assert!(
+        !settings.store_path().exists(),
+        "a store was created for an application that cannot start"
+    );
 }

@@ -1,22 +1,19 @@
 //! `spawn_app()`: the real service (router, store, agent, channel) on 127.0.0.1:0 with its own
 //! database, a manual clock, and (for the Twilio channel) a local fake of Twilio's Messages
-//! API. The knowledge base and classifier are built once per test binary and shared.
+//! API, wired by `startup::build` as `parley serve` is. The knowledge base and classifier come
+//! from `parley-testkit`, built once per test binary and shared.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use parley_agent::classifier::builtin_examples;
-use parley_agent::{Agent, AgentConfig, Classifier};
-use parley_knowledge::{Embedder, KnowledgeBase, checkout_embedder};
-use parley_prompts::Prompts;
-use parley_server::clock::ManualClock;
+use parley_core::ManualClock;
+use parley_knowledge::KnowledgeBase;
 use parley_server::settings::{ChannelKind, Settings};
-use parley_server::store::{CountOf, UserRole};
+use parley_server::store::{CountOf, EscalationStatus, UserRole};
 use parley_server::twilio::{ReplyMode, TwilioConfig, signature};
-use parley_server::{AppState, build_state, channel_from_settings, new_token, token_hash};
+use parley_server::{AppState, new_token, startup, token_hash};
 use serde_json::{Value, json};
-use tokio::sync::OnceCell;
 use wiremock::matchers::{method, path_regex};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
@@ -27,53 +24,10 @@ pub const PUBLIC_URL: &str = "https://sms.parley.example";
 /// Start of the manual clock: 2026-11-28T12:00:00Z.
 pub const T0: i64 = 1_795_867_200_000;
 
-pub fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_path_buf()
-}
-
-/// The knowledge data directory shared with the agent tests (vectors are reused across runs).
-pub fn shared_knowledge_dir() -> PathBuf {
-    workspace_root().join("target/parley-test-kb")
-}
-
-fn embedder() -> Arc<dyn Embedder> {
-    checkout_embedder(&workspace_root())
-        .expect("embedding model missing: run `make models` (scripts/fetch-models.sh)")
-}
-
-struct Shared {
-    knowledge: Arc<KnowledgeBase>,
-    classifier: Arc<Classifier>,
-}
-
-async fn shared() -> &'static Shared {
-    static SHARED: OnceCell<Shared> = OnceCell::const_new();
-    SHARED
-        .get_or_init(|| async {
-            let knowledge = KnowledgeBase::open_embedded(embedder(), &shared_knowledge_dir()).unwrap();
-            for merchant in ["trailhead", "glowleaf"] {
-                let dir = workspace_root().join("fixtures/merchants").join(merchant);
-                knowledge.ingest_dir(&dir, &|_, _| {}).await.unwrap();
-            }
-            let embedder = embedder();
-            let classifier = tokio::task::spawn_blocking(move || {
-                Classifier::train(embedder.as_ref(), builtin_examples()).unwrap()
-            })
-            .await
-            .unwrap();
-            Shared {
-                knowledge: Arc::new(knowledge),
-                classifier: Arc::new(classifier),
-            }
-        })
-        .await
-}
+pub use parley_testkit::{shared_knowledge_dir, workspace_root};
 
 pub async fn knowledge() -> Arc<KnowledgeBase> {
-    shared().await.knowledge.clone()
+    parley_testkit::demo_knowledge().await
 }
 
 /// How the app under test talks SMS.
@@ -132,7 +86,7 @@ impl std::io::Write for LogWriter {
 }
 
 pub async fn spawn_app(channel: Channel) -> TestApp {
-    let knowledge = shared().await.knowledge.clone();
+    let knowledge = knowledge().await;
     spawn_app_with(channel, knowledge).await
 }
 
@@ -183,24 +137,15 @@ pub async fn spawn_app_in(
             Some(server)
         }
     };
-    let prompts = Arc::new(Prompts::builtin());
-    // With `[llm]` set by `tweak`, drafts come from that (fake) OpenAI-compatible endpoint.
-    let generator = settings.llm.clone().map(|config| {
-        Arc::new(parley_agent::llm::LlmGenerator::new(config, prompts.clone()).unwrap())
-            as Arc<dyn parley_agent::Generator>
-    });
-    let agent = Agent::new(
-        knowledge.clone(),
-        shared().await.classifier.clone(),
-        generator,
-        prompts,
-        AgentConfig::default(),
-    );
     let clock = ManualClock::at(T0);
-    let channel = channel_from_settings(&settings).unwrap();
-    let state = build_state(&settings, knowledge, agent, channel, Arc::new(clock.clone()))
-        .await
-        .unwrap();
+    // The wiring `parley serve` runs, over the binary's shared knowledge base and classifier.
+    // With `[llm]` set by `tweak`, drafts come from that (fake) OpenAI-compatible endpoint.
+    let parts = startup::Parts {
+        knowledge: Some(knowledge),
+        classifier: Some(parley_testkit::classifier().await),
+        clock: Some(Arc::new(clock.clone())),
+    };
+    let state = startup::build(&settings, parts).await.unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = format!("http://{}", listener.local_addr().unwrap());
     let (shutdown, stop) = tokio::sync::oneshot::channel::<()>();
@@ -293,7 +238,7 @@ pub fn copied_knowledge(dir: &Path) -> KnowledgeBase {
             }
         }
     }
-    KnowledgeBase::open_embedded(embedder(), dir).unwrap()
+    KnowledgeBase::open_embedded(parley_testkit::embedder(), dir).unwrap()
 }
 
 /// A Twilio inbound-message form, in the field order Twilio sends.
@@ -432,7 +377,7 @@ impl TestApp {
         self.state
             .service
             .store
-            .escalations(merchant, &["open"])
+            .escalations(merchant, &[EscalationStatus::Open])
             .await
             .unwrap()[0]
             .id

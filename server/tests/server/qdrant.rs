@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use parley_knowledge::qdrant::{QdrantConfig, QdrantIndex};
 use parley_knowledge::{KnowledgeBase, MerchantId};
+use parley_server::store::EscalationStatus;
 use serde_json::Value;
 
 use crate::helpers::*;
@@ -56,7 +57,7 @@ async fn with_qdrant_down_the_agent_escalates_and_the_service_keeps_running() {
         .state
         .service
         .store
-        .escalations("trailhead", &["open"])
+        .escalations("trailhead", &[EscalationStatus::Open])
         .await
         .unwrap();
     assert_eq!(queue.len(), 1);

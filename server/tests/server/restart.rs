@@ -4,25 +4,19 @@
 //! decided, and no customer may be texted twice.
 
 use std::collections::{HashMap, HashSet};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use parley_server::store::{CountOf, Store};
+use parley_testkit::{KillOnDrop, free_port};
 use wiremock::MockServer;
 
 use crate::helpers::*;
 
 struct Server {
-    child: Child,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+    child: KillOnDrop,
 }
 
 fn start(port: u16, db: &std::path::Path, twilio: &MockServer) -> Server {
@@ -43,7 +37,9 @@ fn start(port: u16, db: &std::path::Path, twilio: &MockServer) -> Server {
         .stderr(Stdio::inherit())
         .spawn()
         .expect("starting parley serve");
-    Server { child }
+    Server {
+        child: KillOnDrop(child),
+    }
 }
 
 async fn wait_ready(client: &reqwest::Client, base: &str) {
@@ -87,11 +83,7 @@ async fn a_killed_server_loses_no_acknowledged_message_and_answers_none_twice() 
     accept_all_messages(&twilio).await;
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("parley.db");
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = free_port();
     let base = format!("http://127.0.0.1:{port}");
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(30))
@@ -134,8 +126,8 @@ async fn a_killed_server_loses_no_acknowledged_message_and_answers_none_twice() 
     while n_acked.load(Ordering::SeqCst) < 60 {
         tokio::time::sleep(Duration::from_millis(2)).await;
     }
-    server.child.kill().expect("SIGKILL");
-    server.child.wait().unwrap();
+    server.child.0.kill().expect("SIGKILL");
+    server.child.0.wait().unwrap();
     for sender in senders {
         sender.await.unwrap();
     }

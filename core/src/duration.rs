@@ -1,6 +1,6 @@
 //! Durations in settings files and environment variables: milliseconds (`1500`) or a number
 //! with a unit (`"200ms"`, `"10s"`, `"15m"`), shared by every crate's settings so they all
-//! read alike. It lives here because `parley-knowledge` is the crate every other one uses.
+//! read alike.
 
 use std::time::Duration;
 
