@@ -161,8 +161,22 @@ impl SentenceVectors {
         &self.model_id
     }
 
+    pub fn dimension(&self) -> usize {
+        self.dimension
+    }
+
     pub fn len(&self) -> usize {
         self.rows.len()
+    }
+
+    /// Every stored sentence with its vector, in no particular order.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &[f32])> {
+        self.rows.iter().map(|(text, &row)| {
+            (
+                text.as_str(),
+                &self.vectors[row * self.dimension..(row + 1) * self.dimension],
+            )
+        })
     }
 
     pub fn is_empty(&self) -> bool {

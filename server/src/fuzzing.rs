@@ -21,6 +21,7 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("merchant_dir", merchant_dir),
     ("upload", upload),
     ("snapshot", snapshot),
+    ("sentences", sentences),
 ];
 
 /// A webhook body: the form parser, then the signature check over what it parsed.
@@ -107,6 +108,22 @@ pub fn snapshot(data: &[u8]) {
     let _ = parley_knowledge::embedded::decode_snapshot(data);
 }
 
+/// The per-merchant sentence-vector file's decoder; what it accepts must be safe to read.
+pub fn sentences(data: &[u8]) {
+    let Ok(store) = parley_knowledge::SentenceVectors::decode(data) else {
+        return;
+    };
+    // Every stored sentence reads back as one vector of the store's dimension; a file that
+    // decoded but could not do this would panic on the hot path instead of here.
+    let mut copy = parley_knowledge::SentenceVectors::new(store.model_id(), store.dimension());
+    for (text, vector) in store.iter() {
+        assert_eq!(vector.len(), store.dimension());
+        assert_eq!(store.get(text), Some(vector));
+        copy.insert(text.to_owned(), vector).unwrap();
+    }
+    assert_eq!(copy.len(), store.len());
+}
+
 /// Runs every file of `corpus/<target>/` through its target (the replay `make test` does).
 /// Returns how many inputs ran.
 pub fn replay(corpus: &Path) -> usize {
@@ -134,5 +151,29 @@ mod tests {
         let corpus = Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz/corpus");
         let n = replay(&corpus);
         assert!(n >= 20, "only {n} corpus inputs under {}", corpus.display());
+    }
+
+    #[test]
+    fn a_sentence_file_that_decodes_is_read_back_whole() {
+        let mut store = parley_knowledge::SentenceVectors::new("m", 2);
+        store.insert("a".into(), &[1.0, 0.0]).unwrap();
+        store.insert("b".into(), &[0.0, 1.0]).unwrap();
+        let bytes = store.encode();
+        assert_eq!(
+            parley_knowledge::SentenceVectors::decode(&bytes).unwrap().len(),
+            2
+        );
+        sentences(&bytes);
+        // The kept seed for the target decodes too, so the fuzzer starts from a valid file.
+        let seeds = Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz/corpus/sentences");
+        let valid = std::fs::read_dir(seeds)
+            .unwrap()
+            .flatten()
+            .filter(|entry| {
+                let bytes = std::fs::read(entry.path()).unwrap();
+                parley_knowledge::SentenceVectors::decode(&bytes).is_ok_and(|store| store.len() == 2)
+            })
+            .count();
+        assert!(valid >= 1, "no decodable seed in fuzz/corpus/sentences");
     }
 }
