@@ -5,7 +5,7 @@
 //! inbox's own origin, and every page carries a strict CSP, `X-Frame-Options: DENY` and
 //! `Cache-Control: no-store`. Actions go through the same store calls as the JSON API.
 
-use std::fmt::Write as _;
+use std::sync::LazyLock;
 
 use axum::Router;
 use axum::extract::{Form, FromRequestParts, Path, State};
@@ -13,10 +13,10 @@ use axum::http::request::Parts;
 use axum::http::{StatusCode, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
+use minijinja::{Environment, context};
 use serde::Deserialize;
 
 use crate::api::{EscalationView, escalation_view, send_human_reply};
-use crate::markup::escape;
 use crate::store::{EscalationStatus, User};
 use crate::{ApiError, AppState, SESSION_COOKIE, new_token, session_token, token_hash};
 
@@ -44,16 +44,8 @@ async fn same_origin_and_headers(request: axum::extract::Request, next: axum::mi
         && request.method() != axum::http::Method::HEAD
         && !same_origin(request.headers())
     {
-        return with_security_headers(
-            (
-                StatusCode::FORBIDDEN,
-                page(
-                    "Refused",
-                    "<p class=\"error\">This form did not come from the Parley inbox; open the inbox and try again.</p>",
-                ),
-            )
-                .into_response(),
-        );
+        let page = render("refused.html", context! { title => "Refused" });
+        return with_security_headers((StatusCode::FORBIDDEN, page).into_response());
     }
     with_security_headers(next.run(request).await)
 }
@@ -106,18 +98,34 @@ fn session_cookie(value: &str, max_age: u64, secure: bool) -> String {
     format!("{SESSION_COOKIE}={value}; HttpOnly; SameSite=Strict; Path=/; Max-Age={max_age}{secure}")
 }
 
-const STYLE: &str = "body{font-family:system-ui,sans-serif;max-width:60rem;margin:1rem auto;padding:0 1rem;color:#222}
-table{border-collapse:collapse;width:100%}td,th{border-bottom:1px solid #ddd;padding:.4rem;text-align:left;vertical-align:top}
-.overdue{color:#b00;font-weight:bold}.msg{margin:.3rem 0;padding:.4rem .6rem;border-radius:.5rem;max-width:40rem}
-.in{background:#eee}.out{background:#dbeafe;margin-left:auto}.meta{color:#666;font-size:.8rem}
-textarea{width:100%;min-height:6rem}.error{color:#b00}form.inline{display:inline}";
+/// The inbox's pages, compiled into the binary. minijinja escapes every value for HTML
+/// (templates ending in `.html`), so no handler builds markup or escapes by hand.
+static TEMPLATES: LazyLock<Environment<'static>> = LazyLock::new(|| {
+    let mut env = Environment::new();
+    for (name, source) in [
+        ("style.css", include_str!("../templates/inbox/style.css")),
+        ("base.html", include_str!("../templates/inbox/base.html")),
+        ("refused.html", include_str!("../templates/inbox/refused.html")),
+        ("login.html", include_str!("../templates/inbox/login.html")),
+        ("queue.html", include_str!("../templates/inbox/queue.html")),
+        (
+            "conversation.html",
+            include_str!("../templates/inbox/conversation.html"),
+        ),
+    ] {
+        env.add_template(name, source)
+            .unwrap_or_else(|err| panic!("inbox template {name}: {err}"));
+    }
+    env
+});
 
-fn page(title: &str, body: &str) -> Html<String> {
-    Html(format!(
-        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>{} · Parley inbox</title>\
-         <style>{STYLE}</style></head><body>{body}</body></html>",
-        escape(title)
-    ))
+/// Renders one page; a template error is a 500 (logged once, by `ApiError`), never half a page.
+fn render(name: &str, context: minijinja::Value) -> Result<Html<String>, ApiError> {
+    TEMPLATES
+        .get_template(name)
+        .and_then(|template| template.render(context))
+        .map(Html)
+        .map_err(|err| ApiError::internal(&err))
 }
 
 /// The logged-in agent; a request without a valid session is sent to the login page.
@@ -143,22 +151,11 @@ impl FromRequestParts<AppState> for InboxUser {
     }
 }
 
-fn login_form(error: Option<&str>) -> Html<String> {
-    let error = error
-        .map(|e| format!("<p class=\"error\" id=\"error\">{}</p>", escape(e)))
-        .unwrap_or_default();
-    page(
-        "Log in",
-        &format!(
-            "<h1>Parley inbox</h1>{error}<form method=\"post\" action=\"/inbox/login\">\
-             <label>Access token <input type=\"password\" name=\"token\" id=\"token\" autocomplete=\"off\"></label> \
-             <button type=\"submit\" id=\"login\">Log in</button></form>\
-             <p class=\"meta\">Create a token with <code>parley token create --merchant ID --name NAME</code>.</p>"
-        ),
-    )
+fn login_form(error: Option<&str>) -> Result<Html<String>, ApiError> {
+    render("login.html", context! { title => "Log in", error })
 }
 
-async fn login_page() -> Html<String> {
+async fn login_page() -> Result<Html<String>, ApiError> {
     login_form(None)
 }
 
@@ -231,16 +228,6 @@ async fn logout(State(state): State<AppState>, headers: axum::http::HeaderMap) -
         .into_response()
 }
 
-fn header_bar(user: &User) -> String {
-    format!(
-        "<p class=\"meta\">{} · {} ({}) <form class=\"inline\" method=\"post\" action=\"/inbox/logout\">\
-         <button type=\"submit\">Log out</button></form></p>",
-        escape(&user.merchant_id),
-        escape(&user.name),
-        user.role
-    )
-}
-
 async fn queue(State(state): State<AppState>, InboxUser(user): InboxUser) -> Result<Html<String>, ApiError> {
     let rows = state
         .service
@@ -248,107 +235,53 @@ async fn queue(State(state): State<AppState>, InboxUser(user): InboxUser) -> Res
         .escalations(&user.merchant_id, EscalationStatus::ACTIVE)
         .await?;
     let now = state.service.now();
-    let mut table = String::from(
-        "<table id=\"queue\"><tr><th>#</th><th>Customer</th><th>Reason</th><th>Summary</th>\
-         <th>Status</th><th>Due</th></tr>",
-    );
-    for row in &rows {
-        let overdue = now > row.due_at;
-        let _ = write!(
-            table,
-            "<tr class=\"escalation\"><td><a href=\"/inbox/escalations/{id}\" id=\"open-{id}\">{id}</a></td>\
-             <td>{phone}</td><td>{reason}</td><td>{summary}</td><td>{status}{assignee}</td><td{class}>{due}{flag}</td></tr>",
-            id = row.id,
-            phone = escape(&row.customer_phone),
-            reason = escape(&row.reason_detail),
-            summary = escape(&row.summary),
-            status = row.status,
-            assignee = row
-                .assignee
-                .as_deref()
-                .map(|a| format!(" ({})", escape(a)))
-                .unwrap_or_default(),
-            class = if overdue { " class=\"overdue\"" } else { "" },
-            due = parley_core::clock::rfc3339(row.due_at),
-            flag = if overdue { " — overdue" } else { "" },
-        );
-    }
-    table.push_str("</table>");
-    let empty = if rows.is_empty() {
-        "<p id=\"empty\">Nothing waiting. The AI has it.</p>"
-    } else {
-        ""
-    };
-    Ok(page(
-        "Queue",
-        &format!(
-            "{}<h1>Escalations ({})</h1>{empty}{table}",
-            header_bar(&user),
-            rows.len()
-        ),
-    ))
+    let rows: Vec<minijinja::Value> = rows
+        .iter()
+        .map(|row| {
+            context! {
+                id => row.id,
+                customer_phone => row.customer_phone,
+                reason_detail => row.reason_detail,
+                summary => row.summary,
+                status => row.status.as_ref(),
+                assignee => row.assignee,
+                due_at => parley_core::clock::rfc3339(row.due_at),
+                overdue => now > row.due_at,
+            }
+        })
+        .collect();
+    render("queue.html", context! { title => "Queue", user, rows })
 }
 
-fn conversation_html(user: &User, view: &EscalationView, error: Option<&str>) -> String {
-    let escalation = &view.row;
-    let mut html = header_bar(user);
-    let _ = write!(
-        html,
-        "<p><a href=\"/inbox\">← Queue</a></p><h1>Escalation {id} · {phone}</h1>\
-         <p><b>Status:</b> <span id=\"status\">{status}</span>{assignee} · <b>Reason:</b> {reason}{overdue}</p>\
-         <p><b>Summary:</b> {summary}</p>",
-        id = escalation.id,
-        phone = escape(&escalation.customer_phone),
-        status = escalation.status,
-        assignee = escalation
-            .assignee
-            .as_deref()
-            .map(|a| format!(" by <span id=\"assignee\">{}</span>", escape(a)))
-            .unwrap_or_default(),
-        reason = escape(&escalation.reason_detail),
-        overdue = if view.overdue {
-            " · <span class=\"overdue\">overdue</span>"
-        } else {
-            ""
+fn conversation_page(
+    user: &User,
+    view: &EscalationView,
+    error: Option<&str>,
+) -> Result<Html<String>, ApiError> {
+    let transcript: Vec<minijinja::Value> = view
+        .transcript
+        .iter()
+        .map(|message| {
+            context! {
+                direction => if message.direction == "in" { "in" } else { "out" },
+                text => with_attachments(message),
+                author => message_author(message.author),
+                at => parley_core::clock::rfc3339(message.created_at),
+                status => message.status,
+            }
+        })
+        .collect();
+    render(
+        "conversation.html",
+        context! {
+            title => format!("Escalation {}", view.row.id),
+            user,
+            escalation => view.row,
+            overdue => view.overdue,
+            transcript,
+            error,
         },
-        summary = escape(&escalation.summary),
-    );
-    if let Some(error) = error {
-        let _ = write!(html, "<p class=\"error\" id=\"error\">{}</p>", escape(error));
-    }
-    html.push_str("<div id=\"transcript\">");
-    for message in &view.transcript {
-        let _ = write!(
-            html,
-            "<div class=\"msg {dir}\"><div>{body}</div><div class=\"meta\">{author} · {at} · {status}</div></div>",
-            dir = if message.direction == "in" { "in" } else { "out" },
-            body = escape(&with_attachments(message)),
-            author = message_author(message.author),
-            at = parley_core::clock::rfc3339(message.created_at),
-            status = escape(&message.status),
-        );
-    }
-    html.push_str("</div>");
-    if escalation.status != EscalationStatus::Resolved {
-        let id = escalation.id;
-        if escalation.status == EscalationStatus::Open {
-            let _ = write!(
-                html,
-                "<form method=\"post\" action=\"/inbox/escalations/{id}/claim\"><button type=\"submit\" id=\"claim\">Claim</button></form>"
-            );
-        }
-        let _ = write!(
-            html,
-            "<form method=\"post\" action=\"/inbox/escalations/{id}/reply\"><h2>Reply</h2>\
-             <textarea name=\"body\" id=\"reply-body\" maxlength=\"1600\">{draft}</textarea>\
-             <p class=\"meta\">Suggested by Parley from the merchant's knowledge; edit before sending.</p>\
-             <button type=\"submit\" id=\"send\">Send</button></form>\
-             <form method=\"post\" action=\"/inbox/escalations/{id}/resolve\">\
-             <button type=\"submit\" id=\"resolve\">Resolve and hand back to the AI</button></form>",
-            draft = escape(escalation.suggested_reply.as_deref().unwrap_or_default()),
-        );
-    }
-    html
+    )
 }
 
 fn message_author(author: crate::store::Author) -> &'static str {
@@ -372,14 +305,7 @@ async fn render_conversation(state: &AppState, user: &User, id: i64, error: Opti
             } else {
                 StatusCode::OK
             };
-            (
-                status,
-                page(
-                    &format!("Escalation {id}"),
-                    &conversation_html(user, &view, error),
-                ),
-            )
-                .into_response()
+            (status, conversation_page(user, &view, error)).into_response()
         }
         Err(err) => err.into_response(),
     }
@@ -442,4 +368,58 @@ async fn resolve(State(state): State<AppState>, InboxUser(user): InboxUser, Path
 fn with_attachments(message: &crate::store::MessageRow) -> String {
     let note = crate::service::attachment_note(u32::try_from(message.attachments).unwrap_or(u32::MAX));
     format!("{} {note}", message.body).trim().to_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::UserRole;
+
+    #[test]
+    fn pages_render_and_escape_what_people_typed() {
+        let login = login_form(Some("<script>alert(1)</script>")).unwrap().0;
+        assert!(
+            login.contains("&lt;script&gt;") && !login.contains("<script>"),
+            "{login}"
+        );
+        let refused = render("refused.html", context! { title => "Refused" }).unwrap().0;
+        assert!(
+            refused.contains("did not come from the Parley inbox"),
+            "{refused}"
+        );
+
+        let user = User {
+            id: 1,
+            merchant_id: "shop".into(),
+            name: "Ana <b>".into(),
+            role: UserRole::Agent,
+        };
+        let rows = vec![context! {
+            id => 7,
+            customer_phone => "+15551112222",
+            reason_detail => "says \"broken\"",
+            summary => "<img src=x onerror=alert(1)>",
+            status => "open",
+            assignee => None::<String>,
+            due_at => "2026-11-28T12:00:00Z",
+            overdue => true,
+        }];
+        let queue = render("queue.html", context! { title => "Queue", user, rows })
+            .unwrap()
+            .0;
+        for expected in [
+            "id=\"open-7\"",
+            "Escalations (1)",
+            "&lt;img src=x onerror=alert(1)&gt;",
+            "Ana &lt;b&gt; (agent)",
+            "&quot;broken&quot;",
+            "class=\"overdue\"",
+        ] {
+            assert!(queue.contains(expected), "{expected} missing from {queue}");
+        }
+        assert!(
+            !queue.contains("<img") && !queue.contains("id=\"empty\""),
+            "{queue}"
+        );
+    }
 }

@@ -1,7 +1,7 @@
-//! Escaping text into XML and HTML: TwiML replies and the inbox's pages share one escaper.
+//! Escaping text into XML for TwiML replies (the inbox's pages are escaped by minijinja).
 
 /// Appends `text` to `out` with `& < > " '` escaped, so it is safe in element content and
-/// quoted attributes of XML and HTML alike.
+/// quoted attributes.
 pub fn push_escaped(out: &mut String, text: &str) {
     for c in text.chars() {
         match c {
@@ -16,10 +16,4 @@ pub fn push_escaped(out: &mut String, text: &str) {
             c => out.push(c),
         }
     }
-}
-
-pub fn escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    push_escaped(&mut out, text);
-    out
 }
