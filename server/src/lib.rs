@@ -314,11 +314,15 @@ fn method_label(method: &axum::http::Method) -> &'static str {
     }
 }
 
-/// An API error: a status code and a message safe to show the caller.
+/// An API error: a status code and a message safe to show the caller, plus, for failures on
+/// Parley's side, the whole cause for the log. Building one has no side effects: the cause is
+/// logged once, where the error becomes a response.
 #[derive(Debug)]
 pub struct ApiError {
     pub status: StatusCode,
     pub message: String,
+    /// Logged, never shown: it may name files, hosts or SQL.
+    cause: Option<String>,
 }
 
 impl ApiError {
@@ -326,6 +330,14 @@ impl ApiError {
         Self {
             status,
             message: message.into(),
+            cause: None,
+        }
+    }
+
+    fn with_cause(self, cause: &dyn std::error::Error) -> Self {
+        Self {
+            cause: Some(cause.to_string()),
+            ..self
         }
     }
 
@@ -337,10 +349,9 @@ impl ApiError {
         Self::new(StatusCode::NOT_FOUND, format!("{what} not found"))
     }
 
+    /// Tells the caller only that it failed; the cause goes to the log.
     fn internal(err: &dyn std::error::Error) -> Self {
-        // Log the whole chain; tell the caller only that it failed.
-        tracing::error!(error = %err, "request failed");
-        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal error")
+        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal error").with_cause(err)
     }
 }
 
@@ -352,6 +363,9 @@ pub struct ErrorBody<'a> {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
+        if let Some(cause) = &self.cause {
+            tracing::error!(status = self.status.as_u16(), error = %cause, "request failed");
+        }
         (self.status, Json(ErrorBody { error: &self.message })).into_response()
     }
 }
@@ -366,8 +380,7 @@ impl From<KnowledgeError> for ApiError {
             // The index backend is down: the caller may retry, and a load balancer should
             // see a 503, not a bug.
             KnowledgeError::Unavailable(_) => {
-                tracing::error!(error = %err, "knowledge index unavailable");
-                Self::new(StatusCode::SERVICE_UNAVAILABLE, err.to_string())
+                Self::new(StatusCode::SERVICE_UNAVAILABLE, err.to_string()).with_cause(&err)
             }
             KnowledgeError::Io { .. } | KnowledgeError::Embedding(_) | KnowledgeError::Index(_) => {
                 Self::internal(&err)
@@ -616,4 +629,29 @@ async fn metrics(State(state): State<AppState>) -> Response {
 pub fn install_crypto_provider() {
     // Err only means one is installed already, which is all this wants.
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn an_internal_error_keeps_its_cause_for_the_log_and_out_of_the_answer() {
+        let err = ApiError::from(StoreError::NotDurable("replies table on /var/lib/parley"));
+        assert_eq!(err.status, StatusCode::INTERNAL_SERVER_ERROR);
+        assert!(
+            err.cause
+                .as_deref()
+                .is_some_and(|cause| cause.contains("/var/lib/parley"))
+        );
+        let response = err.into_response();
+        assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        let body = axum::body::to_bytes(response.into_body(), 1024).await.unwrap();
+        assert_eq!(&body[..], br#"{"error":"internal error"}"#);
+
+        // A caller's mistake has nothing to log.
+        let conflict = ApiError::from(StoreError::Conflict("already resolved".into()));
+        assert_eq!(conflict.status, StatusCode::CONFLICT);
+        assert!(conflict.cause.is_none());
+    }
 }
