@@ -289,24 +289,7 @@ pub async fn send_human_reply(
         return Err(ApiError::bad_request("`body` must be 1 to 1600 characters"));
     }
     let escalation = state.service.store.escalation(merchant_id, id).await?;
-    if escalation.status == EscalationStatus::Resolved {
-        return Err(ApiError::new(
-            StatusCode::CONFLICT,
-            "the escalation is already resolved",
-        ));
-    }
-    if escalation.status == EscalationStatus::Claimed
-        && escalation.assignee_id != Some(user.id)
-        && user.role != UserRole::Admin
-    {
-        return Err(ApiError::new(
-            StatusCode::CONFLICT,
-            format!(
-                "the escalation is claimed by {}",
-                escalation.assignee.as_deref().unwrap_or("someone else")
-            ),
-        ));
-    }
+    crate::service::may_reply(&escalation, user).map_err(crate::service::ServiceError::from)?;
     let message_id = state
         .service
         .store
@@ -404,12 +387,7 @@ async fn reassign(
 ) -> Result<Json<EscalationView>, ApiError> {
     let user = user.require(&merchant_id, UserRole::Agent)?;
     let escalation = state.service.store.escalation(&merchant_id, id).await?;
-    if user.role != UserRole::Admin && escalation.assignee_id != Some(user.id) {
-        return Err(ApiError::new(
-            StatusCode::FORBIDDEN,
-            "only an admin or the current assignee can reassign",
-        ));
-    }
+    crate::service::may_reassign(&escalation, user).map_err(crate::service::ServiceError::from)?;
     let assignee = state
         .service
         .store

@@ -418,6 +418,10 @@ impl From<ServiceError> for ApiError {
     fn from(err: ServiceError) -> Self {
         match err {
             ServiceError::Store(err) => err.into(),
+            ServiceError::Refused(refused @ service::Refused::NotAssignee) => {
+                Self::new(StatusCode::FORBIDDEN, refused.to_string())
+            }
+            ServiceError::Refused(refused) => Self::new(StatusCode::CONFLICT, refused.to_string()),
         }
     }
 }

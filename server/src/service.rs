@@ -14,8 +14,8 @@ use tokio_util::task::TaskTracker;
 use crate::channel::{Channel, ChannelError, Outgoing};
 use crate::metrics::Metrics;
 use crate::store::{
-    Author, ConsentAction, DecisionRecord, NewEscalation, NewInbound, PendingInbound, Received, Store,
-    StoreError,
+    Author, ConsentAction, DecisionRecord, EscalationRow, EscalationStatus, NewEscalation, NewInbound,
+    PendingInbound, Received, Store, StoreError, User, UserRole,
 };
 use parley_core::Clock;
 
@@ -51,6 +51,48 @@ fn background() -> &'static tokio::runtime::Handle {
 pub enum ServiceError {
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error(transparent)]
+    Refused(#[from] Refused),
+}
+
+/// Why a support-side user may not act on an escalation: the rules of who works what, in one
+/// place for the JSON API and the inbox.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Refused {
+    #[error("the escalation is already resolved")]
+    Resolved,
+    #[error("the escalation is claimed by {0}")]
+    ClaimedBy(String),
+    #[error("only an admin or the current assignee can reassign")]
+    NotAssignee,
+}
+
+/// A person may reply to an escalation that is not resolved and is theirs, unclaimed, or (for
+/// an admin) anyone's.
+pub fn may_reply(escalation: &EscalationRow, user: &User) -> Result<(), Refused> {
+    match escalation.status {
+        EscalationStatus::Resolved => Err(Refused::Resolved),
+        EscalationStatus::Claimed
+            if escalation.assignee_id != Some(user.id) && user.role != UserRole::Admin =>
+        {
+            Err(Refused::ClaimedBy(
+                escalation
+                    .assignee
+                    .clone()
+                    .unwrap_or_else(|| "someone else".into()),
+            ))
+        }
+        EscalationStatus::Open | EscalationStatus::Claimed => Ok(()),
+    }
+}
+
+/// Only an admin or the current assignee hands an escalation to someone else.
+pub fn may_reassign(escalation: &EscalationRow, user: &User) -> Result<(), Refused> {
+    if user.role == UserRole::Admin || escalation.assignee_id == Some(user.id) {
+        Ok(())
+    } else {
+        Err(Refused::NotAssignee)
+    }
 }
 
 /// What processing one inbound message produced.
@@ -557,4 +599,60 @@ fn reason_kind(reason: &EscalationReason) -> String {
         .ok()
         .and_then(|value| value.get("kind").and_then(|k| k.as_str()).map(str::to_owned))
         .unwrap_or_else(|| "other".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn escalation(status: EscalationStatus, assignee: Option<(i64, &str)>) -> EscalationRow {
+        EscalationRow {
+            id: 1,
+            merchant_id: "shop".into(),
+            conversation_id: 1,
+            customer_phone: "+15551112222".into(),
+            reason: "human_request".into(),
+            reason_detail: "asked for a person".into(),
+            summary: String::new(),
+            suggested_reply: None,
+            status,
+            assignee: assignee.map(|(_, name)| name.to_owned()),
+            assignee_id: assignee.map(|(id, _)| id),
+            created_at: 0,
+            due_at: 0,
+            claimed_at: None,
+            resolved_at: None,
+        }
+    }
+
+    fn user(id: i64, role: UserRole) -> User {
+        User {
+            id,
+            merchant_id: "shop".into(),
+            name: format!("user{id}"),
+            role,
+        }
+    }
+
+    #[test]
+    fn who_may_reply_and_reassign() {
+        let ana = user(1, UserRole::Agent);
+        let ben = user(2, UserRole::Agent);
+        let boss = user(3, UserRole::Admin);
+        let open = escalation(EscalationStatus::Open, None);
+        let anas = escalation(EscalationStatus::Claimed, Some((1, "ana")));
+        let done = escalation(EscalationStatus::Resolved, Some((1, "ana")));
+
+        assert_eq!(may_reply(&open, &ben), Ok(()));
+        assert_eq!(may_reply(&anas, &ana), Ok(()));
+        assert_eq!(may_reply(&anas, &boss), Ok(()));
+        assert_eq!(may_reply(&anas, &ben), Err(Refused::ClaimedBy("ana".into())));
+        assert_eq!(may_reply(&done, &ana), Err(Refused::Resolved));
+        assert_eq!(may_reply(&done, &boss), Err(Refused::Resolved));
+
+        assert_eq!(may_reassign(&anas, &ana), Ok(()));
+        assert_eq!(may_reassign(&anas, &boss), Ok(()));
+        assert_eq!(may_reassign(&anas, &ben), Err(Refused::NotAssignee));
+        assert_eq!(may_reassign(&open, &ben), Err(Refused::NotAssignee));
+    }
 }

@@ -20,7 +20,7 @@ use crate::channel::{Channel, SimulatorChannel, TwilioChannel};
 use crate::metrics::Metrics;
 use crate::service::{Service, ServiceError};
 use crate::settings::{ChannelKind, IndexBackend, Settings};
-use crate::store::{self, Store, StoreError};
+use crate::store::{self, Store};
 use crate::twilio::{SendError, TwilioClient};
 
 /// Why the application could not be built; each names the part and what to fix.
@@ -50,7 +50,7 @@ pub enum StartupError {
     Store {
         path: PathBuf,
         #[source]
-        source: StoreError,
+        source: ServiceError,
     },
 }
 
@@ -183,7 +183,7 @@ async fn build_state(
     agent: Agent,
     channel: Arc<dyn Channel>,
     clock: Arc<dyn Clock>,
-) -> Result<AppState, StoreError> {
+) -> Result<AppState, ServiceError> {
     let store = Store::open(&settings.store_path()).await?;
     let service = Arc::new(Service::new(
         store,
@@ -214,9 +214,7 @@ async fn build_state(
             Err(err) => tracing::error!(merchant = %id, error = %err, "loading a merchant's data failed"),
         }
     }
-    let (inbound, outbound) = service.recover().await.map_err(|err| match err {
-        ServiceError::Store(err) => err,
-    })?;
+    let (inbound, outbound) = service.recover().await?;
     if inbound + outbound > 0 {
         tracing::info!(inbound, outbound, "resuming work interrupted by the last stop");
     }
