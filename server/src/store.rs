@@ -46,7 +46,7 @@ pub enum StoreError {
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 
 // The vocabularies the store keeps as text. Each enum is the one source of its strings: serde
-// (the APIs), strum (`Display`/`FromStr`/`as_ref`) and sqlx (bind and decode) all spell the
+// (the APIs), strum (where a string is parsed or shown) and sqlx (bind and decode) all spell the
 // variants in snake_case, and a value in the database that is none of them is a decode error,
 // never a default.
 
@@ -61,7 +61,6 @@ pub type Result<T, E = StoreError> = std::result::Result<T, E>;
     sqlx::Type,
     strum::Display,
     strum::EnumString,
-    strum::AsRefStr,
     strum::VariantNames,
 )]
 #[serde(rename_all = "snake_case")]
@@ -161,19 +160,17 @@ pub struct PendingInbound {
     pub num_media: u32,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, sqlx::Type, strum::AsRefStr)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, sqlx::Type)]
 #[sqlx(rename_all = "snake_case")]
-#[strum(serialize_all = "snake_case")]
 pub enum ConsentAction {
     OptOut,
     OptIn,
 }
 
 /// Who wrote a message.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, sqlx::Type, utoipa::ToSchema, strum::AsRefStr)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, sqlx::Type, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 #[sqlx(rename_all = "snake_case")]
-#[strum(serialize_all = "snake_case")]
 pub enum Author {
     Customer,
     Ai,
