@@ -1,12 +1,15 @@
 //! The conversation pipeline: one customer message in, one [`Decision`] out.
 //!
-//! Stages, in order, each timed and traced: compliance keywords → consent/ownership gates →
-//! embedding → classifier → retrieval (with follow-up resolution) → tools (orders, products,
-//! offers) → escalation policy → generation → guardrails (regenerate once, then escalate).
-//! The order is the policy: a STOP never reaches anything after the first stage, and a
-//! conversation a person owns never reaches the generator.
+//! Stages, in order, each timed and traced: compliance keywords → consent/ownership and
+//! language gates → embedding → classifier → retrieval (with follow-up resolution) →
+//! escalation policy → tools (orders, products, offers) → turn limit → coverage →
+//! generation → guardrails (regenerate once, then escalate). Each stage goes on or stops
+//! with the decision's outcome, and `Agent::stages` lists them in one place: the order is
+//! the policy. A STOP never reaches anything after the first stage, and a conversation a
+//! person owns never reaches the generator.
 
 use std::collections::HashMap;
+use std::ops::ControlFlow;
 use std::sync::{Arc, LazyLock, Mutex};
 use std::time::Instant;
 
@@ -142,6 +145,8 @@ pub struct Agent {
     knowledge: Arc<KnowledgeBase>,
     classifier: Arc<Classifier>,
     generator: Arc<dyn Generator>,
+    /// What `generator` is: the policy treats the offline responder differently.
+    generator_kind: GeneratorKind,
     /// Always available: drafts suggested replies for humans, and answers when the
     /// configured LLM is down.
     extractive: Arc<ExtractiveResponder>,
@@ -158,6 +163,87 @@ impl std::fmt::Debug for Agent {
             .field("config", &self.config)
             .finish()
     }
+}
+
+/// The generators the policy tells apart.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum GeneratorKind {
+    /// The offline extractive responder. It quotes only the merchant's (English) knowledge,
+    /// it is deterministic (a second attempt would repeat the first), and it also drafts
+    /// the suggested replies for people.
+    Offline,
+    /// The configured generator, an LLM: it answers in the customer's language, can word a
+    /// second attempt differently, and falls back to the offline responder when down.
+    Llm,
+}
+
+/// What a stage hands on: its result, or the [`Stop`] that ends the pipeline there.
+type Stage<T> = ControlFlow<Stop, T>;
+
+/// How a decision is reached when the stages end before a checked reply.
+enum Stop {
+    /// A person takes over.
+    Escalate(Escalation),
+    /// A `smalltalk` template answers; `kind` is greeting, thanks, feedback or automated.
+    Smalltalk {
+        intent: Intent,
+        confidence: f32,
+        kind: &'static str,
+    },
+    /// A generator's prompt template failed to render.
+    Failed(AgentError),
+}
+
+impl Stop {
+    fn escalate(reason: EscalationReason, send_holding: bool) -> Self {
+        Self::Escalate(Escalation {
+            reason,
+            send_holding,
+            findings: Vec::new(),
+        })
+    }
+}
+
+/// A handoff to a person, as a stage asks for it.
+struct Escalation {
+    reason: EscalationReason,
+    /// Whether the customer is sent the holding message.
+    send_holding: bool,
+    /// What the guardrails found in the drafts they rejected.
+    findings: Vec<Finding>,
+}
+
+/// What the classify stage read in the message.
+struct Classified {
+    classification: Classification,
+    /// A short message that leans on what came before ("what about black?").
+    follow_up: bool,
+    /// The topic of the previous turn, which a follow-up carries on (never small talk).
+    carried: Option<Intent>,
+}
+
+/// A reply the guardrails passed: what the last stage hands on.
+struct Drafted {
+    intent: Intent,
+    text: String,
+    sources: Vec<String>,
+    /// What the guardrails found in an earlier draft they rejected.
+    findings: Vec<Finding>,
+    generator: GeneratorKind,
+}
+
+/// How a decision ended; [`Agent::finish`] adds what the work carries (risks, retrieved
+/// sources, timings, state).
+struct Outcome<'a> {
+    route: Route,
+    intent: Option<Intent>,
+    confidence: f32,
+    reply: Option<String>,
+    sources_used: Vec<String>,
+    guardrail_findings: Vec<Finding>,
+    handoff: Option<Handoff>,
+    /// What wrote the reply: a generator's name, `template`, or `none` for no reply.
+    generator: &'a str,
 }
 
 /// What the stages found, threaded through to the decision.
@@ -182,6 +268,57 @@ struct Work<'a> {
     started: Instant,
 }
 
+/// [`Work::timed`] for a stage that awaits: the body is written in place, not passed as an
+/// async closure, because a future borrowing through an `AsyncFnOnce(&mut Work)` bound is not
+/// `Send` for every lifetime and could no longer be spawned by the server.
+macro_rules! timed_async {
+    ($work:ident . $slot:ident, $body:expr) => {{
+        let clock = Instant::now();
+        let output = $body.await;
+        $work.timings.$slot += micros(clock);
+        output
+    }};
+}
+
+/// Picks a stage's field of [`StageTimings`].
+type TimingSlot = fn(&mut StageTimings) -> &mut u64;
+
+impl Work<'_> {
+    /// Runs a stage and adds the time it took to its timing slot, whether the stage goes on
+    /// or stops the pipeline.
+    fn timed<T>(&mut self, slot: TimingSlot, stage: impl FnOnce(&mut Self) -> T) -> T {
+        let clock = Instant::now();
+        let output = stage(self);
+        *slot(&mut self.timings) += micros(clock);
+        output
+    }
+
+    /// What a generator gets to draft this message's reply from.
+    fn request<'w>(
+        &'w self,
+        intent: Intent,
+        passages: &'w [Passage],
+        product_categories: &'w [String],
+        feedback: Option<String>,
+    ) -> GenerationRequest<'w> {
+        GenerationRequest {
+            merchant: &self.catalog.data().config,
+            message: self.inbound.text,
+            resolved_query: &self.resolved_query,
+            intent,
+            history: history_before_current(&self.state),
+            passages,
+            facts: &self.facts,
+            feedback,
+            query_vector: self.query_vector.as_deref(),
+            categories: self.catalog.categories(),
+            product: self.product_source.as_deref(),
+            product_categories,
+            sentence_vectors: Some(&self.sentences),
+        }
+    }
+}
+
 impl Agent {
     pub fn new(
         knowledge: Arc<KnowledgeBase>,
@@ -196,11 +333,15 @@ impl Agent {
             20_000,
         ));
         let extractive = Arc::new(ExtractiveResponder::new(prompts.clone()).with_embedder(sentence_embedder));
-        let generator = generator.unwrap_or_else(|| extractive.clone() as Arc<dyn Generator>);
+        let (generator, generator_kind) = match generator {
+            Some(generator) => (generator, GeneratorKind::Llm),
+            None => (extractive.clone() as Arc<dyn Generator>, GeneratorKind::Offline),
+        };
         Self {
             knowledge,
             classifier,
             generator,
+            generator_kind,
             extractive,
             prompts,
             config,
@@ -235,6 +376,13 @@ impl Agent {
         self.prompts.version()
     }
 
+    fn generator(&self, kind: GeneratorKind) -> &dyn Generator {
+        match kind {
+            GeneratorKind::Offline => self.extractive.as_ref(),
+            GeneratorKind::Llm => self.generator.as_ref(),
+        }
+    }
+
     /// Decides what happens with one customer message, given the conversation so far.
     pub async fn decide(
         &self,
@@ -258,6 +406,53 @@ impl Agent {
             let contact = MerchantContact::of(self.knowledge.merchant(inbound.merchant)?.as_ref());
             return self.compliance_decision(inbound.text, state, action, &contact, started);
         }
+        let mut work = self.work(inbound, state, started)?;
+        match self.stages(&mut work).await {
+            ControlFlow::Continue(drafted) => Ok(self.reply(work, drafted)),
+            ControlFlow::Break(Stop::Escalate(escalation)) => self.escalate(work, escalation).await,
+            ControlFlow::Break(Stop::Smalltalk {
+                intent,
+                confidence,
+                kind,
+            }) => self.smalltalk(work, intent, confidence, kind),
+            ControlFlow::Break(Stop::Failed(err)) => Err(err),
+        }
+    }
+
+    /// The stages after compliance, in order; the first to stop decides. The order is the
+    /// policy: a person's conversation never reaches the model, a risk is escalated before
+    /// any tool runs, and nothing is sent that the guardrails have not passed.
+    async fn stages(&self, work: &mut Work<'_>) -> Stage<Drafted> {
+        // 2. Gates: nothing may be texted to an opted-out number; a person owns an escalated
+        // conversation until they hand it back. Then the language the generator can answer in.
+        self.gates(work)?;
+        self.language_gate(work)?;
+        // 3. Embed once; the classifier and retrieval share the vector.
+        let vector = self.embed(work).await?;
+        // 4. Classify, carrying the topic over for short follow-ups.
+        let classified = self.classify(work, &vector);
+        // 5. Retrieve, with the previous question prepended to a follow-up so "what about
+        // in black?" searches for the product discussed.
+        self.retrieve(work, &classified, vector).await?;
+        // 6. Escalation policy on what the message is.
+        let intent = self.escalation_policy(work, &classified)?;
+        // 7. Tools: orders, products, offers.
+        self.tools(work, intent, classified.follow_up)?;
+        // 8. Turn limit: a complex issue reaches a person within N AI answers.
+        self.turn_limit(work, intent)?;
+        // 9. Does the knowledge cover the question at all?
+        self.coverage(work, classified.classification.confidence)?;
+        // 10. Generate and check; one regeneration with the findings as feedback.
+        self.generate_checked(work, intent).await
+    }
+
+    /// The work on a message past the compliance stage, its turn added to the history.
+    fn work<'a>(
+        &self,
+        inbound: Inbound<'a>,
+        state: ConversationState,
+        started: Instant,
+    ) -> Result<Work<'a>, AgentError> {
         let catalog = self.catalog(inbound.merchant)?;
         let mut work = Work {
             inbound,
@@ -274,7 +469,7 @@ impl Agent {
             product_source: None,
             started,
         };
-
+        // Counted from the start of the decision: loading the merchant's data is part of it.
         work.timings.compliance_us = micros(started);
         push_turn(
             &mut work.state,
@@ -282,135 +477,148 @@ impl Agent {
             inbound.text,
             self.config.history_turns,
         );
+        Ok(work)
+    }
 
-        // 2. Gates: nothing may be texted to an opted-out number; a person owns an escalated
-        // conversation until they hand it back.
+    fn gates(&self, work: &Work<'_>) -> Stage<()> {
         if work.state.opted_out {
-            return self.escalate(work, EscalationReason::OptedOut, false).await;
+            return ControlFlow::Break(Stop::escalate(EscalationReason::OptedOut, false));
         }
         if work.state.escalated {
-            return self
-                .escalate(work, EscalationReason::AlreadyEscalated, false)
-                .await;
+            return ControlFlow::Break(Stop::escalate(EscalationReason::AlreadyEscalated, false));
         }
+        ControlFlow::Continue(())
+    }
 
-        // The offline responder can only quote the merchant's (English) knowledge: a Spanish
-        // question goes to a person, with the holding message in Spanish. An LLM answers in
-        // the customer's language (system prompt rule 7).
-        let spanish = crate::language::detect(inbound.text).template == crate::language::Language::Spanish;
-        if spanish && self.generator.name() == self.extractive.name() {
-            return self
-                .escalate(work, EscalationReason::UnsupportedLanguage, true)
-                .await;
+    /// The offline responder can only quote the merchant's (English) knowledge: a Spanish
+    /// question goes to a person, with the holding message in Spanish. An LLM answers in
+    /// the customer's language (system prompt rule 7).
+    fn language_gate(&self, work: &Work<'_>) -> Stage<()> {
+        let spanish =
+            crate::language::detect(work.inbound.text).template == crate::language::Language::Spanish;
+        if spanish && self.generator_kind == GeneratorKind::Offline {
+            return ControlFlow::Break(Stop::escalate(EscalationReason::UnsupportedLanguage, true));
         }
+        ControlFlow::Continue(())
+    }
 
-        // 3. Embed once; the classifier and retrieval share the vector.
-        let stage = Instant::now();
-        let vector = match self
-            .knowledge
-            .embed_query(inbound.text)
-            .instrument(info_span!("embed"))
-            .await
-        {
-            Ok(vector) => vector,
+    async fn embed(&self, work: &mut Work<'_>) -> Stage<Vec<f32>> {
+        let embedded = timed_async!(work.embed_us, async {
+            self.knowledge
+                .embed_query(work.inbound.text)
+                .instrument(info_span!("embed"))
+                .await
+        });
+        match embedded {
+            Ok(vector) => ControlFlow::Continue(vector),
             Err(err) => {
                 tracing::error!(error = %err, "embedding failed; escalating");
-                return self
-                    .escalate(work, EscalationReason::KnowledgeUnavailable, true)
-                    .await;
+                // Embedding time is reported for a vector only: without one it stays 0, as
+                // for a message that never reached the model.
+                work.timings.embed_us = 0;
+                ControlFlow::Break(Stop::escalate(EscalationReason::KnowledgeUnavailable, true))
             }
-        };
-        work.timings.embed_us = micros(stage);
-
-        // 4. Classify, carrying the topic over for short follow-ups.
-        let stage = Instant::now();
-        // Rules read the message with product names masked: words inside a name ("Melt Away
-        // Cleansing Balm", "Fire Starter Kit") are not what the customer reports.
-        let rule_text = work.catalog.mask_titles(inbound.text);
-        let mut classification =
-            info_span!("classify").in_scope(|| self.classifier.classify(&rule_text, &vector));
-        let follow_up = is_follow_up(inbound.text);
-        let carried = work
-            .state
-            .last_intent
-            .filter(|previous| !matches!(previous, Intent::GreetingSmalltalk | Intent::FeedbackPositive));
-        if let Some(previous) = carried
-            .filter(|_| follow_up && classification.confidence < 0.6 && classification.risks.is_empty())
-        {
-            classification.intent = previous;
         }
-        work.timings.classify_us = micros(stage);
-        let intent = classification.intent;
-        work.classification = Some(classification.clone());
+    }
 
-        // 5. Retrieve, with the previous question prepended to a follow-up so "what about
-        // in black?" searches for the product discussed.
-        let stage = Instant::now();
-        let resolved = match previous_customer_text(&work.state).filter(|_| follow_up) {
-            Some(previous) => {
-                let resolved = carried_query(
-                    inbound.text,
-                    &previous,
+    fn classify(&self, work: &mut Work<'_>, vector: &[f32]) -> Classified {
+        let classified = work.timed(
+            |t| &mut t.classify_us,
+            |work| {
+                // Rules read the message with product names masked: words inside a name ("Melt
+                // Away Cleansing Balm", "Fire Starter Kit") are not what the customer reports.
+                let rule_text = work.catalog.mask_titles(work.inbound.text);
+                let mut classification =
+                    info_span!("classify").in_scope(|| self.classifier.classify(&rule_text, vector));
+                let follow_up = is_follow_up(work.inbound.text);
+                let carried = work.state.last_intent.filter(|previous| {
+                    !matches!(previous, Intent::GreetingSmalltalk | Intent::FeedbackPositive)
+                });
+                if let Some(previous) = carried.filter(|_| {
+                    follow_up && classification.confidence < 0.6 && classification.risks.is_empty()
+                }) {
+                    classification.intent = previous;
+                }
+                Classified {
+                    classification,
+                    follow_up,
                     carried,
-                    &work.catalog,
-                    work.state.last_product.as_ref(),
-                );
-                self.knowledge
-                    .embed_query(&resolved)
-                    .await
-                    .map(|resolved_vector| (resolved, resolved_vector))
-            }
-            None => Ok((inbound.text.to_owned(), vector)),
-        };
-        let retrieval = match resolved {
-            Ok((query, query_vector)) => {
-                work.resolved_query = query;
-                work.query_vector = Some(query_vector.clone());
-                // The lexical side also searches for the names of countries given by
-                // abbreviation ("UK" → "United Kingdom") and for "international"; the words
-                // a sentence must cover stay the customer's.
-                self.knowledge
-                    .search_with_vector(
-                        inbound.merchant,
-                        &crate::scope::with_country_names(&work.resolved_query),
-                        query_vector,
-                        self.config.retrieval_limit,
-                    )
-                    .instrument(info_span!("retrieve"))
-                    .await
-            }
-            Err(err) => Err(err),
-        };
-        work.timings.retrieve_us = micros(stage);
+                }
+            },
+        );
+        work.classification = Some(classified.classification.clone());
+        classified
+    }
+
+    async fn retrieve(&self, work: &mut Work<'_>, classified: &Classified, vector: Vec<f32>) -> Stage<()> {
+        let retrieval = timed_async!(work.retrieve_us, async {
+            let text = work.inbound.text;
+            let (query, query_vector) =
+                match previous_customer_text(&work.state).filter(|_| classified.follow_up) {
+                    Some(previous) => {
+                        let resolved = carried_query(
+                            text,
+                            &previous,
+                            classified.carried,
+                            &work.catalog,
+                            work.state.last_product.as_ref(),
+                        );
+                        let resolved_vector = self.knowledge.embed_query(&resolved).await?;
+                        (resolved, resolved_vector)
+                    }
+                    None => (text.to_owned(), vector),
+                };
+            work.resolved_query = query;
+            work.query_vector = Some(query_vector.clone());
+            // The lexical side also searches for the names of countries given by
+            // abbreviation ("UK" → "United Kingdom") and for "international"; the
+            // words a sentence must cover stay the customer's.
+            self.knowledge
+                .search_with_vector(
+                    work.inbound.merchant,
+                    &crate::scope::with_country_names(&work.resolved_query),
+                    query_vector,
+                    self.config.retrieval_limit,
+                )
+                .instrument(info_span!("retrieve"))
+                .await
+        });
         match retrieval {
-            Ok(hits) => work.hits = hits,
+            Ok(hits) => {
+                work.hits = hits;
+                ControlFlow::Continue(())
+            }
             Err(err) => {
                 // Answering without knowledge would be guessing.
                 tracing::error!(error = %err, "retrieval failed; escalating");
-                return self
-                    .escalate(work, EscalationReason::KnowledgeUnavailable, true)
-                    .await;
+                ControlFlow::Break(Stop::escalate(EscalationReason::KnowledgeUnavailable, true))
             }
         }
+    }
 
-        // 6. Escalation policy on what the message is.
+    /// Risks, requests for a person, complaints, abuse and small talk are decided on what
+    /// the message is, before any tool runs; the intent the later stages see comes out.
+    fn escalation_policy(&self, work: &mut Work<'_>, classified: &Classified) -> Stage<Intent> {
+        let classification = &classified.classification;
+        let text = work.inbound.text;
         if !classification.risks.is_empty() {
             let reason = EscalationReason::Risk(classification.risks.clone());
-            return self.escalate(work, reason, true).await;
+            return ControlFlow::Break(Stop::escalate(reason, true));
         }
         // Routing intents act only when the classifier is sure, or a rule saw the signal:
         // "am I texting with a bot?" is a question, not a request for a person.
         let sure = |threshold: f32| classification.rule_matched || classification.confidence >= threshold;
+        let intent = classification.intent;
         // "why was my order cancelled?", "did you get the helmet I sent back?": a question about
         // the customer's own order that the order data answers is an order question, not a
         // complaint to hand off — unless the words are angry.
         let intent = if intent == Intent::Complaint
-            && asks_about_own_order(inbound.text)
+            && asks_about_own_order(text)
             && matches!(
                 tools::lookup_orders(
                     &work.catalog,
-                    inbound.customer_phone,
-                    inbound.text,
+                    work.inbound.customer_phone,
+                    text,
                     &work.state.last_orders
                 ),
                 OrderLookup::Found(_)
@@ -422,39 +630,38 @@ impl Agent {
         // "WHATS THE WARRANTY ON YOUR BACKPACKS", "how do I stop my serum going brown?": a
         // question for information with nothing gone wrong in it reads like a complaint to
         // the embedding (the topic is warranties and problems) but is a question to answer.
-        let intent = if intent == Intent::Complaint
-            && !classification.rule_matched
-            && asks_for_information(inbound.text)
-        {
-            Intent::Other
-        } else {
-            intent
-        };
+        let intent =
+            if intent == Intent::Complaint && !classification.rule_matched && asks_for_information(text) {
+                Intent::Other
+            } else {
+                intent
+            };
         // Whoever asks whether they are texting a machine gets a truthful yes, whatever the
         // store's policies say (bot-disclosure laws such as California's SB 1001 require it).
-        if asks_if_automated(inbound.text) {
-            return self.smalltalk_kind(
-                work,
-                Intent::GreetingSmalltalk,
-                classification.confidence,
-                "automated",
-            );
+        if asks_if_automated(text) {
+            return ControlFlow::Break(Stop::Smalltalk {
+                intent: Intent::GreetingSmalltalk,
+                confidence: classification.confidence,
+                kind: "automated",
+            });
         }
         let intent = match intent {
             Intent::HumanRequest if sure(0.7) => {
-                return self.escalate(work, EscalationReason::HumanRequested, true).await;
+                return ControlFlow::Break(Stop::escalate(EscalationReason::HumanRequested, true));
             }
             Intent::Complaint if sure(0.6) => {
-                return self.escalate(work, EscalationReason::Complaint, true).await;
+                return ControlFlow::Break(Stop::escalate(EscalationReason::Complaint, true));
             }
             Intent::AbuseSpam if sure(0.6) => {
-                return self.escalate(work, EscalationReason::Abuse, false).await;
+                return ControlFlow::Break(Stop::escalate(EscalationReason::Abuse, false));
             }
             // "is da tinted spf good 4 dark skin 🙏🏾" is warm, and a question to answer.
-            Intent::GreetingSmalltalk | Intent::FeedbackPositive
-                if sure(0.5) && !asks_question(inbound.text) =>
-            {
-                return self.smalltalk(work, intent, classification.confidence);
+            Intent::GreetingSmalltalk | Intent::FeedbackPositive if sure(0.5) && !asks_question(text) => {
+                return ControlFlow::Break(Stop::Smalltalk {
+                    intent,
+                    confidence: classification.confidence,
+                    kind: smalltalk_kind(text, intent),
+                });
             }
             Intent::HumanRequest
             | Intent::Complaint
@@ -466,109 +673,47 @@ impl Agent {
         if let Some(c) = work.classification.as_mut() {
             c.intent = intent;
         }
+        ControlFlow::Continue(intent)
+    }
 
-        // 7. Tools.
-        let stage = Instant::now();
-        let order_question =
-            intent == Intent::OrderStatus || !tools::mentioned_order_numbers(inbound.text).is_empty();
-        if order_question {
-            match tools::lookup_orders(
-                &work.catalog,
-                inbound.customer_phone,
-                inbound.text,
-                &work.state.last_orders,
-            ) {
-                OrderLookup::Found(orders) => {
-                    work.state.last_orders = orders.iter().map(|o| o.name.clone()).collect();
-                    for order in &orders {
-                        work.facts.extend(tools::order_facts(order, inbound.text));
-                    }
+    fn tools(&self, work: &mut Work<'_>, intent: Intent, follow_up: bool) -> Stage<()> {
+        // Timed as a whole: an order lookup that ends in an escalation ran all the same.
+        work.timed(
+            |t| &mut t.tools_us,
+            |work| {
+                let text = work.inbound.text;
+                let order_question =
+                    intent == Intent::OrderStatus || !tools::mentioned_order_numbers(text).is_empty();
+                if order_question {
+                    return look_up_orders(work);
                 }
-                OrderLookup::NotFound { .. } => {
-                    // Never guess about an order, and never confirm whose it is.
-                    work.timings.tools_us = micros(stage);
-                    return self.escalate(work, EscalationReason::UnknownOrder, true).await;
+                // "price?" and "is it on sale?" sound like discount talk to the embedding but
+                // are about the product; only a question about codes gets codes.
+                let asks_codes = tools::mentions_codes(text);
+                look_up_product(work, follow_up);
+                if asks_codes {
+                    work.facts.extend(tools::offer_facts(work.catalog.data(), text));
                 }
-                // No phone to look up by (a channel without caller id): the policies may still
-                // answer a general question ("tracking says delivered but nothing's here").
-                OrderLookup::NoCustomer => {}
-            }
-        } else {
-            // "price?" and "is it on sale?" sound like discount talk to the embedding but are
-            // about the product; only a question about codes gets codes.
-            let asks_codes = mentions_codes(inbound.text);
-            // The product named (or discussed) is looked up whatever the intent: "what comes in
-            // the jet set kit?" reads as shipping to the embedding, and "how much is it?" after
-            // it must still know which product "it" is.
-            {
-                let handles: Vec<String> = work
-                    .hits
-                    .iter()
-                    .filter_map(|hit| hit.chunk.source.strip_prefix("products/").map(str::to_owned))
-                    .collect();
-                let previous = if follow_up {
-                    work.state.last_product.as_ref()
-                } else {
-                    None
-                };
-                let found = tools::find_product(&work.catalog, inbound.text, &handles, previous);
-                tracing::debug!(product = ?found.as_ref().map(|f| &f.handle), follow_up, "product lookup");
-                // A measurement ("I'm 5'10") is answered from the chart that holds it.
-                let charts: Vec<(String, String, String)> = work
-                    .hits
-                    .iter()
-                    .filter(|hit| !hit.chunk.source.starts_with("products/"))
-                    .map(|hit| {
-                        (
-                            hit.chunk.source.clone(),
-                            hit.chunk.heading_path.join(" > "),
-                            hit.chunk.text.clone(),
-                        )
-                    })
-                    .collect();
-                let sized = tools::size_answer(&work.catalog, found.as_ref(), &charts, inbound.text);
-                let sized_answer = sized.is_some();
-                work.facts.extend(sized);
-                if sized_answer && let Some(found) = &found {
-                    work.product_source = Some(format!("products/{}", found.handle));
-                    work.state.last_product = Some(found.clone());
-                }
-                if let Some(found) = found.filter(|_| !sized_answer) {
-                    // A yes/no question gets its yes or no first ("No, the Tempo Carbon
-                    // doesn't come in green; it comes in …").
-                    let direct = tools::sale_answer(&work.catalog, &found, inbound.text)
-                        .or_else(|| tools::option_answer(&work.catalog, &found, inbound.text));
-                    let answered = direct.is_some();
-                    work.facts.extend(direct);
-                    if !answered && (asks_price_or_stock(inbound.text) || !found.options.is_empty()) {
-                        work.facts.extend(tools::product_facts(&work.catalog, &found));
-                    }
-                    work.product_source = Some(format!("products/{}", found.handle));
-                    work.state.last_product = Some(found);
-                } else if !sized_answer {
-                    // "are any of your bikes on sale?": the catalogue's sale items, of the
-                    // category asked about.
-                    work.facts
-                        .extend(tools::sale_listing(&work.catalog, inbound.text));
-                }
-            }
-            if asks_codes {
-                work.facts.extend(offer_facts(work.catalog.data(), inbound.text));
-            }
-        }
-        work.timings.tools_us = micros(stage);
+                ControlFlow::Continue(())
+            },
+        )
+    }
 
-        // 8. Turn limit: a complex issue reaches a person within N AI answers.
+    fn turn_limit(&self, work: &mut Work<'_>, intent: Intent) -> Stage<()> {
         let complex = matches!(intent, Intent::OrderStatus | Intent::CheckoutHelp | Intent::Other);
         if complex && work.state.last_intent == Some(intent) {
             if work.state.ai_turns_on_issue >= self.config.max_ai_turns_per_issue {
-                return self.escalate(work, EscalationReason::TurnLimit, true).await;
+                return ControlFlow::Break(Stop::escalate(EscalationReason::TurnLimit, true));
             }
         } else if work.state.last_intent != Some(intent) {
             work.state.ai_turns_on_issue = 0;
         }
+        ControlFlow::Continue(())
+    }
 
-        // 9. Does the knowledge cover the question at all?
+    /// Without facts from a tool, a message the classifier is unsure of and no passage is
+    /// close to goes to a person rather than to a generator.
+    fn coverage(&self, work: &Work<'_>, confidence: f32) -> Stage<()> {
         let best_similarity = work
             .hits
             .iter()
@@ -576,80 +721,73 @@ impl Agent {
             .fold(f32::MIN, f32::max);
         if work.facts.is_empty()
             && best_similarity < self.config.min_passage_similarity
-            && classification.confidence < self.config.min_confidence
+            && confidence < self.config.min_confidence
         {
-            return self.escalate(work, EscalationReason::LowConfidence, true).await;
+            return ControlFlow::Break(Stop::escalate(EscalationReason::LowConfidence, true));
         }
-
-        // 10. Generate and check; one regeneration with the findings as feedback.
-        self.generate_checked(work, intent).await
+        ControlFlow::Continue(())
     }
 
-    async fn generate_checked(&self, mut work: Work<'_>, intent: Intent) -> Result<Decision, AgentError> {
-        let passages = passages(&work);
+    async fn generate_checked(&self, work: &mut Work<'_>, intent: Intent) -> Stage<Drafted> {
+        let passages = passages(work);
         let product_categories = work.catalog.category_terms(work.product_source.as_deref());
-        let evidence = self.evidence(&work, &passages);
+        let evidence = self.evidence(work, &passages);
         let mut feedback: Option<String> = None;
         let mut all_findings: Vec<Finding> = Vec::new();
-        let mut generator: &dyn Generator = self.generator.as_ref();
+        let mut kind = self.generator_kind;
         for attempt in 0..2 {
-            let request = GenerationRequest {
-                merchant: &work.catalog.data().config,
-                message: work.inbound.text,
-                resolved_query: &work.resolved_query,
-                intent,
-                history: history_before_current(&work.state),
-                passages: &passages,
-                facts: &work.facts,
-                feedback: feedback.clone(),
-                query_vector: work.query_vector.as_deref(),
-                categories: work.catalog.categories(),
-                product: work.product_source.as_deref(),
-                product_categories: &product_categories,
-                sentence_vectors: Some(&work.sentences),
-            };
-            let stage = Instant::now();
-            let draft = generator
-                .generate(&request)
-                .instrument(info_span!("generate", attempt))
-                .await;
-            work.timings.generate_us += micros(stage);
+            let generator = self.generator(kind);
+            let draft = timed_async!(work.generate_us, async {
+                let request = work.request(intent, &passages, &product_categories, feedback.clone());
+                generator
+                    .generate(&request)
+                    .instrument(info_span!("generate", attempt))
+                    .await
+            });
             let (text, sources) = match draft {
                 Ok(Draft::Text { text, sources }) => (text, sources),
                 Ok(Draft::Escalate) => {
-                    work.extractive_failed |= generator.name() == self.extractive.name();
-                    return self.escalate(work, EscalationReason::LowConfidence, true).await;
+                    work.extractive_failed |= kind == GeneratorKind::Offline;
+                    return ControlFlow::Break(Stop::escalate(EscalationReason::LowConfidence, true));
                 }
                 Err(GenerateError::Unavailable(reason)) => {
                     tracing::warn!(%reason, generator = generator.name(), "generator unavailable");
                     let spanish = crate::language::detect(work.inbound.text).template
                         == crate::language::Language::Spanish;
-                    if generator.name() != self.extractive.name() && !spanish {
+                    if kind == GeneratorKind::Llm && !spanish {
                         // The customer still gets a grounded answer, or a person.
-                        generator = self.extractive.as_ref();
+                        kind = GeneratorKind::Offline;
                         continue;
                     }
-                    return self
-                        .escalate(work, EscalationReason::GeneratorUnavailable, true)
-                        .await;
+                    return ControlFlow::Break(Stop::escalate(EscalationReason::GeneratorUnavailable, true));
                 }
-                Err(GenerateError::Prompt(err)) => return Err(err.into()),
+                Err(GenerateError::Prompt(err)) => return ControlFlow::Break(Stop::Failed(err.into())),
             };
-            let stage = Instant::now();
-            let text = fit_segments(&sms::to_gsm_friendly(&text), self.config.max_segments);
-            let findings = info_span!("guardrails").in_scope(|| {
-                guardrails::check(
-                    &text,
-                    &evidence,
-                    work.inbound.text,
-                    &GuardrailConfig {
-                        max_segments: self.config.max_segments,
-                    },
-                )
-            });
-            work.timings.guardrails_us += micros(stage);
+            let (text, findings) = work.timed(
+                |t| &mut t.guardrails_us,
+                |work| {
+                    let text = sms::fit_segments(&sms::to_gsm_friendly(&text), self.config.max_segments);
+                    let findings = info_span!("guardrails").in_scope(|| {
+                        guardrails::check(
+                            &text,
+                            &evidence,
+                            work.inbound.text,
+                            &GuardrailConfig {
+                                max_segments: self.config.max_segments,
+                            },
+                        )
+                    });
+                    (text, findings)
+                },
+            );
             if findings.is_empty() {
-                return Ok(self.reply(work, intent, text, sources, all_findings, generator.name()));
+                return ControlFlow::Continue(Drafted {
+                    intent,
+                    text,
+                    sources,
+                    findings: all_findings,
+                    generator: kind,
+                });
             }
             tracing::debug!(
                 attempt,
@@ -664,17 +802,17 @@ impl Agent {
                     .join("; "),
             );
             all_findings.extend(findings);
-            if generator.name() == self.extractive.name() {
+            if kind == GeneratorKind::Offline {
                 work.extractive_failed = true;
                 // The extractive responder is deterministic: a second try would repeat itself.
                 break;
             }
         }
-        let mut decision = self
-            .escalate(work, EscalationReason::GuardrailsFailed, true)
-            .await?;
-        decision.guardrail_findings = all_findings;
-        Ok(decision)
+        ControlFlow::Break(Stop::Escalate(Escalation {
+            reason: EscalationReason::GuardrailsFailed,
+            send_holding: true,
+            findings: all_findings,
+        }))
     }
 
     fn evidence(&self, work: &Work<'_>, passages: &[Passage]) -> Evidence {
@@ -775,32 +913,8 @@ impl Agent {
         })
     }
 
-    fn smalltalk(&self, work: Work<'_>, intent: Intent, confidence: f32) -> Result<Decision, AgentError> {
-        let lower = work.inbound.text.to_lowercase();
-        let kind = if intent == Intent::FeedbackPositive {
-            "feedback"
-        } else if [
-            "thank",
-            "thx",
-            "ty",
-            "appreciate",
-            "great",
-            "awesome",
-            "perfect",
-            "cool",
-        ]
-        .iter()
-        .any(|w| lower.contains(w))
-        {
-            "thanks"
-        } else {
-            "greeting"
-        };
-        self.smalltalk_kind(work, intent, confidence, kind)
-    }
-
     /// A `smalltalk` template reply of the given kind (greeting, thanks, feedback, automated).
-    fn smalltalk_kind(
+    fn smalltalk(
         &self,
         mut work: Work<'_>,
         intent: Intent,
@@ -815,26 +929,27 @@ impl Agent {
         work.state.last_intent = Some(intent);
         Ok(self.finish(
             work,
-            Route::Reply,
-            Some(intent),
-            confidence,
-            Some(reply),
-            Vec::new(),
-            Vec::new(),
-            None,
-            "template",
+            Outcome {
+                route: Route::Reply,
+                intent: Some(intent),
+                confidence,
+                reply: Some(reply),
+                sources_used: Vec::new(),
+                guardrail_findings: Vec::new(),
+                handoff: None,
+                generator: "template",
+            },
         ))
     }
 
-    fn reply(
-        &self,
-        mut work: Work<'_>,
-        intent: Intent,
-        text: String,
-        sources: Vec<String>,
-        findings: Vec<Finding>,
-        generator: &str,
-    ) -> Decision {
+    fn reply(&self, mut work: Work<'_>, drafted: Drafted) -> Decision {
+        let Drafted {
+            intent,
+            text,
+            sources,
+            findings,
+            generator,
+        } = drafted;
         push_turn(&mut work.state, Role::Agent, &text, self.config.history_turns);
         work.state.ai_turns += 1;
         if work.state.last_intent == Some(intent) {
@@ -844,28 +959,29 @@ impl Agent {
         }
         work.state.last_intent = Some(intent);
         let confidence = work.classification.as_ref().map_or(0.0, |c| c.confidence);
-        let generator = generator.to_owned();
         self.finish(
             work,
-            Route::Reply,
-            Some(intent),
-            confidence,
-            Some(text),
-            sources,
-            findings,
-            None,
-            &generator,
+            Outcome {
+                route: Route::Reply,
+                intent: Some(intent),
+                confidence,
+                reply: Some(text),
+                sources_used: sources,
+                guardrail_findings: findings,
+                handoff: None,
+                generator: self.generator(generator).name(),
+            },
         )
     }
 
     /// Hands the conversation to a person: a holding message (unless the customer must not
     /// be texted, or is abusive), a summary and a suggested reply for the human.
-    async fn escalate(
-        &self,
-        mut work: Work<'_>,
-        reason: EscalationReason,
-        send_holding: bool,
-    ) -> Result<Decision, AgentError> {
+    async fn escalate(&self, mut work: Work<'_>, escalation: Escalation) -> Result<Decision, AgentError> {
+        let Escalation {
+            reason,
+            send_holding,
+            findings,
+        } = escalation;
         let already = matches!(
             reason,
             EscalationReason::AlreadyEscalated | EscalationReason::OptedOut
@@ -928,14 +1044,16 @@ impl Agent {
         let generator = if reply.is_some() { "template" } else { "none" };
         Ok(self.finish(
             work,
-            Route::Escalate,
-            intent,
-            confidence,
-            reply,
-            Vec::new(),
-            Vec::new(),
-            Some(handoff),
-            generator,
+            Outcome {
+                route: Route::Escalate,
+                intent,
+                confidence,
+                reply,
+                sources_used: Vec::new(),
+                guardrail_findings: findings,
+                handoff: Some(handoff),
+                generator,
+            },
         ))
     }
 
@@ -946,21 +1064,8 @@ impl Agent {
         if work.extractive_failed || (passages.is_empty() && work.facts.is_empty()) {
             return None;
         }
-        let request = GenerationRequest {
-            merchant: &work.catalog.data().config,
-            message: work.inbound.text,
-            resolved_query: &work.resolved_query,
-            intent: work.classification.as_ref().map_or(Intent::Other, |c| c.intent),
-            history: history_before_current(&work.state),
-            passages: &passages,
-            facts: &work.facts,
-            feedback: None,
-            query_vector: work.query_vector.as_deref(),
-            categories: work.catalog.categories(),
-            product: work.product_source.as_deref(),
-            product_categories: &product_categories,
-            sentence_vectors: Some(&work.sentences),
-        };
+        let intent = work.classification.as_ref().map_or(Intent::Other, |c| c.intent);
+        let request = work.request(intent, &passages, &product_categories, None);
         match self.extractive.generate(&request).await {
             Ok(Draft::Text { text, .. }) => {
                 let text = sms::to_gsm_friendly(&text);
@@ -978,19 +1083,7 @@ impl Agent {
         }
     }
 
-    #[allow(clippy::too_many_arguments)]
-    fn finish(
-        &self,
-        mut work: Work<'_>,
-        route: Route,
-        intent: Option<Intent>,
-        confidence: f32,
-        reply: Option<String>,
-        sources_used: Vec<String>,
-        guardrail_findings: Vec<Finding>,
-        handoff: Option<Handoff>,
-        generator: &str,
-    ) -> Decision {
+    fn finish(&self, mut work: Work<'_>, outcome: Outcome<'_>) -> Decision {
         work.timings.total_us = micros(work.started);
         let risks = work
             .classification
@@ -1007,20 +1100,126 @@ impl Agent {
             })
             .collect();
         Decision {
-            route,
-            intent,
-            confidence,
+            route: outcome.route,
+            intent: outcome.intent,
+            confidence: outcome.confidence,
             risks,
-            reply,
-            sources_used,
+            reply: outcome.reply,
+            sources_used: outcome.sources_used,
             retrieved,
-            guardrail_findings,
-            handoff,
-            generator: generator.to_owned(),
+            guardrail_findings: outcome.guardrail_findings,
+            handoff: outcome.handoff,
+            generator: outcome.generator.to_owned(),
             prompt_version: self.prompts.version().to_owned(),
             timings: work.timings,
             state: work.state,
         }
+    }
+}
+
+/// The tools for an order question: the customer's orders as facts, or a person when the
+/// order named is not theirs (or not found).
+fn look_up_orders(work: &mut Work<'_>) -> Stage<()> {
+    match tools::lookup_orders(
+        &work.catalog,
+        work.inbound.customer_phone,
+        work.inbound.text,
+        &work.state.last_orders,
+    ) {
+        OrderLookup::Found(orders) => {
+            work.state.last_orders = orders.iter().map(|o| o.name.clone()).collect();
+            for order in &orders {
+                work.facts.extend(tools::order_facts(order, work.inbound.text));
+            }
+        }
+        OrderLookup::NotFound { .. } => {
+            // Never guess about an order, and never confirm whose it is.
+            return ControlFlow::Break(Stop::escalate(EscalationReason::UnknownOrder, true));
+        }
+        // No phone to look up by (a channel without caller id): the policies may still
+        // answer a general question ("tracking says delivered but nothing's here").
+        OrderLookup::NoCustomer => {}
+    }
+    ControlFlow::Continue(())
+}
+
+/// The product named (or discussed) is looked up whatever the intent: "what comes in the jet
+/// set kit?" reads as shipping to the embedding, and "how much is it?" after it must still
+/// know which product "it" is.
+fn look_up_product(work: &mut Work<'_>, follow_up: bool) {
+    let text = work.inbound.text;
+    let handles: Vec<String> = work
+        .hits
+        .iter()
+        .filter_map(|hit| hit.chunk.source.strip_prefix("products/").map(str::to_owned))
+        .collect();
+    let previous = if follow_up {
+        work.state.last_product.as_ref()
+    } else {
+        None
+    };
+    let found = tools::find_product(&work.catalog, text, &handles, previous);
+    tracing::debug!(product = ?found.as_ref().map(|f| &f.handle), follow_up, "product lookup");
+    // A measurement ("I'm 5'10") is answered from the chart that holds it.
+    let charts: Vec<(String, String, String)> = work
+        .hits
+        .iter()
+        .filter(|hit| !hit.chunk.source.starts_with("products/"))
+        .map(|hit| {
+            (
+                hit.chunk.source.clone(),
+                hit.chunk.heading_path.join(" > "),
+                hit.chunk.text.clone(),
+            )
+        })
+        .collect();
+    let sized = tools::size_answer(&work.catalog, found.as_ref(), &charts, text);
+    let sized_answer = sized.is_some();
+    work.facts.extend(sized);
+    if sized_answer && let Some(found) = &found {
+        work.product_source = Some(format!("products/{}", found.handle));
+        work.state.last_product = Some(found.clone());
+    }
+    if let Some(found) = found.filter(|_| !sized_answer) {
+        // A yes/no question gets its yes or no first ("No, the Tempo Carbon doesn't come in
+        // green; it comes in …").
+        let direct = tools::sale_answer(&work.catalog, &found, text)
+            .or_else(|| tools::option_answer(&work.catalog, &found, text));
+        let answered = direct.is_some();
+        work.facts.extend(direct);
+        if !answered && (asks_price_or_stock(text) || !found.options.is_empty()) {
+            work.facts.extend(tools::product_facts(&work.catalog, &found));
+        }
+        work.product_source = Some(format!("products/{}", found.handle));
+        work.state.last_product = Some(found);
+    } else if !sized_answer {
+        // "are any of your bikes on sale?": the catalogue's sale items, of the category
+        // asked about.
+        work.facts.extend(tools::sale_listing(&work.catalog, text));
+    }
+}
+
+/// Which `smalltalk` reply answers a warm message: feedback, thanks or a greeting.
+fn smalltalk_kind(text: &str, intent: Intent) -> &'static str {
+    let lower = text.to_lowercase();
+    if intent == Intent::FeedbackPositive {
+        "feedback"
+    } else if [
+        "thank",
+        "thx",
+        "ty",
+        "appreciate",
+        "great",
+        "awesome",
+        "perfect",
+        "cool",
+    ]
+    .iter()
+    .any(|w| lower.contains(w))
+    {
+        "thanks"
+    } else {
+        "greeting"
     }
 }
 
@@ -1274,133 +1473,6 @@ fn asks_price_or_stock(text: &str) -> bool {
         !wants.is_empty() && !wants.kinds().contains(&crate::question::Kind::Money)
     };
     PRICE_OR_STOCK.is_match(text) && !tools::asks_pricing_policy(text) && !other_figure
-}
-
-/// The message asks about discount codes: it says "code", "coupon", "promo", "% off"… or
-/// names something shaped like a code ("GLOW15", "SAVE-20").
-fn mentions_codes(text: &str) -> bool {
-    static CODE_WORDS: LazyLock<Regex> = LazyLock::new(|| {
-        Regex::new(r"(?i)\b(discount|discounts|coupon|coupons|promo|promos|promotion|code|codes|voucher|vouchers|\d+ ?% off|percent off|deals?|military|student|veteran|first responders?|nurses?)\b")
-            .expect("valid")
-    });
-    CODE_WORDS.is_match(text) || !code_tokens(text).is_empty()
-}
-
-/// Tokens typed like a discount code: capitals and digits, both ("GLOW15", "TRAIL-10"); SKUs
-/// look the same, so callers check the catalogue first.
-fn code_tokens(text: &str) -> Vec<&str> {
-    static CODE: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"\b[A-Z]{3,}-?\d{1,3}\b").expect("valid"));
-    CODE.find_iter(text).map(|m| m.as_str()).collect()
-}
-
-/// The merchant's offers as facts, the most relevant first (a veteran asking gets the
-/// military code first; a code the customer names comes first with its conditions). A code
-/// the customer names that is not the store's is said to be unknown rather than listed as if
-/// it might work. Only `[[offers]]` are ever quoted.
-fn offer_facts(data: &MerchantData, message: &str) -> Vec<Fact> {
-    let offers = &data.config.offers;
-    let named = code_tokens(message);
-    let is_offer = |token: &str| offers.iter().any(|o| o.code.eq_ignore_ascii_case(token));
-    let is_sku = |token: &str| {
-        data.products
-            .iter()
-            .flat_map(|p| &p.variants)
-            .any(|v| v.sku.eq_ignore_ascii_case(token))
-    };
-    let unknown: Vec<&str> = named
-        .iter()
-        .copied()
-        .filter(|t| !is_offer(t) && !is_sku(t))
-        .collect();
-    if let Some(code) = unknown.first() {
-        // The unknown code is not repeated (a reply quoting it reads like a confirmation when
-        // forwarded), and only the names of the real codes follow: a description next to it
-        // would read as what that code gives.
-        let codes: Vec<&str> = offers.iter().map(|o| o.code.as_str()).collect();
-        let text = if codes.is_empty() {
-            "That isn't one of our codes, and we have no codes running right now.".to_owned()
-        } else {
-            format!(
-                "That code isn't one of ours, so it can't be used here. Our current codes are {}.",
-                crate::tools::join_natural(&codes)
-            )
-        };
-        return vec![Fact {
-            source: format!("offers/{code}"),
-            text,
-            direct: true,
-        }];
-    }
-    ranked_offers(data, message, &named)
-}
-
-/// The offers as facts, best first; `named` are the code-shaped tokens the message holds.
-fn ranked_offers(data: &MerchantData, message: &str, named: &[&str]) -> Vec<Fact> {
-    let message_terms = crate::text::terms(message);
-    let mut scored: Vec<(usize, &parley_knowledge::Offer)> = data
-        .config
-        .offers
-        .iter()
-        .map(|offer| {
-            let text = format!(
-                "{} {}",
-                offer.description,
-                offer.conditions.as_deref().unwrap_or("")
-            );
-            let offer_terms = crate::text::terms(&text);
-            let mut overlap = message_terms
-                .iter()
-                .filter(|t| offer_terms.iter().any(|o| crate::text::terms_match(o, t)))
-                .count();
-            // The code the customer typed is the one they ask about.
-            if named.iter().any(|t| offer.code.eq_ignore_ascii_case(t)) {
-                overlap += 100;
-            }
-            (overlap, offer)
-        })
-        .collect();
-    scored.sort_by_key(|(overlap, _)| std::cmp::Reverse(*overlap));
-    let best = scored.first().map_or(0, |(overlap, _)| *overlap);
-    scored
-        .iter()
-        .enumerate()
-        .map(|(rank, (_, offer))| {
-            let mut text = format!(
-                "Code {}: {}.",
-                offer.code,
-                offer.description.trim_end_matches('.')
-            );
-            // The clear winner gets its conditions spelled out.
-            if let Some(conditions) = offer.conditions.as_deref().filter(|_| rank == 0 && best > 0) {
-                text = format!("{text} {}.", conditions.trim_end_matches('.'));
-            }
-            Fact {
-                source: format!("offers/{}", offer.code),
-                text,
-                direct: false,
-            }
-        })
-        .collect()
-}
-
-/// Trims a reply to the segment limit at a sentence boundary.
-fn fit_segments(text: &str, max_segments: usize) -> String {
-    if sms::segments(text).segments <= max_segments {
-        return text.to_owned();
-    }
-    let mut kept = String::new();
-    for sentence in parley_knowledge::text::split_sentences(text) {
-        let candidate = if kept.is_empty() {
-            sentence.trim().to_owned()
-        } else {
-            format!("{kept} {}", sentence.trim())
-        };
-        if sms::segments(&candidate).segments > max_segments {
-            break;
-        }
-        kept = candidate;
-    }
-    if kept.is_empty() { text.to_owned() } else { kept }
 }
 
 #[cfg(test)]

@@ -1,5 +1,6 @@
-//! SMS length rules: GSM-7 vs UCS-2 encoding, segment counting, and the substitutions that
-//! keep a reply in GSM-7 (carriers bill per segment; one emoji turns 160 chars into 70).
+//! SMS length rules: GSM-7 vs UCS-2 encoding, segment counting, the substitutions that keep
+//! a reply in GSM-7 (carriers bill per segment; one emoji turns 160 chars into 70), and
+//! trimming a reply to the segment limit.
 
 /// GSM 03.38 basic character set (each counts 1).
 const GSM_BASIC: &str = "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?¡ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§¿abcdefghijklmnopqrstuvwxyzäöñüà";
@@ -67,6 +68,26 @@ pub fn to_gsm_friendly(text: &str) -> String {
         }
     }
     out
+}
+
+/// Trims a reply to the segment limit at a sentence boundary.
+pub fn fit_segments(text: &str, max_segments: usize) -> String {
+    if segments(text).segments <= max_segments {
+        return text.to_owned();
+    }
+    let mut kept = String::new();
+    for sentence in parley_knowledge::text::split_sentences(text) {
+        let candidate = if kept.is_empty() {
+            sentence.trim().to_owned()
+        } else {
+            format!("{kept} {}", sentence.trim())
+        };
+        if segments(&candidate).segments > max_segments {
+            break;
+        }
+        kept = candidate;
+    }
+    if kept.is_empty() { text.to_owned() } else { kept }
 }
 
 #[cfg(test)]

@@ -1,9 +1,12 @@
 //! Tools over the merchant's own systems: order lookup by the customer's phone and order
-//! name, and product/variant lookup (price, stock, options). Their results become [`Fact`]s:
-//! sentences a customer can read, which generators quote and guardrails accept as evidence.
+//! name, product/variant lookup (price, stock, options) and the store's discount codes
+//! ([`offers`]). Their results become [`Fact`]s: sentences a customer can read, which
+//! generators quote and guardrails accept as evidence.
 //!
 //! Order answers come from order data only. An order is shown only to the phone number that
 //! placed it: "check #1004 for my buddy" is not answered, whatever the message claims.
+
+pub mod offers;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, LazyLock};
@@ -15,6 +18,8 @@ use regex::Regex;
 
 use crate::generate::Fact;
 use crate::text::{stem, terms_match, unique, words};
+
+pub use offers::{mentions_codes, offer_facts};
 
 /// A merchant's data with the lookups the tools need built once, not per message: orders by
 /// phone, products by handle and SKU, and each title's words weighted by their rarity in the

@@ -12,9 +12,6 @@
 //! own phone, so "answered twice" is any phone the fake Twilio heard from more than once.
 
 #[allow(dead_code)]
-#[path = "bench/fakes.rs"]
-mod fakes;
-#[allow(dead_code)]
 #[path = "bench/stats.rs"]
 mod stats;
 
@@ -181,7 +178,7 @@ async fn main() {
     let db = data_dir.join(format!("soak-{stamp}.db"));
     let port = free_port();
     let base = format!("http://127.0.0.1:{port}");
-    let (twilio, outbox) = fakes::twilio().await;
+    let (twilio, outbox) = parley_testkit::fakes::twilio_recording().await;
     let config = data_dir.join(format!("soak-{stamp}.toml"));
     std::fs::write(
         &config,

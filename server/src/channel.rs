@@ -3,6 +3,7 @@
 
 use async_trait::async_trait;
 
+use crate::store::MessageStatus;
 use crate::twilio::{OutboundSms, SendError, TwilioClient};
 
 /// A text to send.
@@ -18,8 +19,8 @@ pub struct Outgoing<'a> {
 #[derive(Debug, Clone)]
 pub struct Accepted {
     pub provider_sid: String,
-    /// The provider's status word (queued, sent, delivered ...).
-    pub status: String,
+    /// Where the provider says the message is (queued, sent, delivered ...).
+    pub status: MessageStatus,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -56,7 +57,7 @@ impl Channel for SimulatorChannel {
         getrandom::fill(&mut id).map_err(|err| ChannelError::Unavailable(err.to_string()))?;
         Ok(Accepted {
             provider_sid: format!("SIM{}", hex::encode(id)),
-            status: "delivered".into(),
+            status: MessageStatus::Delivered,
         })
     }
 }
@@ -91,8 +92,9 @@ impl Channel for TwilioChannel {
         };
         match self.client.send(&sms).await {
             Ok(sent) => Ok(Accepted {
+                // Twilio took it: a status word Parley does not track still means accepted.
+                status: MessageStatus::from_provider(&sent.status).unwrap_or(MessageStatus::Accepted),
                 provider_sid: sent.sid,
-                status: sent.status,
             }),
             Err(err @ SendError::Unavailable(_)) => Err(ChannelError::Unavailable(err.to_string())),
             Err(SendError::Rejected { code, message, .. }) => Err(ChannelError::Rejected {

@@ -243,14 +243,17 @@ async fn queue(State(state): State<AppState>, InboxUser(user): InboxUser) -> Res
                 customer_phone => row.customer_phone,
                 reason_detail => row.reason_detail,
                 summary => row.summary,
-                status => row.status.as_ref(),
+                status => row.status,
                 assignee => row.assignee,
                 due_at => parley_core::clock::rfc3339(row.due_at),
                 overdue => now > row.due_at,
             }
         })
         .collect();
-    render("queue.html", context! { title => "Queue", user, rows })
+    render(
+        "queue.html",
+        context! { title => "Queue", user => signed_in(&user), rows },
+    )
 }
 
 fn conversation_page(
@@ -263,7 +266,7 @@ fn conversation_page(
         .iter()
         .map(|message| {
             context! {
-                direction => if message.direction == "in" { "in" } else { "out" },
+                direction => message.direction,
                 text => with_attachments(message),
                 author => message_author(message.author),
                 at => parley_core::clock::rfc3339(message.created_at),
@@ -274,14 +277,23 @@ fn conversation_page(
     render(
         "conversation.html",
         context! {
-            title => format!("Escalation {}", view.row.id),
-            user,
-            escalation => view.row,
+            title => format!("Escalation {}", view.escalation.id),
+            user => signed_in(user),
+            escalation => view.escalation,
             overdue => view.overdue,
             transcript,
             error,
         },
     )
+}
+
+/// Who is signed in, as the page header shows it.
+fn signed_in(user: &User) -> minijinja::Value {
+    context! {
+        merchant_id => user.merchant_id,
+        name => user.name,
+        role => user.role.to_string(),
+    }
 }
 
 fn message_author(author: crate::store::Author) -> &'static str {
@@ -324,12 +336,7 @@ fn back_to(id: i64) -> Response {
 }
 
 async fn claim(State(state): State<AppState>, InboxUser(user): InboxUser, Path(id): Path<i64>) -> Response {
-    match state
-        .service
-        .store
-        .claim(&user.merchant_id, id, &user, state.service.now())
-        .await
-    {
+    match state.service.claim(&user.merchant_id, id, &user).await {
         Ok(_) => back_to(id),
         Err(err) => render_conversation(&state, &user, id, Some(&err.to_string())).await,
     }
@@ -353,19 +360,14 @@ async fn reply(
 }
 
 async fn resolve(State(state): State<AppState>, InboxUser(user): InboxUser, Path(id): Path<i64>) -> Response {
-    match state
-        .service
-        .store
-        .resolve(&user.merchant_id, id, state.service.now())
-        .await
-    {
+    match state.service.resolve(&user.merchant_id, id).await {
         Ok(_) => Redirect::to("/inbox").into_response(),
         Err(err) => render_conversation(&state, &user, id, Some(&err.to_string())).await,
     }
 }
 
 /// A message's words and, for an MMS, the note that pictures came (the agent never saw them).
-fn with_attachments(message: &crate::store::MessageRow) -> String {
+fn with_attachments(message: &crate::api::MessageBody) -> String {
     let note = crate::service::attachment_note(u32::try_from(message.attachments).unwrap_or(u32::MAX));
     format!("{} {note}", message.body).trim().to_owned()
 }
@@ -404,9 +406,12 @@ mod tests {
             due_at => "2026-11-28T12:00:00Z",
             overdue => true,
         }];
-        let queue = render("queue.html", context! { title => "Queue", user, rows })
-            .unwrap()
-            .0;
+        let queue = render(
+            "queue.html",
+            context! { title => "Queue", user => signed_in(&user), rows },
+        )
+        .unwrap()
+        .0;
         for expected in [
             "id=\"open-7\"",
             "Escalations (1)",

@@ -14,8 +14,8 @@ use tokio_util::task::TaskTracker;
 use crate::channel::{Channel, ChannelError, Outgoing};
 use crate::metrics::Metrics;
 use crate::store::{
-    Author, ConsentAction, DecisionRecord, EscalationRow, EscalationStatus, NewEscalation, NewInbound,
-    PendingInbound, Received, Store, StoreError, User, UserRole,
+    Author, ConsentAction, DecisionRecord, EscalationRow, EscalationStatus, MessageStatus, NewEscalation,
+    NewInbound, PendingInbound, Received, Store, StoreError, User, UserRole,
 };
 use parley_core::Clock;
 
@@ -65,6 +65,36 @@ pub enum Refused {
     ClaimedBy(String),
     #[error("only an admin or the current assignee can reassign")]
     NotAssignee,
+    /// Someone else acted on it between the read and the write; what they did no rule
+    /// above names (rare: the fresh row is checked again first).
+    #[error("the escalation changed meanwhile; reload it")]
+    Changed,
+}
+
+/// A person may claim an escalation that is open, or re-claim one they hold.
+pub fn may_claim(escalation: &EscalationRow, user: &User) -> Result<(), Refused> {
+    match escalation.status {
+        EscalationStatus::Resolved => Err(Refused::Resolved),
+        EscalationStatus::Claimed if escalation.assignee_id != Some(user.id) => Err(claimed_by(escalation)),
+        EscalationStatus::Open | EscalationStatus::Claimed => Ok(()),
+    }
+}
+
+/// Anything not yet resolved may be resolved (or reassigned).
+pub fn may_resolve(escalation: &EscalationRow) -> Result<(), Refused> {
+    match escalation.status {
+        EscalationStatus::Resolved => Err(Refused::Resolved),
+        EscalationStatus::Open | EscalationStatus::Claimed => Ok(()),
+    }
+}
+
+fn claimed_by(escalation: &EscalationRow) -> Refused {
+    Refused::ClaimedBy(
+        escalation
+            .assignee
+            .clone()
+            .unwrap_or_else(|| "someone else".into()),
+    )
 }
 
 /// A person may reply to an escalation that is not resolved and is theirs, unclaimed, or (for
@@ -75,12 +105,7 @@ pub fn may_reply(escalation: &EscalationRow, user: &User) -> Result<(), Refused>
         EscalationStatus::Claimed
             if escalation.assignee_id != Some(user.id) && user.role != UserRole::Admin =>
         {
-            Err(Refused::ClaimedBy(
-                escalation
-                    .assignee
-                    .clone()
-                    .unwrap_or_else(|| "someone else".into()),
-            ))
+            Err(claimed_by(escalation))
         }
         EscalationStatus::Open | EscalationStatus::Claimed => Ok(()),
     }
@@ -372,6 +397,90 @@ impl Service {
         (record, Route::Escalate)
     }
 
+    /// Claims an escalation for `user` under `may_claim`. The store's write is conditional,
+    /// so a claim racing another one loses with the rule that now refuses it.
+    pub async fn claim(
+        &self,
+        merchant_id: &str,
+        id: i64,
+        user: &User,
+    ) -> Result<EscalationRow, ServiceError> {
+        let escalation = self.store.escalation(merchant_id, id).await?;
+        may_claim(&escalation, user)?;
+        if !self.store.claim(merchant_id, id, user.id, self.now()).await? {
+            return Err(self
+                .refusal_after_race(merchant_id, id, |fresh| may_claim(fresh, user))
+                .await);
+        }
+        Ok(self.store.escalation(merchant_id, id).await?)
+    }
+
+    /// Queues a support agent's reply under `may_reply`; answering an open escalation claims
+    /// it. Returns the message id to send.
+    pub async fn human_reply(
+        &self,
+        merchant_id: &str,
+        id: i64,
+        user: &User,
+        body: &str,
+    ) -> Result<i64, ServiceError> {
+        let escalation = self.store.escalation(merchant_id, id).await?;
+        may_reply(&escalation, user)?;
+        Ok(self
+            .store
+            .human_reply(merchant_id, id, user, body, self.now())
+            .await?)
+    }
+
+    /// Resolves an escalation and hands the conversation back to the AI.
+    pub async fn resolve(&self, merchant_id: &str, id: i64) -> Result<EscalationRow, ServiceError> {
+        let escalation = self.store.escalation(merchant_id, id).await?;
+        may_resolve(&escalation)?;
+        if !self.store.resolve(merchant_id, id, self.now()).await? {
+            return Err(self.refusal_after_race(merchant_id, id, may_resolve).await);
+        }
+        Ok(self.store.escalation(merchant_id, id).await?)
+    }
+
+    /// Hands an escalation to the agent named `assignee` (`None` when there is no such user
+    /// for the merchant): only an admin or the current assignee may, and not once resolved.
+    pub async fn reassign(
+        &self,
+        merchant_id: &str,
+        id: i64,
+        user: &User,
+        assignee: &str,
+    ) -> Result<Option<EscalationRow>, ServiceError> {
+        let escalation = self.store.escalation(merchant_id, id).await?;
+        may_reassign(&escalation, user)?;
+        let Some(assignee) = self.store.user_by_name(merchant_id, assignee).await? else {
+            return Ok(None);
+        };
+        may_resolve(&escalation)?;
+        if !self
+            .store
+            .reassign(merchant_id, id, assignee.id, self.now())
+            .await?
+        {
+            return Err(self.refusal_after_race(merchant_id, id, may_resolve).await);
+        }
+        Ok(Some(self.store.escalation(merchant_id, id).await?))
+    }
+
+    /// Why a conditional write found nothing to change: the rule applied to the row as it is
+    /// now.
+    async fn refusal_after_race(
+        &self,
+        merchant_id: &str,
+        id: i64,
+        rule: impl Fn(&EscalationRow) -> Result<(), Refused>,
+    ) -> ServiceError {
+        match self.store.escalation(merchant_id, id).await {
+            Ok(fresh) => rule(&fresh).err().unwrap_or(Refused::Changed).into(),
+            Err(err) => err.into(),
+        }
+    }
+
     /// Sends a committed outbound message through the channel and records the outcome.
     /// Consent is checked here, at the last moment: an opted-out number gets only compliance
     /// confirmations, whoever wrote the text.
@@ -381,9 +490,15 @@ impl Service {
         };
         if !job.may_send() {
             self.store
-                .finish_outbound(job.id, "suppressed", None, Some("opted_out"), self.now())
+                .finish_outbound(
+                    job.id,
+                    MessageStatus::Suppressed,
+                    None,
+                    Some("opted_out"),
+                    self.now(),
+                )
                 .await?;
-            Metrics::count(&self.metrics.outbound, "suppressed");
+            Metrics::count(&self.metrics.outbound, MessageStatus::Suppressed.as_str());
             return Ok(());
         }
         let outgoing = Outgoing {
@@ -399,19 +514,19 @@ impl Service {
                 tracing::warn!(message_id = job.id, merchant = %job.merchant_id, ?code, "provider rejected a message");
                 tracing::debug!(message_id = job.id, %message, "the provider's reason");
                 (
-                    "failed".to_owned(),
+                    MessageStatus::Failed,
                     None,
                     Some(code.unwrap_or_else(|| "rejected".into())),
                 )
             }
             Err(ChannelError::Unavailable(problem)) => {
                 tracing::error!(message_id = job.id, merchant = %job.merchant_id, %problem, "provider unavailable; message failed");
-                ("failed".to_owned(), None, Some("unavailable".to_owned()))
+                (MessageStatus::Failed, None, Some("unavailable".to_owned()))
             }
         };
-        Metrics::count(&self.metrics.outbound, &status);
+        Metrics::count(&self.metrics.outbound, status.as_str());
         self.store
-            .finish_outbound(job.id, &status, sid.as_deref(), error.as_deref(), self.now())
+            .finish_outbound(job.id, status, sid.as_deref(), error.as_deref(), self.now())
             .await?;
         Ok(())
     }
@@ -423,8 +538,12 @@ impl Service {
             return Ok(false);
         };
         let allowed = job.may_send();
-        let status = if allowed { "sent" } else { "suppressed" };
-        Metrics::count(&self.metrics.outbound, status);
+        let status = if allowed {
+            MessageStatus::Sent
+        } else {
+            MessageStatus::Suppressed
+        };
+        Metrics::count(&self.metrics.outbound, status.as_str());
         self.store
             .finish_outbound(
                 job.id,

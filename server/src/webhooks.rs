@@ -13,7 +13,7 @@ use parley_core::Phone;
 use secrecy::ExposeSecret;
 
 use crate::service::Processed;
-use crate::store::{NewInbound, Received};
+use crate::store::{MessageStatus, NewInbound, Received};
 use crate::twilio::{ReplyMode, TwilioConfig, form_value, parse_form, twiml, verify_signature};
 use crate::{ApiError, AppState};
 
@@ -125,7 +125,7 @@ async fn inbound_sms(
             // A retry of a message stored but never decided (its first attempt failed after
             // the commit, say on a full disk): finish it now, so that this 200 too means what
             // it always means (for a STOP: the ledger entry is durable). Deciding is idempotent.
-            Some(stored) if stored.status == "received" => stored.id,
+            Some(stored) if stored.status == MessageStatus::Received => stored.id,
             // Already decided: its reply (if any) is on its way.
             _ => return Ok(twiml_response(&[])),
         },
@@ -169,13 +169,17 @@ async fn status_callback(
     let sid = required(&params, "MessageSid")?;
     let status = required(&params, "MessageStatus")?;
     let error_code = form_value(&params, "ErrorCode").filter(|code| !code.is_empty());
+    // A word Parley does not track (e.g. `partially_delivered`) changes nothing.
+    let Some(status) = MessageStatus::from_provider(status) else {
+        return Ok(StatusCode::NO_CONTENT.into_response());
+    };
     let changed = state
         .service
         .store
         .apply_status(sid, status, error_code, state.service.now())
         .await?;
     if changed {
-        crate::metrics::Metrics::count(&state.service.metrics.outbound, status);
+        crate::metrics::Metrics::count(&state.service.metrics.outbound, status.as_str());
     }
     Ok(StatusCode::NO_CONTENT.into_response())
 }

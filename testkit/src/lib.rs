@@ -1,8 +1,10 @@
 //! Setup every crate's tests and benches share, so each piece exists once: the checkout's
 //! real embedding model (loaded once per process, behind a vector cache), the demo merchants
 //! ingested into a persistent knowledge base under `target/` (re-runs reuse the vectors), the
-//! classifier trained on the built-in examples, free ports and child processes that die with
-//! the test. Dev-only: no production crate depends on it.
+//! classifier trained on the built-in examples, fakes of the paid APIs (`fakes`), free ports
+//! and child processes that die with the test. Dev-only: no production crate depends on it.
+
+pub mod fakes;
 
 use std::path::{Path, PathBuf};
 use std::process::Child;

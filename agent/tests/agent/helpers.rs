@@ -6,9 +6,8 @@ use std::sync::Arc;
 use parley_agent::{Agent, AgentConfig, ConversationState, Decision, Generator, Inbound};
 use parley_knowledge::MerchantId;
 use parley_prompts::Prompts;
-use serde_json::json;
-use wiremock::ResponseTemplate;
 
+pub use parley_testkit::fakes::completion;
 pub use parley_testkit::{classifier, embedder, workspace_root};
 
 /// The agent as shipped: offline extractive responder, default policy.
@@ -58,20 +57,4 @@ impl Conversation {
         self.state = decision.state.clone();
         decision
     }
-}
-
-/// A Chat Completions response body as OpenAI and compatible servers send it.
-pub fn completion(content: &str) -> ResponseTemplate {
-    ResponseTemplate::new(200).set_body_json(json!({
-        "id": "chatcmpl-123",
-        "object": "chat.completion",
-        "created": 1_735_000_000,
-        "model": "test-model",
-        "choices": [{
-            "index": 0,
-            "message": {"role": "assistant", "content": content},
-            "finish_reason": "stop"
-        }],
-        "usage": {"prompt_tokens": 420, "completion_tokens": 24, "total_tokens": 444}
-    }))
 }

@@ -14,8 +14,8 @@ use parley_testkit::{KillOnDrop, free_port};
 use serde_json::{Value, json};
 use sqlx::sqlite::{SqliteConnectOptions, SqlitePool};
 
-use crate::fakes::Outbox;
 use crate::stats::{Percentiles, Spread, round};
+use parley_testkit::fakes::Arrivals;
 
 pub const ACCOUNT_SID: &str = "AC0000000000000000000000000000bench";
 const AUTH_TOKEN: &str = "bench-auth-token";
@@ -42,7 +42,7 @@ pub struct Server {
     pub base: String,
     public_url: String,
     db: PathBuf,
-    pub outbox: Outbox,
+    pub outbox: Arrivals,
 }
 
 impl Server {
@@ -50,7 +50,7 @@ impl Server {
     /// reused, so a second start does not re-embed) and waits until `/readyz` says ready.
     pub async fn start(root: &Path, data_dir: &Path, responder: Responder) -> Self {
         let port = free_port();
-        let (twilio, outbox) = crate::fakes::twilio().await;
+        let (twilio, outbox) = parley_testkit::fakes::twilio_recording().await;
         let db = data_dir.join(format!("bench-{port}.db"));
         let public_url = format!("http://127.0.0.1:{port}");
         let mut config = format!(
@@ -74,7 +74,7 @@ reply = "rest"
             db = db.display(),
         );
         if responder == Responder::InstantLlm {
-            let llm = crate::fakes::instant_llm().await;
+            let llm = parley_testkit::fakes::instant_llm().await;
             config.push_str(&format!("\n[llm]\nbase_url = \"{llm}\"\nmodel = \"instant\"\n"));
         }
         let config_path = data_dir.join(format!("bench-{port}.toml"));

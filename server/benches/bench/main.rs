@@ -12,7 +12,6 @@
 //!   Qdrant (the real engine behind its gRPC API, in process over loopback);
 //! - evals: wall time of `parley eval` over the fixture suites.
 
-mod fakes;
 mod ingest;
 mod load;
 mod retrieval;

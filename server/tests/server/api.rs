@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use parley_server::store::UserRole;
+use parley_server::store::{MessageStatus, UserRole};
 use serde_json::{Value, json};
 
 use crate::helpers::*;
@@ -522,5 +522,5 @@ async fn stalled_messages_are_picked_up_again() {
     assert_eq!(app.count(parley_server::store::CountOf::Unprocessed).await, 0);
     let sent = app.sent_to("trailhead", CUSTOMER).await;
     assert_eq!(sent.len(), 1);
-    assert_eq!(sent[0].status, "delivered");
+    assert_eq!(sent[0].status, MessageStatus::Delivered);
 }

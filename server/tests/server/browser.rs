@@ -6,7 +6,7 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use fantoccini::{ClientBuilder, Locator};
-use parley_server::store::{EscalationStatus, UserRole};
+use parley_server::store::{EscalationStatus, MessageStatus, UserRole};
 
 use parley_testkit::{KillOnDrop, free_port};
 
@@ -164,5 +164,5 @@ async fn an_agent_works_an_escalation_in_the_inbox() {
         last.body,
         "Hi, Erin here from Trailhead. What's your order number?"
     );
-    assert_eq!(last.status, "delivered");
+    assert_eq!(last.status, MessageStatus::Delivered);
 }

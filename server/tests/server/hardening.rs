@@ -10,7 +10,7 @@ use std::time::Duration;
 use parley_knowledge::MerchantData;
 use parley_server::settings::Settings;
 use parley_server::startup;
-use parley_server::store::{CountOf, EscalationStatus, Merchant, Store};
+use parley_server::store::{ConsentAction, CountOf, EscalationStatus, Merchant, MessageStatus, Store};
 
 use crate::helpers::*;
 
@@ -159,8 +159,8 @@ async fn stop_with_a_picture_is_an_opt_out_and_the_picture_is_noted_for_people()
     let ledger = app.state.service.store.consent_ledger("trailhead").await.unwrap();
     assert_eq!(ledger.len(), 1, "the opt-out is durable before Twilio's answer");
     assert_eq!(
-        (ledger[0].action.as_str(), ledger[0].keyword.as_str()),
-        ("opt_out", "STOP")
+        (ledger[0].action, ledger[0].keyword.as_str()),
+        (ConsentAction::OptOut, "STOP")
     );
 
     let stored = app
@@ -424,15 +424,7 @@ async fn a_human_reply_during_a_provider_hang_is_queued_and_sent_in_the_backgrou
     // Now Twilio hangs: it answers only after 4 s, longer than the agent's request waits.
     server.reset().await;
     wiremock::Mock::given(wiremock::matchers::method("POST"))
-        .respond_with(
-            wiremock::ResponseTemplate::new(201)
-                .set_body_json(serde_json::json!({
-                    "sid": "SMfa4e0000000000000000000000000002",
-                    "status": "queued",
-                    "account_sid": ACCOUNT_SID,
-                }))
-                .set_delay(Duration::from_secs(4)),
-        )
+        .respond_with(twilio_created(2).set_delay(Duration::from_secs(4)))
         .mount(server)
         .await;
     let started = std::time::Instant::now();
@@ -460,7 +452,7 @@ async fn a_human_reply_during_a_provider_hang_is_queued_and_sent_in_the_backgrou
     app.settle().await;
     let id = reply["message"]["id"].as_i64().unwrap();
     let message = app.message(id).await;
-    assert_eq!(message.status, "queued");
+    assert_eq!(message.status, MessageStatus::Queued);
     assert_eq!(app.twilio_sends().await.len(), 1, "sent exactly once");
 }
 
@@ -586,7 +578,7 @@ async fn a_hanging_or_failing_llm_loses_no_message_answers_each_once_and_stop_st
             wiremock::ResponseTemplate::new(500).set_body_string("model crashed"),
         ),
     ] {
-        let llm = fake_llm(response).await;
+        let llm = parley_testkit::fakes::llm(response).await;
         let data_dir = tempfile::tempdir().unwrap();
         let base_url = format!("{}/v1", llm.uri());
         let app = spawn_app_in(
@@ -809,8 +801,8 @@ async fn a_failing_provider_loses_no_message_sends_nothing_twice_and_stop_still_
         let sent = app.sent_to("trailhead", customer).await;
         assert_eq!(sent.len(), 1, "one reply committed for {customer}");
         assert_eq!(
-            (sent[0].status.as_str(), sent[0].error_code.as_deref()),
-            ("failed", Some("unavailable"))
+            (sent[0].status, sent[0].error_code.as_deref()),
+            (MessageStatus::Failed, Some("unavailable"))
         );
     }
     // The sweeper does not resend a failed message: nobody gets it twice when Twilio is back.
@@ -830,16 +822,7 @@ async fn the_sweeper_does_not_queue_again_what_is_still_waiting_for_a_worker() {
     // One worker and a slow model: a backlog. Every waiting message is older than the
     // sweeper's stale cut-off, yet queued; a sweep that queued them again made memory grow by
     // gigabytes in the 20-minute soak.
-    let llm = fake_llm(
-        wiremock::ResponseTemplate::new(200)
-            .set_delay(Duration::from_millis(300))
-            .set_body_json(serde_json::json!({
-                "id": "x", "object": "chat.completion", "created": 0, "model": "test-model",
-                "choices": [{"index": 0, "finish_reason": "stop",
-                             "message": {"role": "assistant", "content": "ESCALATE"}}]
-            })),
-    )
-    .await;
+    let llm = parley_testkit::fakes::llm(completion("ESCALATE").set_delay(Duration::from_millis(300))).await;
     let data_dir = tempfile::tempdir().unwrap();
     let base_url = format!("{}/v1", llm.uri());
     let app = spawn_app_in(
@@ -885,17 +868,6 @@ async fn the_sweeper_does_not_queue_again_what_is_still_waiting_for_a_worker() {
         backlog,
         "each message went to the model once"
     );
-}
-
-/// A local OpenAI-compatible chat-completions endpoint that always answers `response`.
-async fn fake_llm(response: wiremock::ResponseTemplate) -> wiremock::MockServer {
-    let llm = wiremock::MockServer::start().await;
-    wiremock::Mock::given(wiremock::matchers::method("POST"))
-        .and(wiremock::matchers::path("/v1/chat/completions"))
-        .respond_with(response)
-        .mount(&llm)
-        .await;
-    llm
 }
 
 /// The composition root names the part it could not build, and opens no store for an

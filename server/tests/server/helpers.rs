@@ -14,11 +14,12 @@ use parley_server::store::{CountOf, EscalationStatus, UserRole};
 use parley_server::twilio::{ReplyMode, TwilioConfig, signature};
 use parley_server::{AppState, new_token, startup, token_hash};
 use serde_json::{Value, json};
-use wiremock::matchers::{method, path_regex};
-use wiremock::{Mock, MockServer, ResponseTemplate};
+use wiremock::MockServer;
 
 pub const TRAILHEAD_NUMBER: &str = "+18005550101";
-pub const ACCOUNT_SID: &str = "AC00000000000000000000000000000001";
+pub use parley_testkit::fakes::{
+    TWILIO_ACCOUNT_SID as ACCOUNT_SID, accept_all_messages, completion, twilio_created,
+};
 pub const AUTH_TOKEN: &str = "test-auth-token";
 pub const PUBLIC_URL: &str = "https://sms.parley.example";
 /// Start of the manual clock: 2026-11-28T12:00:00Z.
@@ -430,24 +431,6 @@ impl TestApp {
             .map(|request| parley_server::twilio::parse_form(&request.body).unwrap())
             .collect()
     }
-}
-
-/// Makes the fake Twilio accept every message, answering with sids `SM<n>` like the real API.
-pub async fn accept_all_messages(server: &MockServer) {
-    let counter = Arc::new(std::sync::atomic::AtomicU64::new(1));
-    Mock::given(method("POST"))
-        .and(path_regex(r"^/2010-04-01/Accounts/AC[0-9a-f]+/Messages\.json$"))
-        .respond_with(move |_: &wiremock::Request| {
-            let n = counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-            ResponseTemplate::new(201).set_body_json(json!({
-                "sid": format!("SMfa4e{n:028x}"),
-                "status": "queued",
-                "account_sid": ACCOUNT_SID,
-                "api_version": "2010-04-01",
-            }))
-        })
-        .mount(server)
-        .await;
 }
 
 pub fn form_value<'a>(form: &'a [(String, String)], name: &str) -> Option<&'a str> {

@@ -1,7 +1,7 @@
 //! Twilio's webhooks end to end: signatures, storage before acknowledgement, dedupe,
 //! compliance keywords, both reply modes, status callbacks and bad input.
 
-use parley_server::store::CountOf;
+use parley_server::store::{ConsentAction, CountOf, MessageStatus};
 
 use crate::helpers::*;
 
@@ -110,7 +110,7 @@ async fn status_callbacks_update_the_message_and_never_go_backwards() {
     app.settle().await;
     let sent = app.sent_to("trailhead", CUSTOMER).await;
     assert_eq!(sent.len(), 1);
-    assert_eq!(sent[0].status, "queued");
+    assert_eq!(sent[0].status, MessageStatus::Queued);
     let sid = sent[0].provider_sid.clone().unwrap();
     let callback = |status: &str| {
         vec![
@@ -127,7 +127,7 @@ async fn status_callbacks_update_the_message_and_never_go_backwards() {
     app.post_signed("/webhooks/twilio/status", &callback("sent"))
         .await;
     let message = app.message(sent[0].id).await;
-    assert_eq!(message.status, "delivered");
+    assert_eq!(message.status, MessageStatus::Delivered);
     // Replays out of order cannot flip a final status: delivered stays delivered.
     for status in ["undelivered", "failed", "delivered", "undelivered"] {
         let response = app
@@ -136,7 +136,10 @@ async fn status_callbacks_update_the_message_and_never_go_backwards() {
         assert_eq!(response.status(), 204);
     }
     let message = app.message(sent[0].id).await;
-    assert_eq!((message.status.as_str(), message.error_code), ("delivered", None));
+    assert_eq!(
+        (message.status, message.error_code),
+        (MessageStatus::Delivered, None)
+    );
     // Unsigned callbacks are refused.
     let forged = app
         .post_form(
@@ -159,7 +162,7 @@ async fn stop_is_recorded_confirmed_once_and_honoured_until_start() {
     );
     let ledger = app.state.service.store.consent_ledger("trailhead").await.unwrap();
     assert_eq!(ledger.len(), 1);
-    assert_eq!(ledger[0].action, "opt_out");
+    assert_eq!(ledger[0].action, ConsentAction::OptOut);
     assert_eq!(ledger[0].keyword, "STOP");
     assert_eq!(ledger[0].phone, CUSTOMER);
     assert_eq!(ledger[0].provider_sid.as_deref(), Some("SM0010"));
@@ -183,7 +186,7 @@ async fn stop_is_recorded_confirmed_once_and_honoured_until_start() {
         )
         .await;
     assert!(message_of(&answered.text().await.unwrap()).is_some());
-    let actions: Vec<String> = app
+    let actions: Vec<ConsentAction> = app
         .state
         .service
         .store
@@ -193,7 +196,10 @@ async fn stop_is_recorded_confirmed_once_and_honoured_until_start() {
         .into_iter()
         .map(|row| row.action)
         .collect();
-    assert_eq!(actions, ["opt_out", "opt_out", "opt_in"]);
+    assert_eq!(
+        actions,
+        [ConsentAction::OptOut, ConsentAction::OptOut, ConsentAction::OptIn]
+    );
 }
 
 #[tokio::test]
@@ -206,7 +212,7 @@ async fn with_rest_replies_a_stop_is_in_the_ledger_before_twilio_gets_its_answer
     // No settling: the acknowledgement itself must mean the opt-out is committed.
     let ledger = app.state.service.store.consent_ledger("trailhead").await.unwrap();
     assert_eq!(ledger.len(), 1, "the ledger entry is written before the 200");
-    assert_eq!(ledger[0].action, "opt_out");
+    assert_eq!(ledger[0].action, ConsentAction::OptOut);
     assert_eq!(ledger[0].provider_sid.as_deref(), Some("SM0015"));
     app.settle().await;
     let sends = app.twilio_sends().await;
@@ -281,6 +287,6 @@ async fn provider_rejections_are_recorded_not_retried() {
     app.settle().await;
     assert_eq!(app.twilio_sends().await.len(), 1);
     let sent = app.sent_to("trailhead", CUSTOMER).await;
-    assert_eq!(sent[0].status, "failed");
+    assert_eq!(sent[0].status, MessageStatus::Failed);
     assert_eq!(sent[0].error_code.as_deref(), Some("21610"));
 }

@@ -13,9 +13,12 @@ use parley_core::Phone;
 use parley_knowledge::{IngestReport, MerchantData, MerchantId, SearchHit};
 use serde::{Deserialize, Serialize};
 
+mod bodies;
+pub use bodies::{ConversationBody, EscalationBody, MessageBody};
+
 use crate::settings::ChannelKind;
 use crate::store::{
-    ConversationRow, EscalationRow, EscalationStatus, Merchant, MessageRow, NewInbound, Received, UserRole,
+    EscalationRow, EscalationStatus, Merchant, MessageStatus, NewInbound, Received, UserRole,
 };
 use crate::{ApiError, AppState, AuthUser, ErrorBody};
 use parley_core::clock::rfc3339;
@@ -140,14 +143,14 @@ async fn search(
 
 // ---- escalations ---------------------------------------------------------------------------
 
-/// An escalation as agents see it: the stored row, its SLA state and the conversation so far.
+/// An escalation as agents see it: the escalation, its SLA state and the conversation so far.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct EscalationView {
     #[serde(flatten)]
-    pub row: EscalationRow,
+    pub escalation: EscalationBody,
     /// Past its SLA and still not resolved.
     pub overdue: bool,
-    pub transcript: Vec<MessageRow>,
+    pub transcript: Vec<MessageBody>,
 }
 
 pub async fn escalation_view(state: &AppState, row: EscalationRow) -> Result<EscalationView, ApiError> {
@@ -158,8 +161,8 @@ pub async fn escalation_view(state: &AppState, row: EscalationRow) -> Result<Esc
         .await?;
     Ok(EscalationView {
         overdue: row.status != EscalationStatus::Resolved && state.service.now() > row.due_at,
-        row,
-        transcript,
+        escalation: EscalationBody::from(&row),
+        transcript: transcript.into_iter().map(MessageBody::from).collect(),
     })
 }
 
@@ -252,11 +255,7 @@ async fn claim(
     UrlPath((merchant_id, id)): UrlPath<(String, i64)>,
 ) -> Result<Json<EscalationView>, ApiError> {
     let user = user.require(&merchant_id, UserRole::Agent)?;
-    let row = state
-        .service
-        .store
-        .claim(&merchant_id, id, user, state.service.now())
-        .await?;
+    let row = state.service.claim(&merchant_id, id, user).await?;
     Ok(Json(escalation_view(&state, row).await?))
 }
 
@@ -268,7 +267,7 @@ pub struct ReplyRequest {
 
 #[derive(Serialize, utoipa::ToSchema)]
 struct ReplyResponse {
-    message: MessageRow,
+    message: MessageBody,
     escalation: EscalationView,
 }
 
@@ -283,18 +282,12 @@ pub async fn send_human_reply(
     merchant_id: &str,
     id: i64,
     body: &str,
-) -> Result<MessageRow, ApiError> {
+) -> Result<MessageBody, ApiError> {
     let body = body.trim();
     if body.is_empty() || body.chars().count() > 1600 {
         return Err(ApiError::bad_request("`body` must be 1 to 1600 characters"));
     }
-    let escalation = state.service.store.escalation(merchant_id, id).await?;
-    crate::service::may_reply(&escalation, user).map_err(crate::service::ServiceError::from)?;
-    let message_id = state
-        .service
-        .store
-        .human_reply(merchant_id, id, user, body, state.service.now())
-        .await?;
+    let message_id = state.service.human_reply(merchant_id, id, user, body).await?;
     // The reply is durably queued; the send runs in the background with the same
     // at-most-once rules as AI replies. Usually it is done at once and the answer says how it
     // went; with a slow provider the answer says `pending`/`sending`, and the inbox shows the
@@ -306,6 +299,7 @@ pub async fn send_human_reply(
         .store
         .message(message_id)
         .await?
+        .map(MessageBody::from)
         .ok_or_else(|| ApiError::not_found("message"))
 }
 
@@ -353,11 +347,7 @@ async fn resolve(
     UrlPath((merchant_id, id)): UrlPath<(String, i64)>,
 ) -> Result<Json<EscalationView>, ApiError> {
     user.require(&merchant_id, UserRole::Agent)?;
-    let row = state
-        .service
-        .store
-        .resolve(&merchant_id, id, state.service.now())
-        .await?;
+    let row = state.service.resolve(&merchant_id, id).await?;
     Ok(Json(escalation_view(&state, row).await?))
 }
 
@@ -386,19 +376,11 @@ async fn reassign(
     Json(request): Json<ReassignRequest>,
 ) -> Result<Json<EscalationView>, ApiError> {
     let user = user.require(&merchant_id, UserRole::Agent)?;
-    let escalation = state.service.store.escalation(&merchant_id, id).await?;
-    crate::service::may_reassign(&escalation, user).map_err(crate::service::ServiceError::from)?;
-    let assignee = state
-        .service
-        .store
-        .user_by_name(&merchant_id, &request.assignee)
-        .await?
-        .ok_or_else(|| ApiError::not_found("assignee"))?;
     let row = state
         .service
-        .store
-        .reassign(&merchant_id, id, &assignee, state.service.now())
-        .await?;
+        .reassign(&merchant_id, id, user, &request.assignee)
+        .await?
+        .ok_or_else(|| ApiError::not_found("assignee"))?;
     Ok(Json(escalation_view(&state, row).await?))
 }
 
@@ -418,7 +400,7 @@ fn default_page() -> i64 {
 
 #[derive(Serialize, utoipa::ToSchema)]
 struct ConversationList {
-    conversations: Vec<ConversationRow>,
+    conversations: Vec<ConversationBody>,
 }
 
 #[utoipa::path(
@@ -445,14 +427,17 @@ async fn list_conversations(
         .service
         .store
         .conversations(&merchant_id, params.limit)
-        .await?;
+        .await?
+        .into_iter()
+        .map(ConversationBody::from)
+        .collect();
     Ok(Json(ConversationList { conversations }))
 }
 
 #[derive(Serialize, utoipa::ToSchema)]
 struct Transcript {
     id: i64,
-    messages: Vec<MessageRow>,
+    messages: Vec<MessageBody>,
 }
 
 #[utoipa::path(
@@ -471,12 +456,13 @@ async fn get_conversation(
     UrlPath((merchant_id, id)): UrlPath<(String, i64)>,
 ) -> Result<Json<Transcript>, ApiError> {
     user.require(&merchant_id, UserRole::Admin)?;
-    let messages: Vec<MessageRow> = state
+    let messages = state
         .service
         .store
         .transcript(&merchant_id, id)
         .await?
         .into_iter()
+        .map(MessageBody::from)
         .collect();
     Ok(Json(Transcript { id, messages }))
 }
@@ -519,7 +505,7 @@ async fn consent_export(
                 // E.164 by construction (`+` and digits): a spreadsheet reads it as a number,
                 // never a formula, and the prefix would spoil the column for lookups.
                 &row.phone,
-                &spreadsheet_safe(&row.action),
+                row.action.as_str(),
                 &spreadsheet_safe(&row.keyword),
                 &spreadsheet_safe(&row.source),
                 &spreadsheet_safe(row.provider_sid.as_deref().unwrap_or("")),
@@ -835,7 +821,7 @@ async fn simulator_send(
         if let Some((reply_id, _)) = processed.reply {
             state.service.deliver(reply_id).await?;
             if let Some(sent) = state.service.store.message(reply_id).await?
-                && sent.status != "suppressed"
+                && sent.status != MessageStatus::Suppressed
             {
                 replies.push(sent.body);
             }
@@ -862,7 +848,7 @@ struct InboxParams {
 
 #[derive(Serialize, utoipa::ToSchema)]
 struct SimulatorInbox {
-    messages: Vec<MessageRow>,
+    messages: Vec<MessageBody>,
 }
 
 /// What the simulated phone has received (AI replies and people's replies alike).
@@ -881,13 +867,14 @@ async fn simulator_inbox(
 ) -> Result<Json<SimulatorInbox>, ApiError> {
     require_simulator(&state)?;
     let phone: String = Phone::parse(&params.phone)?.into();
-    let messages: Vec<MessageRow> = state
+    let messages = state
         .service
         .store
         .outbound_since(&params.merchant_id, &phone, params.after)
         .await?
         .into_iter()
-        .filter(|m| m.status != "suppressed")
+        .filter(|m| m.status != MessageStatus::Suppressed)
+        .map(MessageBody::from)
         .collect();
     Ok(Json(SimulatorInbox { messages }))
 }
