@@ -431,8 +431,9 @@ impl Agent {
         let vector = self.embed(work).await?;
         // 4. Classify, carrying the topic over for short follow-ups.
         let classified = self.classify(work, &vector);
-        // 5. Retrieve, with the previous question prepended to a follow-up so "what about
-        // in black?" searches for the product discussed.
+        // 5. Retrieve; a follow-up searches with what the conversation is about (topic,
+        // places, product: `carried_query`), so "what about in black?" finds the product
+        // discussed.
         self.retrieve(work, &classified, vector).await?;
         // 6. Escalation policy on what the message is.
         let intent = self.escalation_policy(work, &classified)?;

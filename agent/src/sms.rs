@@ -139,4 +139,21 @@ mod tests {
         assert_eq!(text, "We're open - \"always\"... ok");
         assert_eq!(segments(&text).encoding, Encoding::Gsm7);
     }
+
+    #[test]
+    fn a_long_reply_is_cut_at_a_sentence_within_the_limit() {
+        let first = format!("{}.", "Returns are free. ".repeat(8).trim().trim_end_matches('.'));
+        let second = format!("Shipping takes {} days.", "two ".repeat(30).trim());
+        let text = format!("{first} {second}");
+        assert_eq!(segments(&text).segments, 2);
+        // Within the limit: unchanged.
+        assert_eq!(fit_segments(&text, 2), text);
+        // Over it: whole sentences only, never a cut word.
+        let fitted = fit_segments(&text, 1);
+        assert_eq!(fitted, first);
+        assert_eq!(segments(&fitted).segments, 1);
+        // One sentence longer than the limit has no boundary to cut at: it is kept whole.
+        let long = "c".repeat(400);
+        assert_eq!(fit_segments(&long, 1), long);
+    }
 }

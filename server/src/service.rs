@@ -774,4 +774,25 @@ mod tests {
         assert_eq!(may_reassign(&anas, &ben), Err(Refused::NotAssignee));
         assert_eq!(may_reassign(&open, &ben), Err(Refused::NotAssignee));
     }
+
+    #[test]
+    fn who_may_claim_and_resolve() {
+        let ana = user(1, UserRole::Agent);
+        let ben = user(2, UserRole::Agent);
+        let boss = user(3, UserRole::Admin);
+        let open = escalation(EscalationStatus::Open, None);
+        let anas = escalation(EscalationStatus::Claimed, Some((1, "ana")));
+        let done = escalation(EscalationStatus::Resolved, Some((1, "ana")));
+
+        assert_eq!(may_claim(&open, &ben), Ok(()));
+        assert_eq!(may_claim(&anas, &ana), Ok(()), "re-claiming one's own is fine");
+        assert_eq!(may_claim(&anas, &ben), Err(Refused::ClaimedBy("ana".into())));
+        // An admin replies to anyone's escalation but takes it over only by reassigning.
+        assert_eq!(may_claim(&anas, &boss), Err(Refused::ClaimedBy("ana".into())));
+        assert_eq!(may_claim(&done, &ana), Err(Refused::Resolved));
+
+        assert_eq!(may_resolve(&open), Ok(()));
+        assert_eq!(may_resolve(&anas), Ok(()));
+        assert_eq!(may_resolve(&done), Err(Refused::Resolved));
+    }
 }

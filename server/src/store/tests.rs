@@ -115,3 +115,81 @@ async fn a_message_is_decided_once_and_a_sid_stored_once() {
     assert_eq!(store.count(CountOf::Outbound).await.unwrap(), 1);
     assert!(store.pending_inbound(message_id).await.unwrap().is_none());
 }
+
+#[test]
+fn delivery_statuses_only_move_forward() {
+    use MessageStatus::*;
+    // The provider's words, and the one that collides with Parley's own `sending`.
+    assert_eq!(MessageStatus::from_provider("delivered"), Some(Delivered));
+    assert_eq!(MessageStatus::from_provider("sending"), Some(SendingProvider));
+    assert_eq!(MessageStatus::from_provider("partially_delivered"), None);
+    assert_eq!(SendingProvider.as_str(), "sending_provider");
+
+    assert!(Queued.may_move_to(Sent));
+    assert!(Sent.may_move_to(Delivered));
+    assert!(Queued.may_move_to(Failed));
+    assert!(Delivered.may_move_to(Read), "read receipts follow delivery");
+    // A late or replayed callback never moves a message back or off a final status.
+    assert!(!Sent.may_move_to(Queued));
+    assert!(!Delivered.may_move_to(Undelivered));
+    assert!(!Failed.may_move_to(Delivered));
+    assert!(!Suppressed.may_move_to(Sent), "a suppressed text was never sent");
+    assert!(!Unknown.may_move_to(Delivered));
+}
+
+#[tokio::test]
+async fn escalation_writes_are_conditional_on_the_rows_state() {
+    let (_dir, store, message_id) = store_with_a_customer().await;
+    let pending = store.pending_inbound(message_id).await.unwrap().unwrap();
+    let record = DecisionRecord {
+        message_id,
+        conversation_id: pending.conversation_id,
+        state: pending.state,
+        consent: None,
+        reply: None,
+        escalation: Some(NewEscalation {
+            reason: "human_request".into(),
+            reason_detail: "asked for a person".into(),
+            summary: String::new(),
+            suggested_reply: None,
+            due_at: 10,
+        }),
+    };
+    store.record_decision(&record, 3).await.unwrap();
+    let id = store.escalations("shop", EscalationStatus::ACTIVE).await.unwrap()[0].id;
+    let ana = store
+        .create_user("shop", "ana", UserRole::Agent, "h1", 4)
+        .await
+        .unwrap();
+    let ben = store
+        .create_user("shop", "ben", UserRole::Agent, "h2", 4)
+        .await
+        .unwrap();
+
+    assert!(store.claim("shop", id, ana.id, 5).await.unwrap());
+    assert!(
+        store.claim("shop", id, ana.id, 6).await.unwrap(),
+        "re-claim by the holder"
+    );
+    assert!(
+        !store.claim("shop", id, ben.id, 7).await.unwrap(),
+        "held by someone else"
+    );
+    assert!(
+        !store.claim("other", id, ana.id, 7).await.unwrap(),
+        "another merchant's"
+    );
+    let held = store.escalation("shop", id).await.unwrap();
+    assert_eq!((held.assignee_id, held.claimed_at), (Some(ana.id), Some(5)));
+
+    assert!(store.reassign("shop", id, ben.id, 8).await.unwrap());
+    assert!(store.resolve("shop", id, 9).await.unwrap());
+    assert!(!store.resolve("shop", id, 10).await.unwrap(), "resolved once");
+    assert!(!store.reassign("shop", id, ana.id, 11).await.unwrap());
+    assert!(!store.claim("shop", id, ben.id, 12).await.unwrap());
+    let done = store.escalation("shop", id).await.unwrap();
+    assert_eq!(
+        (done.status, done.resolved_at),
+        (EscalationStatus::Resolved, Some(9))
+    );
+}
