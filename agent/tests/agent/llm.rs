@@ -115,6 +115,14 @@ fn api_error(status: u16, message: &str) -> ResponseTemplate {
     }))
 }
 
+/// One generation against the fake model with the test merchant and no history.
+async fn ask(server: &MockServer, passages: &[Passage]) -> Result<Draft, GenerateError> {
+    let merchant = merchant();
+    generator(config(server))
+        .generate(&request(&merchant, passages, &[], &[]))
+        .await
+}
+
 async fn mount(server: &MockServer, response: ResponseTemplate, expected_requests: u64) {
     Mock::given(method("POST"))
         .and(path(COMPLETIONS_PATH))
@@ -214,13 +222,7 @@ async fn the_escalation_word_or_an_empty_answer_becomes_an_escalation() {
     for content in ["ESCALATE", "Escalate.", "   "] {
         let server = MockServer::start().await;
         mount(&server, completion(content), 1).await;
-        let merchant = merchant();
-        let passages = returns_passages();
-
-        let draft = generator(config(&server))
-            .generate(&request(&merchant, &passages, &[], &[]))
-            .await
-            .unwrap();
+        let draft = ask(&server, &returns_passages()).await.unwrap();
 
         assert_eq!(draft, Draft::Escalate, "{content:?}");
     }
@@ -230,12 +232,7 @@ async fn the_escalation_word_or_an_empty_answer_becomes_an_escalation() {
 async fn no_authorization_key_is_sent_when_none_is_configured() {
     let server = MockServer::start().await;
     mount(&server, completion("Yes, within 30 days."), 1).await;
-    let merchant = merchant();
-
-    generator(config(&server))
-        .generate(&request(&merchant, &[], &[], &[]))
-        .await
-        .unwrap();
+    ask(&server, &[]).await.unwrap();
 
     let requests = server.received_requests().await.unwrap();
     // async-openai always sends the header; what matters is that no real key leaks into it.
@@ -261,13 +258,7 @@ async fn a_server_error_is_retried() {
         .mount(&server)
         .await;
     mount(&server, completion("Yes, within 30 days."), 1).await;
-    let merchant = merchant();
-    let passages = returns_passages();
-
-    let draft = generator(config(&server))
-        .generate(&request(&merchant, &passages, &[], &[]))
-        .await
-        .unwrap();
+    let draft = ask(&server, &returns_passages()).await.unwrap();
 
     assert!(matches!(draft, Draft::Text { .. }), "{draft:?}");
 }
@@ -285,11 +276,7 @@ async fn persistent_server_errors_make_it_unavailable_after_every_retry() {
         let server = MockServer::start().await;
         // 1 attempt + max_retries: async-openai's own retry layer must not multiply these.
         mount(&server, body, 3).await;
-        let merchant = merchant();
-
-        let result = generator(config(&server))
-            .generate(&request(&merchant, &[], &[], &[]))
-            .await;
+        let result = ask(&server, &[]).await;
 
         assert!(
             matches!(result, Err(GenerateError::Unavailable(_))),
@@ -327,11 +314,7 @@ async fn client_errors_are_not_retried() {
     for status in [400, 401, 404] {
         let server = MockServer::start().await;
         mount(&server, api_error(status, "Incorrect API key provided"), 1).await;
-        let merchant = merchant();
-
-        let result = generator(config(&server))
-            .generate(&request(&merchant, &[], &[], &[]))
-            .await;
+        let result = ask(&server, &[]).await;
 
         let Err(GenerateError::Unavailable(reason)) = result else {
             panic!("{status}: expected unavailable, got {result:?}");

@@ -115,6 +115,25 @@ pub struct ConversationRow {
 }
 
 impl Store {
+    /// Ids of messages in `direction` still at `status`, last touched before `before`, oldest
+    /// first: what crash recovery and the sweeper pick up.
+    pub(super) async fn stalled(
+        &self,
+        direction: Direction,
+        status: MessageStatus,
+        before: i64,
+    ) -> Result<Vec<i64>> {
+        let rows = sqlx::query(
+            "SELECT id FROM messages WHERE direction = ? AND status = ? AND updated_at < ? ORDER BY id",
+        )
+        .bind(direction)
+        .bind(status)
+        .bind(before)
+        .fetch_all(&self.reader)
+        .await?;
+        Ok(rows.iter().map(|row| row.get("id")).collect())
+    }
+
     pub async fn conversations(&self, merchant_id: &str, limit: i64) -> Result<Vec<ConversationRow>> {
         let rows = sqlx::query(
             "SELECT c.id, cu.phone, cu.opted_out, c.state, c.updated_at,

@@ -6,21 +6,10 @@ use sqlx::{FromRow as _, Row};
 
 use super::outbound::insert_outbound;
 use super::{Author, Result, Store, StoreError, User};
+use strum::{Display, EnumString};
 
 /// Where an escalation is in a person's hands.
-#[derive(
-    Debug,
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    Serialize,
-    sqlx::Type,
-    utoipa::ToSchema,
-    strum::Display,
-    strum::EnumString,
-    strum::AsRefStr,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, sqlx::Type, utoipa::ToSchema, Display, EnumString)]
 #[serde(rename_all = "snake_case")]
 #[sqlx(rename_all = "snake_case")]
 #[strum(serialize_all = "snake_case")]

@@ -4,7 +4,9 @@ use parley_agent::ConversationState;
 use sqlx::{FromRow as _, Row};
 
 use super::outbound::insert_outbound;
-use super::{Author, ConsentAction, MessageRow, NewEscalation, Result, Store, StoreError};
+use super::{
+    Author, ConsentAction, Direction, MessageRow, MessageStatus, NewEscalation, Result, Store, StoreError,
+};
 
 /// An inbound message to record.
 #[derive(Debug, Clone)]
@@ -137,14 +139,7 @@ impl Store {
 
     /// Inbound messages stored but not yet decided, last touched before `before`, oldest first.
     pub async fn unprocessed_inbound(&self, before: i64) -> Result<Vec<i64>> {
-        let rows = sqlx::query(
-            "SELECT id FROM messages WHERE direction = 'in' AND status = 'received' AND updated_at < ?
-             ORDER BY id",
-        )
-        .bind(before)
-        .fetch_all(&self.reader)
-        .await?;
-        Ok(rows.iter().map(|row| row.get("id")).collect())
+        self.stalled(Direction::In, MessageStatus::Received, before).await
     }
 
     /// The conversation an inbound message belongs to.

@@ -2,7 +2,7 @@
 
 use sqlx::{FromRow as _, Row};
 
-use super::{Author, MessageRow, MessageStatus, Result, Store};
+use super::{Author, Direction, MessageRow, MessageStatus, Result, Store};
 
 /// An outbound message ready for the channel.
 #[derive(Debug, Clone)]
@@ -55,14 +55,7 @@ impl MessageStatus {
 impl Store {
     /// Outbound messages never handed to the channel, last touched before `before`.
     pub async fn pending_outbound(&self, before: i64) -> Result<Vec<i64>> {
-        let rows = sqlx::query(
-            "SELECT id FROM messages WHERE direction = 'out' AND status = 'pending' AND updated_at < ?
-             ORDER BY id",
-        )
-        .bind(before)
-        .fetch_all(&self.reader)
-        .await?;
-        Ok(rows.iter().map(|row| row.get("id")).collect())
+        self.stalled(Direction::Out, MessageStatus::Pending, before).await
     }
 
     /// Sends that were in flight when the process died have an unknown outcome: marking them

@@ -2,6 +2,16 @@
 
 use super::*;
 
+/// The customer's first text (its provider id makes a second receipt a duplicate).
+const STOP: NewInbound<'static> = NewInbound {
+    merchant_id: "shop",
+    phone: "+15551112222",
+    body: "STOP",
+    channel: "test",
+    provider_sid: Some("SM1"),
+    num_media: 0,
+};
+
 async fn store_with_a_customer() -> (tempfile::TempDir, Store, i64) {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(&dir.path().join("parley.db")).await.unwrap();
@@ -14,18 +24,23 @@ async fn store_with_a_customer() -> (tempfile::TempDir, Store, i64) {
         support_hours: None,
     };
     store.upsert_merchant(&merchant, 1).await.unwrap();
-    let inbound = NewInbound {
-        merchant_id: "shop",
-        phone: "+15551112222",
-        body: "STOP",
-        channel: "test",
-        provider_sid: Some("SM1"),
-        num_media: 0,
-    };
-    let Received::New { message_id, .. } = store.receive(&inbound, 2).await.unwrap() else {
+    let Received::New { message_id, .. } = store.receive(&STOP, 2).await.unwrap() else {
         panic!("first receipt is new");
     };
     (dir, store, message_id)
+}
+
+/// A decision for the stored message that changes nothing yet; tests add what they decide.
+async fn decision_for(store: &Store, message_id: i64) -> DecisionRecord {
+    let pending = store.pending_inbound(message_id).await.unwrap().unwrap();
+    DecisionRecord {
+        message_id,
+        conversation_id: pending.conversation_id,
+        state: pending.state,
+        consent: None,
+        reply: None,
+        escalation: None,
+    }
 }
 
 #[tokio::test]
@@ -62,14 +77,9 @@ async fn an_unknown_value_in_the_database_is_an_error_not_a_default() {
 #[tokio::test]
 async fn the_consent_ledger_refuses_updates_and_deletes() {
     let (_dir, store, message_id) = store_with_a_customer().await;
-    let pending = store.pending_inbound(message_id).await.unwrap().unwrap();
     let record = DecisionRecord {
-        message_id,
-        conversation_id: pending.conversation_id,
-        state: pending.state,
         consent: Some((ConsentAction::OptOut, "STOP".into())),
-        reply: None,
-        escalation: None,
+        ..decision_for(&store, message_id).await
     };
     store.record_decision(&record, 3).await.unwrap();
     assert_eq!(store.consent_ledger("shop").await.unwrap().len(), 1);
@@ -89,23 +99,10 @@ async fn the_consent_ledger_refuses_updates_and_deletes() {
 #[tokio::test]
 async fn a_message_is_decided_once_and_a_sid_stored_once() {
     let (_dir, store, message_id) = store_with_a_customer().await;
-    let again = NewInbound {
-        merchant_id: "shop",
-        phone: "+15551112222",
-        body: "STOP",
-        channel: "test",
-        provider_sid: Some("SM1"),
-        num_media: 0,
-    };
-    assert_eq!(store.receive(&again, 5).await.unwrap(), Received::Duplicate);
-    let pending = store.pending_inbound(message_id).await.unwrap().unwrap();
+    assert_eq!(store.receive(&STOP, 5).await.unwrap(), Received::Duplicate);
     let record = DecisionRecord {
-        message_id,
-        conversation_id: pending.conversation_id,
-        state: pending.state,
-        consent: None,
         reply: Some((Author::Ai, "hello".into())),
-        escalation: None,
+        ..decision_for(&store, message_id).await
     };
     assert!(store.record_decision(&record, 6).await.unwrap().is_some());
     assert!(matches!(
@@ -140,13 +137,7 @@ fn delivery_statuses_only_move_forward() {
 #[tokio::test]
 async fn escalation_writes_are_conditional_on_the_rows_state() {
     let (_dir, store, message_id) = store_with_a_customer().await;
-    let pending = store.pending_inbound(message_id).await.unwrap().unwrap();
     let record = DecisionRecord {
-        message_id,
-        conversation_id: pending.conversation_id,
-        state: pending.state,
-        consent: None,
-        reply: None,
         escalation: Some(NewEscalation {
             reason: "human_request".into(),
             reason_detail: "asked for a person".into(),
@@ -154,6 +145,7 @@ async fn escalation_writes_are_conditional_on_the_rows_state() {
             suggested_reply: None,
             due_at: 10,
         }),
+        ..decision_for(&store, message_id).await
     };
     store.record_decision(&record, 3).await.unwrap();
     let id = store.escalations("shop", EscalationStatus::ACTIVE).await.unwrap()[0].id;

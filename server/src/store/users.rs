@@ -4,20 +4,10 @@ use serde::Serialize;
 use sqlx::{FromRow as _, Row};
 
 use super::{Result, Store, StoreError};
+use strum::{Display, EnumString, VariantNames};
 
 /// Roles of support-side users: agents work the queue, admins also manage the merchant.
-#[derive(
-    Debug,
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    Serialize,
-    sqlx::Type,
-    strum::Display,
-    strum::EnumString,
-    strum::VariantNames,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, sqlx::Type, Display, EnumString, VariantNames)]
 #[serde(rename_all = "snake_case")]
 #[sqlx(rename_all = "snake_case")]
 #[strum(serialize_all = "snake_case")]

@@ -488,14 +488,7 @@ async fn simulator_rejects_bad_input_clearly() {
         .await
         .unwrap();
     assert_eq!(response.status(), 404);
-    let response = app
-        .client
-        .post(app.url("/v1/simulator/messages"))
-        .header("content-type", "application/json")
-        .body("{not json")
-        .send()
-        .await
-        .unwrap();
+    let response = app.post_malformed_json("/v1/simulator/messages").await;
     assert!(response.status().is_client_error());
     assert_eq!(app.count(parley_server::store::CountOf::Inbound).await, 0);
 }

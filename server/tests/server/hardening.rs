@@ -209,28 +209,13 @@ async fn stop_and_help_work_and_other_merchants_answer_while_one_merchants_knowl
     let store = &app.state.service.store;
 
     let (stopper, helper, asker) = (phone(11), phone(12), phone(13));
-    assert_eq!(
-        app.text("SMbk0001", &stopper, TRAILHEAD_NUMBER, "STOP")
-            .await
-            .status(),
-        200
-    );
+    app.text_ok("SMbk0001", &stopper, TRAILHEAD_NUMBER, "STOP").await;
     let ledger = store.consent_ledger("trailhead").await.unwrap();
     assert_eq!(ledger.len(), 1, "the STOP is in the ledger");
     assert_eq!(ledger[0].phone, stopper);
-    assert_eq!(
-        app.text("SMbk0002", &helper, TRAILHEAD_NUMBER, "HELP")
-            .await
-            .status(),
-        200
-    );
+    app.text_ok("SMbk0002", &helper, TRAILHEAD_NUMBER, "HELP").await;
     let question = "How long does standard shipping take?";
-    assert_eq!(
-        app.text("SMbk0003", &asker, TRAILHEAD_NUMBER, question)
-            .await
-            .status(),
-        200
-    );
+    app.text_ok("SMbk0003", &asker, TRAILHEAD_NUMBER, question).await;
     app.settle().await;
 
     let confirmation = app.sent_to("trailhead", &stopper).await;
@@ -255,12 +240,8 @@ async fn stop_and_help_work_and_other_merchants_answer_while_one_merchants_knowl
     // The other merchant is answered as usual, and the replica stays ready, naming the broken one.
     let glow_customer = phone(14);
     let glow_question = "do you ship to Canada?";
-    assert_eq!(
-        app.text("SMbk0004", &glow_customer, GLOWLEAF_NUMBER, glow_question)
-            .await
-            .status(),
-        200
-    );
+    app.text_ok("SMbk0004", &glow_customer, GLOWLEAF_NUMBER, glow_question)
+        .await;
     app.settle().await;
     assert!(
         store
@@ -279,12 +260,7 @@ async fn stop_and_help_work_and_other_merchants_answer_while_one_merchants_knowl
     let (_, ready) = readyz(&app).await;
     assert_eq!(ready["merchants_unavailable"], serde_json::json!([]));
     let later = phone(15);
-    assert_eq!(
-        app.text("SMbk0005", &later, TRAILHEAD_NUMBER, question)
-            .await
-            .status(),
-        200
-    );
+    app.text_ok("SMbk0005", &later, TRAILHEAD_NUMBER, question).await;
     app.settle().await;
     let answered = app.sent_to("trailhead", &later).await;
     assert_eq!(answered.len(), 1);
@@ -580,19 +556,15 @@ async fn a_hanging_or_failing_llm_loses_no_message_answers_each_once_and_stop_st
     ] {
         let llm = parley_testkit::fakes::llm(response).await;
         let data_dir = tempfile::tempdir().unwrap();
-        let base_url = format!("{}/v1", llm.uri());
         let app = spawn_app_in(
             Channel::TwilioRest,
             knowledge().await,
             data_dir.path(),
             |settings| {
                 settings.llm = Some(parley_agent::llm::LlmConfig {
-                    base_url,
-                    model: "test-model".into(),
-                    timeout: Duration::from_millis(300),
                     max_retries: 1,
                     initial_backoff: Duration::from_millis(10),
-                    ..Default::default()
+                    ..llm_at(&llm, Duration::from_millis(300))
                 });
             },
         )
@@ -609,15 +581,13 @@ async fn a_hanging_or_failing_llm_loses_no_message_answers_each_once_and_stop_st
             assert_eq!(response.status(), 200, "{behaviour}");
         }
         let stopper = phone(49);
-        let stop = app
-            .text(
-                &format!("SMllm{behaviour}stop"),
-                &stopper,
-                TRAILHEAD_NUMBER,
-                "STOP",
-            )
-            .await;
-        assert_eq!(stop.status(), 200);
+        app.text_ok(
+            &format!("SMllm{behaviour}stop"),
+            &stopper,
+            TRAILHEAD_NUMBER,
+            "STOP",
+        )
+        .await;
         let ledger = app.state.service.store.consent_ledger("trailhead").await.unwrap();
         assert_eq!(ledger.len(), 1, "{behaviour}: the STOP is in the ledger at once");
         app.settle().await;
@@ -680,23 +650,17 @@ async fn a_locked_database_refuses_webhooks_cleanly_and_their_retries_are_taken(
     locker.close().await.unwrap();
 
     // Twilio retries: now stored, the STOP durably in the ledger before its 200.
-    assert_eq!(
-        app.text("SMlock0001", &stopper, TRAILHEAD_NUMBER, "STOP")
-            .await
-            .status(),
-        200
-    );
+    app.text_ok("SMlock0001", &stopper, TRAILHEAD_NUMBER, "STOP")
+        .await;
     let ledger = app.state.service.store.consent_ledger("trailhead").await.unwrap();
     assert_eq!(ledger.len(), 1);
-    let retry = app
-        .text(
-            "SMlock0002",
-            &asker,
-            TRAILHEAD_NUMBER,
-            "What is your return policy?",
-        )
-        .await;
-    assert_eq!(retry.status(), 200);
+    app.text_ok(
+        "SMlock0002",
+        &asker,
+        TRAILHEAD_NUMBER,
+        "What is your return policy?",
+    )
+    .await;
     app.settle().await;
     assert_eq!(app.count(CountOf::Inbound).await, 2);
     assert_eq!(app.count(CountOf::Unprocessed).await, 0);
@@ -755,14 +719,7 @@ async fn the_api_describes_itself_and_answers_every_error_as_json() {
     assert_eq!(bad_id.status(), 400);
     let body: serde_json::Value = bad_id.json().await.unwrap();
     assert!(body["error"].as_str().is_some_and(|e| !e.is_empty()), "{body}");
-    let not_json = app
-        .client
-        .post(app.url("/v1/simulator/messages"))
-        .header("content-type", "application/json")
-        .body("{not json")
-        .send()
-        .await
-        .unwrap();
+    let not_json = app.post_malformed_json("/v1/simulator/messages").await;
     assert_eq!(not_json.status(), 400);
     let body: serde_json::Value = not_json.json().await.unwrap();
     assert!(body["error"].is_string(), "{body}");
@@ -777,17 +734,15 @@ async fn a_failing_provider_loses_no_message_sends_nothing_twice_and_stop_still_
         .mount(app.twilio.as_ref().unwrap())
         .await;
     let (asker, stopper) = (phone(61), phone(62));
-    let question = app
-        .text(
-            "SMdown0001",
-            &asker,
-            TRAILHEAD_NUMBER,
-            "What is your return policy?",
-        )
+    app.text_ok(
+        "SMdown0001",
+        &asker,
+        TRAILHEAD_NUMBER,
+        "What is your return policy?",
+    )
+    .await;
+    app.text_ok("SMdown0002", &stopper, TRAILHEAD_NUMBER, "STOP")
         .await;
-    assert_eq!(question.status(), 200);
-    let stop = app.text("SMdown0002", &stopper, TRAILHEAD_NUMBER, "STOP").await;
-    assert_eq!(stop.status(), 200);
     let ledger = app.state.service.store.consent_ledger("trailhead").await.unwrap();
     assert_eq!(
         ledger.len(),
@@ -824,7 +779,6 @@ async fn the_sweeper_does_not_queue_again_what_is_still_waiting_for_a_worker() {
     // gigabytes in the 20-minute soak.
     let llm = parley_testkit::fakes::llm(completion("ESCALATE").set_delay(Duration::from_millis(300))).await;
     let data_dir = tempfile::tempdir().unwrap();
-    let base_url = format!("{}/v1", llm.uri());
     let app = spawn_app_in(
         Channel::TwilioRest,
         knowledge().await,
@@ -832,11 +786,8 @@ async fn the_sweeper_does_not_queue_again_what_is_still_waiting_for_a_worker() {
         |settings| {
             settings.server.workers = 1;
             settings.llm = Some(parley_agent::llm::LlmConfig {
-                base_url,
-                model: "test-model".into(),
-                timeout: Duration::from_secs(5),
                 max_retries: 0,
-                ..Default::default()
+                ..llm_at(&llm, Duration::from_secs(5))
             });
         },
     )
@@ -844,15 +795,13 @@ async fn the_sweeper_does_not_queue_again_what_is_still_waiting_for_a_worker() {
     accept_all_messages(app.twilio.as_ref().unwrap()).await;
     let backlog = 6;
     for n in 0..backlog {
-        let response = app
-            .text(
-                &format!("SMbacklog{n}"),
-                &phone(60 + n),
-                TRAILHEAD_NUMBER,
-                "How long does standard shipping take?",
-            )
-            .await;
-        assert_eq!(response.status(), 200);
+        app.text_ok(
+            &format!("SMbacklog{n}"),
+            &phone(60 + n),
+            TRAILHEAD_NUMBER,
+            "How long does standard shipping take?",
+        )
+        .await;
     }
     app.clock.advance(Duration::from_secs(120));
     let (inbound, outbound) = app.state.service.resume_stale().await.unwrap();
@@ -868,6 +817,16 @@ async fn the_sweeper_does_not_queue_again_what_is_still_waiting_for_a_worker() {
         backlog,
         "each message went to the model once"
     );
+}
+
+/// An LLM configuration pointing at a fake model server, with the given timeout.
+fn llm_at(llm: &wiremock::MockServer, timeout: Duration) -> parley_agent::llm::LlmConfig {
+    parley_agent::llm::LlmConfig {
+        base_url: format!("{}/v1", llm.uri()),
+        model: "test-model".into(),
+        timeout,
+        ..Default::default()
+    }
 }
 
 /// The composition root names the part it could not build, and opens no store for an

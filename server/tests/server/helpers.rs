@@ -318,6 +318,12 @@ impl TestApp {
             .await
     }
 
+    /// [`App::text`] that must be acknowledged with 200.
+    pub async fn text_ok(&self, sid: &str, from: &str, to: &str, body: &str) {
+        let status = self.text(sid, from, to, body).await.status();
+        assert_eq!(status, 200, "webhook for {sid} answered {status}");
+    }
+
     /// A customer texts through the simulator; returns the JSON result.
     pub async fn simulate(&self, merchant: &str, from: &str, body: &str) -> Value {
         let response = self
@@ -357,6 +363,17 @@ impl TestApp {
             .post(self.url(path))
             .bearer_auth(token)
             .json(&body)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// A body that claims to be JSON and is not, unauthenticated (bad-input tests).
+    pub async fn post_malformed_json(&self, path: &str) -> reqwest::Response {
+        self.client
+            .post(self.url(path))
+            .header("content-type", "application/json")
+            .body("{not json")
             .send()
             .await
             .unwrap()
