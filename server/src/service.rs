@@ -428,7 +428,7 @@ impl Service {
         may_reply(&escalation, user)?;
         Ok(self
             .store
-            .human_reply(merchant_id, id, user, body, self.now())
+            .human_reply(&escalation, user, body, self.now())
             .await?)
     }
 

@@ -82,12 +82,6 @@ impl MessageStatus {
     }
 }
 
-impl std::fmt::Display for MessageStatus {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
 /// A stored message.
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct MessageRow {

@@ -96,23 +96,8 @@ impl Store {
     /// nothing, when it is neither any more (the service's rules were checked on an earlier
     /// read; the condition here makes the write safe against a race).
     pub async fn claim(&self, merchant_id: &str, id: i64, user_id: i64, now: i64) -> Result<bool> {
-        self.guard(async move {
-            let claimed = sqlx::query(
-                "UPDATE escalations SET status = 'claimed', assignee_id = ?, claimed_at = COALESCE(claimed_at, ?)
-                 WHERE id = ? AND merchant_id = ?
-                 AND (status = 'open' OR (status = 'claimed' AND assignee_id = ?))",
-            )
-            .bind(user_id)
-            .bind(now)
-            .bind(id)
-            .bind(merchant_id)
-            .bind(user_id)
-            .execute(&self.writer)
-            .await?
-            .rows_affected();
-            Ok(claimed == 1)
-        })
-        .await
+        self.guard(claim_if_free(&self.writer, merchant_id, id, user_id, now))
+            .await
     }
 
     /// Hands an escalation that is not resolved to `assignee_id`; `false` (nothing written)
@@ -135,18 +120,18 @@ impl Store {
         .await
     }
 
-    /// Records a support agent's reply as a pending outbound message and as a turn in the
-    /// conversation's history. Returns the message id to send.
+    /// Records a support agent's reply to `escalation` (as the caller read it) as a pending
+    /// outbound message and as a turn in the conversation's history. Returns the message id
+    /// to send.
     pub async fn human_reply(
         &self,
-        merchant_id: &str,
-        escalation_id: i64,
+        escalation: &EscalationRow,
         user: &User,
         body: &str,
         now: i64,
     ) -> Result<i64> {
+        let merchant_id = escalation.merchant_id.as_str();
         self.guard(async move {
-            let escalation = self.escalation(merchant_id, escalation_id).await?;
             let mut tx = self.writer.begin().await?;
             let row = sqlx::query(
                 "SELECT c.state, cu.opted_out FROM conversations c JOIN customers cu ON cu.id = c.customer_id
@@ -184,7 +169,7 @@ impl Store {
             .await?;
             // Answering an unclaimed escalation takes it.
             if escalation.status == EscalationStatus::Open {
-                take_escalation(&mut *tx, escalation_id, user.id, now).await?;
+                claim_if_free(&mut *tx, merchant_id, escalation.id, user.id, now).await?;
             }
             tx.commit().await?;
             Ok(id)
@@ -237,22 +222,28 @@ const ESCALATION_SELECT: &str =
      FROM escalations e JOIN conversations c ON c.id = e.conversation_id
      JOIN customers cu ON cu.id = c.customer_id LEFT JOIN agent_users u ON u.id = e.assignee_id";
 
-/// Marks an escalation claimed by `user_id`, keeping the time it was first claimed. Callers
-/// have checked it belongs to their merchant.
-async fn take_escalation(
+/// Claims an escalation for `user_id` if it is open or already theirs, keeping the time it
+/// was first claimed; `false` (nothing written) otherwise. The one claim statement, on the
+/// writer or inside a transaction.
+async fn claim_if_free(
     executor: impl sqlx::SqliteExecutor<'_>,
+    merchant_id: &str,
     id: i64,
     user_id: i64,
     now: i64,
-) -> Result<()> {
-    sqlx::query(
+) -> Result<bool> {
+    let claimed = sqlx::query(
         "UPDATE escalations SET status = 'claimed', assignee_id = ?, claimed_at = COALESCE(claimed_at, ?)
-         WHERE id = ?",
+         WHERE id = ? AND merchant_id = ?
+         AND (status = 'open' OR (status = 'claimed' AND assignee_id = ?))",
     )
     .bind(user_id)
     .bind(now)
     .bind(id)
+    .bind(merchant_id)
+    .bind(user_id)
     .execute(executor)
-    .await?;
-    Ok(())
+    .await?
+    .rows_affected();
+    Ok(claimed == 1)
 }
