@@ -10,4 +10,4 @@ pub mod suite;
 pub use metrics::{Metrics, TurnOutcome};
 pub use report::{Gates, check_gates};
 pub use run::{Report, RunError, run_suites};
-pub use suite::{Expect, Pattern, Suite, SuiteError};
+pub use suite::{Expect, Pattern, Suite, SuiteError, SuiteProblem};

@@ -10,16 +10,22 @@ use regex::Regex;
 use serde::Deserialize;
 use serde_yaml::Value;
 
+/// Why a suite could not be loaded: the file, and what is wrong with it.
 #[derive(Debug, thiserror::Error)]
-pub enum SuiteError {
-    #[error("{path}: {source}")]
-    Io {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error("{path}: {message}")]
-    Invalid { path: PathBuf, message: String },
+#[error("{path}: {problem}")]
+pub struct SuiteError {
+    pub path: PathBuf,
+    #[source]
+    pub problem: SuiteProblem,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SuiteProblem {
+    #[error(transparent)]
+    Unreadable(#[from] std::io::Error),
+    /// Not YAML, an unknown key, no cases, a repeated id: the message says which.
+    #[error("{0}")]
+    Invalid(String),
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -135,17 +141,17 @@ const EXPECT_KEYS: &[&str] = &[
 
 impl Suite {
     pub fn load(path: &Path) -> Result<Self, SuiteError> {
-        let text = std::fs::read_to_string(path).map_err(|source| SuiteError::Io {
+        let text = std::fs::read_to_string(path).map_err(|err| SuiteError {
             path: path.to_owned(),
-            source,
+            problem: err.into(),
         })?;
         Self::parse(path, &text)
     }
 
     pub fn parse(path: &Path, text: &str) -> Result<Self, SuiteError> {
-        let invalid = |message: String| SuiteError::Invalid {
+        let invalid = |message: String| SuiteError {
             path: path.to_owned(),
-            message,
+            problem: SuiteProblem::Invalid(message),
         };
         let value: Value = serde_yaml::from_str(text).map_err(|err| invalid(err.to_string()))?;
         check_keys(&value).map_err(invalid)?;

@@ -305,16 +305,10 @@ async fn invented_http_methods_do_not_grow_the_metrics() {
 #[tokio::test]
 async fn slow_clients_are_cut_off_and_cannot_crowd_out_a_webhook() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let data_dir = tempfile::tempdir().unwrap();
-    let app = spawn_app_in(
-        Channel::TwilioTwiml,
-        knowledge().await,
-        data_dir.path(),
-        |settings| {
-            settings.server.header_timeout = Duration::from_secs(1);
-            settings.server.max_connections = 4;
-        },
-    )
+    let app = spawn_app_tweaked(Channel::TwilioTwiml, |settings| {
+        settings.server.header_timeout = Duration::from_secs(1);
+        settings.server.max_connections = 4;
+    })
     .await;
     let addr = app.addr.trim_start_matches("http://").to_owned();
     // As many clients as there are connection slots: two send half a request's headers and
@@ -555,19 +549,13 @@ async fn a_hanging_or_failing_llm_loses_no_message_answers_each_once_and_stop_st
         ),
     ] {
         let llm = parley_testkit::fakes::llm(response).await;
-        let data_dir = tempfile::tempdir().unwrap();
-        let app = spawn_app_in(
-            Channel::TwilioRest,
-            knowledge().await,
-            data_dir.path(),
-            |settings| {
-                settings.llm = Some(parley_agent::llm::LlmConfig {
-                    max_retries: 1,
-                    initial_backoff: Duration::from_millis(10),
-                    ..llm_at(&llm, Duration::from_millis(300))
-                });
-            },
-        )
+        let app = spawn_app_tweaked(Channel::TwilioRest, |settings| {
+            settings.llm = Some(parley_agent::llm::LlmConfig {
+                max_retries: 1,
+                initial_backoff: Duration::from_millis(10),
+                ..llm_at(&llm, Duration::from_millis(300))
+            });
+        })
         .await;
         accept_all_messages(app.twilio.as_ref().unwrap()).await;
         let questions = [
@@ -778,19 +766,13 @@ async fn the_sweeper_does_not_queue_again_what_is_still_waiting_for_a_worker() {
     // sweeper's stale cut-off, yet queued; a sweep that queued them again made memory grow by
     // gigabytes in the 20-minute soak.
     let llm = parley_testkit::fakes::llm(completion("ESCALATE").set_delay(Duration::from_millis(300))).await;
-    let data_dir = tempfile::tempdir().unwrap();
-    let app = spawn_app_in(
-        Channel::TwilioRest,
-        knowledge().await,
-        data_dir.path(),
-        |settings| {
-            settings.server.workers = 1;
-            settings.llm = Some(parley_agent::llm::LlmConfig {
-                max_retries: 0,
-                ..llm_at(&llm, Duration::from_secs(5))
-            });
-        },
-    )
+    let app = spawn_app_tweaked(Channel::TwilioRest, |settings| {
+        settings.server.workers = 1;
+        settings.llm = Some(parley_agent::llm::LlmConfig {
+            max_retries: 0,
+            ..llm_at(&llm, Duration::from_secs(5))
+        });
+    })
     .await;
     accept_all_messages(app.twilio.as_ref().unwrap()).await;
     let backlog = 6;

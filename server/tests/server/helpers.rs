@@ -99,6 +99,15 @@ pub async fn spawn_app_with(channel: Channel, knowledge: Arc<KnowledgeBase>) -> 
     app
 }
 
+/// The app over the shared knowledge base, in a fresh data directory, with the settings
+/// adjusted by `tweak` (timeouts, workers, an `[llm]` section).
+pub async fn spawn_app_tweaked(channel: Channel, tweak: impl FnOnce(&mut Settings)) -> TestApp {
+    let data_dir = tempfile::tempdir().unwrap();
+    let mut app = spawn_app_in(channel, knowledge().await, data_dir.path(), tweak).await;
+    app.data_dir = Some(data_dir);
+    app
+}
+
 /// The app with its data (and SQLite store) in `data_dir`, which the test may have prepared
 /// (or put on a small filesystem), and the settings adjusted by `tweak`.
 pub async fn spawn_app_in(
