@@ -29,6 +29,9 @@ const DOCUMENT_WORDS: &[&str] = &["polici", "rule", "term", "info", "inform", "d
 /// Score added to a sentence that holds the kind of value the question asks for.
 const WANTED_VALUE_BONUS: f32 = 0.25;
 
+/// Score added to a return-window sentence when the customer asks whether they may return.
+const RETURN_WINDOW_BONUS: f32 = 0.3;
+
 /// Candidates (best by words) whose meaning is compared with the question's.
 const DENSE_RERANK: usize = 16;
 /// Weight of sentence-question cosine similarity against the lexical score.
@@ -187,6 +190,24 @@ async fn compose(
     if let Some(answer) = exhaustive_no(request.message, &asked_places, &asked_categories, &candidates) {
         return Some(answer);
     }
+    // "Can I return it?" is answered by the window (or the item's final-sale rule), not by
+    // whichever sentence shares the most words with the rest of the question.
+    let returning = crate::question::asks_to_return(request.message)
+        && !wants.kinds().contains(&crate::question::Kind::Money);
+    if returning
+        && request.product_named
+        && let Some(answer) = final_sale_no(request.product, &candidates)
+    {
+        return Some(answer);
+    }
+    let is_window = |candidate: &Candidate| {
+        returning
+            && !candidate.is_fact
+            && !candidate.source.starts_with("products/")
+            && crate::question::is_return_window(&candidate.text)
+            && scope_fit(candidate, &asked_places, &asked_categories) >= 0.0
+            && (asked_categories.is_empty() || !other_category(candidate, &asked_categories))
+    };
 
     let mut scored: Vec<(f32, &Candidate, Vec<&String>)> = candidates
         .iter()
@@ -226,6 +247,9 @@ async fn compose(
             // open?") answers; one that only shares the words may not.
             if holds_wanted {
                 score += WANTED_VALUE_BONUS;
+            }
+            if is_window(candidate) {
+                score += RETURN_WINDOW_BONUS;
             }
             if crate::question::is_about_the_document(&candidate.text) {
                 score -= 0.3;
@@ -300,6 +324,19 @@ async fn compose(
             chosen.push(candidate);
             covered.extend(candidate_covered.iter().copied());
         }
+    }
+    // A return question hears the window even when a sentence about its details leads
+    // ("Ridden bikes: …" already holds it; "If it doesn't fit, we'll help you swap it" does not).
+    if returning
+        && !chosen.iter().any(|c| is_window(c))
+        && let Some((_, window, window_covered)) = scored.iter().find(|(_, c, _)| is_window(c))
+        && chosen.iter().map(|c| c.text.len() + 1).sum::<usize>() + window.text.len() <= MAX_BODY_CHARS
+    {
+        if chosen.len() == 3 {
+            chosen.pop();
+        }
+        chosen.push(window);
+        covered.extend(window_covered.iter().copied());
     }
     let chosen_terms: Vec<String> = chosen
         .iter()
@@ -437,6 +474,45 @@ fn named_for<'c>(candidate: &'c Candidate, product: Option<&str>) -> std::borrow
         return std::borrow::Cow::Borrowed(&candidate.text);
     }
     std::borrow::Cow::Owned(format!("{}: {}", candidate.title, candidate.text))
+}
+
+/// "Is the pumpkin mask returnable?", "if the closeout boots don't fit can I send them back?":
+/// the product under discussion says itself that it cannot come back. A plain no in its own
+/// words; a rule with a condition ("Final sale once opened") is quoted without the no.
+fn final_sale_no(product: Option<&str>, candidates: &[Candidate]) -> Option<(String, Vec<String>)> {
+    let product = product?;
+    let mut own: Vec<&Candidate> = candidates
+        .iter()
+        .filter(|c| !c.is_fact && c.source == product && crate::question::says_not_returnable(&c.text))
+        .collect();
+    own.sort_by_key(|c| (c.rank, c.position));
+    let mut said: Vec<&str> = Vec::new();
+    for candidate in own {
+        if !said.contains(&candidate.text.as_str()) {
+            said.push(&candidate.text);
+        }
+    }
+    let first = *said.first()?;
+    // "Final Sale." alone says little; the sentence after it says what that means.
+    let rule = match said.get(1) {
+        Some(next) if first.len() < 30 => format!("{first} {next}"),
+        _ => first.to_owned(),
+    };
+    let title = candidates
+        .iter()
+        .find(|c| c.source == product && !c.title.is_empty())
+        .map_or("", |c| c.title.as_str());
+    let named = if title.is_empty() || rule.to_lowercase().contains(&title.to_lowercase()) {
+        rule.clone()
+    } else {
+        format!("{title}: {rule}")
+    };
+    let body = if crate::question::is_conditional(&rule) {
+        named
+    } else {
+        format!("No. {named}")
+    };
+    Some((body, vec![product.to_owned()]))
 }
 
 /// The sentence is scoped to product categories, none of them the one asked about.

@@ -60,6 +60,9 @@ pub struct GenerationRequest<'a> {
     /// The source of the product under discussion (`products/<handle>`), if any: another
     /// product's sentences do not answer for it.
     pub product: Option<&'a str>,
+    /// The customer named that product (not only a kind of product it is, "boots"): a rule
+    /// of its own ("final sale") is said only then.
+    pub product_named: bool,
     /// That product's categories (its product type's stemmed words): a rule scoped to them
     /// is the rule for it ("Bikes: $129" for the Tempo Alloy, not "Parts: $19.95").
     pub product_categories: &'a [String],

@@ -265,6 +265,8 @@ struct Work<'a> {
     extractive_failed: bool,
     /// `products/<handle>` of the product this message is about, when the tools found one.
     product_source: Option<String>,
+    /// The customer named that product, rather than a kind of product it is.
+    product_named: bool,
     started: Instant,
 }
 
@@ -313,6 +315,7 @@ impl Work<'_> {
             query_vector: self.query_vector.as_deref(),
             categories: self.catalog.categories(),
             product: self.product_source.as_deref(),
+            product_named: self.product_named,
             product_categories,
             sentence_vectors: Some(&self.sentences),
         }
@@ -468,6 +471,7 @@ impl Agent {
             query_vector: None,
             extractive_failed: false,
             product_source: None,
+            product_named: false,
             started,
         };
         // Counted from the start of the decision: loading the merchant's data is part of it.
@@ -560,6 +564,7 @@ impl Agent {
                         let resolved = carried_query(
                             text,
                             &previous,
+                            &earlier_place(&work.state, text),
                             classified.carried,
                             &work.catalog,
                             work.state.last_product.as_ref(),
@@ -1179,6 +1184,7 @@ fn look_up_product(work: &mut Work<'_>, follow_up: bool) {
     work.facts.extend(sized);
     if sized_answer && let Some(found) = &found {
         work.product_source = Some(format!("products/{}", found.handle));
+        work.product_named = found.named;
         work.state.last_product = Some(found.clone());
     }
     if let Some(found) = found.filter(|_| !sized_answer) {
@@ -1192,6 +1198,7 @@ fn look_up_product(work: &mut Work<'_>, follow_up: bool) {
             work.facts.extend(tools::product_facts(&work.catalog, &found));
         }
         work.product_source = Some(format!("products/{}", found.handle));
+        work.product_named = found.named;
         work.state.last_product = Some(found);
     } else if !sized_answer {
         // "are any of your bikes on sale?": the catalogue's sale items, of the category
@@ -1299,13 +1306,17 @@ fn history_before_current(state: &ConversationState) -> &[Turn] {
     }
 }
 
+/// How many earlier customer texts a follow-up's place may come from.
+const PLACE_MEMORY_TURNS: usize = 3;
+
 /// A follow-up's search text: its own words plus what the conversation is about — the topic
-/// of the previous answer (from its intent), the places the previous question named and the
+/// of the previous answer (from its intent), the places the conversation named and the
 /// product under discussion. Not the whole previous question: that dragged retrieval back to
 /// it, so "is it cruelty free?" then "can I use it with retinol?" was answered a turn late.
 fn carried_query(
     text: &str,
     previous: &str,
+    places: &[String],
     topic: Option<Intent>,
     catalog: &Catalog,
     product: Option<&tools::ProductMatch>,
@@ -1340,11 +1351,7 @@ fn carried_query(
         _ => None,
     };
     parts.extend(topic.map(str::to_owned));
-    for word in previous.split_whitespace() {
-        if !crate::scope::places(word).is_empty() {
-            parts.push(word.trim_matches(|c: char| !c.is_alphanumeric()).to_owned());
-        }
-    }
+    parts.extend(places.iter().cloned());
     // The previous question already names the product when it is taken along.
     if let Some(title) = product
         .and_then(|p| catalog.title(&p.handle))
@@ -1353,6 +1360,29 @@ fn carried_query(
         parts.push(title.to_owned());
     }
     parts.join(" ")
+}
+
+/// The place the conversation is about, for a follow-up that names none: the words naming
+/// a place in the latest earlier customer text that has one. "do you ship to canada?", "how
+/// long does it take?", "and how much for a helmet?" — the helmet's rate is Canada's.
+fn earlier_place(state: &ConversationState, text: &str) -> Vec<String> {
+    if !crate::scope::places(text).is_empty() {
+        return Vec::new();
+    }
+    history_before_current(state)
+        .iter()
+        .rev()
+        .filter(|t| t.role == Role::Customer)
+        .take(PLACE_MEMORY_TURNS)
+        .map(|t| {
+            t.text
+                .split_whitespace()
+                .filter(|word| !crate::scope::places(word).is_empty())
+                .map(|word| word.trim_matches(|c: char| !c.is_alphanumeric()).to_owned())
+                .collect::<Vec<_>>()
+        })
+        .find(|words| !words.is_empty())
+        .unwrap_or_default()
 }
 
 fn previous_customer_text(state: &ConversationState) -> Option<String> {

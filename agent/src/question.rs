@@ -153,6 +153,56 @@ pub fn without_elapsed_time(question: &str) -> std::borrow::Cow<'_, str> {
     ELAPSED.replace_all(question, " ")
 }
 
+/// The customer asks whether they may return or exchange something: "can I return boots I
+/// bought 3 weeks ago?", "if it doesn't fit can I send it back?", "is the mask returnable?".
+/// Such a question is answered by the return window (or the item's own final-sale rule),
+/// whatever else a sentence shares with it. Asking what a return costs, how a refund went or
+/// where it is asks something else.
+pub fn asks_to_return(question: &str) -> bool {
+    static RETURN_Q: LazyLock<Regex> = LazyLock::new(|| {
+        Regex::new(r"(?i)\b(returnable|exchangeable|non-?returnable)\b|\b(can|could|may|do|will|would|am)\b[^?.!]{0,40}?\b(return|exchange|swap|send (\w+ ){0,2}back|ship (\w+ ){0,2}back|returns)\b")
+            .expect("valid")
+    });
+    static STATUS_Q: LazyLock<Regex> = LazyLock::new(|| {
+        Regex::new(r"(?i)\b(did|has|have|where|status|go through|gone through|received|arrive[ds]?|label|how much|cost|fee)\b")
+            .expect("valid")
+    });
+    RETURN_Q.is_match(question) && !STATUS_Q.is_match(question)
+}
+
+/// A sentence stating how long a return or exchange may be started: "You have 30 days from
+/// delivery to start a return", "returned within 60 days of delivery". A duration next to
+/// "return shipping" or a return label ("about 3-4 weeks, including return shipping") is not
+/// a window.
+pub fn is_return_window(sentence: &str) -> bool {
+    static LOGISTICS: LazyLock<Regex> = LazyLock::new(|| {
+        Regex::new(r"(?i)\breturn (shipping|label|labels|postage|fee|fees|costs?|freight)\b").expect("valid")
+    });
+    static RETURN_WORD: LazyLock<Regex> = LazyLock::new(|| {
+        Regex::new(r"(?i)\b(return|returns|returned|exchange|exchanges|exchanged)\b").expect("valid")
+    });
+    let rest = LOGISTICS.replace_all(sentence, " ");
+    RETURN_WORD.is_match(&rest) && holds(Kind::Duration, &rest)
+}
+
+/// A product's own sentence saying it cannot come back: "Final sale: this item cannot be
+/// returned", "This item can't be returned or exchanged."
+pub fn says_not_returnable(sentence: &str) -> bool {
+    static FINAL: LazyLock<Regex> = LazyLock::new(|| {
+        Regex::new(r"(?i)\b(final sale|non-?returnable|not returnable|no returns|can(no|')t be (returned|exchanged|refunded))\b")
+            .expect("valid")
+    });
+    FINAL.is_match(sentence)
+}
+
+/// A rule that holds only under a condition ("Final sale once opened", "if it has been
+/// used"): true of some items, so not a plain no.
+pub fn is_conditional(sentence: &str) -> bool {
+    static CONDITION: LazyLock<Regex> =
+        LazyLock::new(|| Regex::new(r"(?i)\b(once|if|unless|after|when|except)\b").expect("valid"));
+    CONDITION.is_match(sentence)
+}
+
 /// A sentence about the document rather than its rules ("This policy covers orders from…",
 /// "This guide explains…"): true, but never the answer to a question about the rules.
 pub fn is_about_the_document(sentence: &str) -> bool {
@@ -294,6 +344,45 @@ mod tests {
         );
         assert_eq!(asked_service("do you ship to Canada?"), None);
         assert_eq!(asked_service("can you ship it to my office?"), None);
+    }
+
+    #[test]
+    fn return_questions_and_their_answers() {
+        for asks in [
+            "can I return boots I bought 3 weeks ago?",
+            "if the bike doesn't fit can I send it back?",
+            "is the pumpkin enzyme mask returnable?",
+            "ordered a 52 but i think i need a 54, can i swap the frame size",
+            "do you take returns on sale items",
+        ] {
+            assert!(asks_to_return(asks), "{asks}");
+        }
+        for other in [
+            "did the refund for my old order go through?",
+            "how much does a return cost?",
+            "where is my return label?",
+            "how long does shipping take?",
+        ] {
+            assert!(!asks_to_return(other), "{other}");
+        }
+        assert!(is_return_window(
+            "You have 30 days from the date your order was delivered to start a return or exchange."
+        ));
+        assert!(is_return_window(
+            "You can return the first purchase of each product within 60 days of delivery."
+        ));
+        // A duration beside return shipping is a repair's turnaround, not a window.
+        assert!(!is_return_window(
+            "Ridgeline boot resole: $89, including return shipping (about 3-4 weeks)"
+        ));
+        assert!(!is_return_window("Returns are free for store credit."));
+        assert!(says_not_returnable(
+            "Final sale: this Last Chance item cannot be returned."
+        ));
+        assert!(says_not_returnable("This item can't be returned or exchanged."));
+        assert!(!says_not_returnable("Returns are accepted within 30 days."));
+        assert!(is_conditional("Final sale once opened."));
+        assert!(!is_conditional("Final sale: kits cannot be returned."));
     }
 
     #[test]

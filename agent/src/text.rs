@@ -19,6 +19,12 @@ const STOP_WORDS: &[&str] = &[
     "really", "there's", "s", "t", "let", "know", "want", "like", "need", "one",
 ];
 
+/// Whether a word carries no meaning for matching ("you", "the"): also true of a title's
+/// "U" in "U-Lock", which shorthand reads as "you".
+pub fn is_stop_word(word: &str) -> bool {
+    STOP_WORDS.contains(&word)
+}
+
 /// SMS shorthand and frequent misspellings, mapped to the word the knowledge base uses.
 const SHORTHAND: &[(&str, &str)] = &[
     ("u", "you"),
@@ -74,7 +80,7 @@ pub fn words(text: &str) -> Vec<String> {
 pub fn terms(text: &str) -> Vec<String> {
     words(text)
         .into_iter()
-        .filter(|w| !STOP_WORDS.contains(&w.as_str()))
+        .filter(|w| !is_stop_word(w))
         .map(|w| stem(&w))
         .collect()
 }

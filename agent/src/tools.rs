@@ -40,6 +40,9 @@ pub struct Catalog {
     option_words: HashMap<String, HashSet<String>>,
     /// Stemmed words of the product types ("e-bike" → "ebik"), for scoped rules.
     categories: Vec<String>,
+    /// Category words that stand in several titles ("boot" in every hiking boot and in the
+    /// boot wax): saying one names a kind of product, not a product.
+    shared_category_words: HashSet<String>,
     /// Per active product: its title's lower-case words, for [`Catalog::mask_titles`].
     title_words: Vec<Vec<String>>,
     /// Per product source ("products/loam-trail-29"): its chunks, as indexed.
@@ -91,7 +94,9 @@ impl Catalog {
             .map(|stems| {
                 stems
                     .iter()
-                    .filter(|w| !GENERIC_TITLE_WORDS.contains(&w.as_str()))
+                    // Nor does a title's stop word name it: "Fortress U-Lock" is not what
+                    // every "do you…" asks about.
+                    .filter(|w| !GENERIC_TITLE_WORDS.contains(&w.as_str()) && !crate::text::is_stop_word(w))
                     .map(|w| {
                         let df = frequency.get(w.as_str()).copied().unwrap_or(1).max(1) as f32;
                         (w.clone(), (n_products / df).ln())
@@ -123,6 +128,11 @@ impl Catalog {
                 .filter(|p| p.is_active())
                 .flat_map(|p| crate::text::terms(&p.product_type.replace('-', ""))),
         );
+        let shared_category_words = frequency
+            .iter()
+            .filter(|(word, df)| **df >= 2 && categories.iter().any(|c| c == *word))
+            .map(|(word, _)| (*word).to_owned())
+            .collect();
         let title_words = data
             .products
             .iter()
@@ -144,6 +154,7 @@ impl Catalog {
             title_terms,
             option_words,
             categories,
+            shared_category_words,
             title_words,
             product_chunks,
         }
@@ -201,6 +212,16 @@ impl Catalog {
     /// The title of the product with this handle.
     pub fn title(&self, handle: &str) -> Option<&str> {
         self.product(handle).map(|p| p.title.as_str())
+    }
+
+    /// How many active products' titles hold every one of these stemmed words.
+    fn titles_with_all(&self, words: &[&str]) -> usize {
+        self.data
+            .products
+            .iter()
+            .zip(&self.title_terms)
+            .filter(|(p, terms)| p.is_active() && words.iter().all(|w| terms.iter().any(|(t, _)| t == w)))
+            .count()
     }
 
     pub fn categories(&self) -> &[String] {
@@ -554,6 +575,11 @@ pub struct ProductMatch {
     pub options: Vec<(String, String)>,
     /// An exact SKU the customer typed.
     pub sku: Option<String>,
+    /// The customer named this product (by SKU, or by a title word that is not only a kind
+    /// of product), now or earlier in the conversation: "boots" alone is any boot, or the
+    /// boot wax, and a rule for one product is not said on such a guess.
+    #[serde(default)]
+    pub named: bool,
 }
 
 /// Finds the product a message is about: an exact SKU, else the title that the message names
@@ -583,6 +609,7 @@ pub fn find_product(
             handle: product.handle.clone(),
             options: option_pairs(product, variant),
             sku: Some(variant.sku.clone()),
+            named: true,
         });
     }
 
@@ -590,7 +617,7 @@ pub fn find_product(
     let wants_women = message_words
         .iter()
         .any(|w| matches!(w.as_str(), "women" | "womens" | "ladies" | "woman"));
-    let mut best: Option<(f32, &Product)> = None;
+    let mut best: Option<(f32, &Product, bool)> = None;
     for (product, title_terms) in data
         .products
         .iter()
@@ -599,6 +626,8 @@ pub fn find_product(
     {
         let mut score = 0.0;
         let mut matched_distinctive = false;
+        let mut kind_words: Vec<&str> = Vec::new();
+        let mut title_named = false;
         for (word, idf) in title_terms {
             let idf = *idf;
             let hit = message_stems
@@ -609,6 +638,13 @@ pub fn find_product(
                 // A number alone ("2") is not a product name.
                 if idf > 1.5 && !word.chars().all(|c| c.is_ascii_digit() || c == '.') {
                     matched_distinctive = true;
+                    // Nor, quite, is a kind of product: "can I return boots?" may be about
+                    // the boot wax or any boot.
+                    if catalog.shared_category_words.contains(word) {
+                        kind_words.push(word);
+                    } else {
+                        title_named = true;
+                    }
                 }
             } else {
                 // Prefer "Ridgeline 2 Boot" over "Ridgeline 2 Wide Boot" when "wide" is unsaid.
@@ -618,6 +654,9 @@ pub fn find_product(
         if !matched_distinctive {
             continue;
         }
+        // Kinds together may still pick out one product: "lip oil" is lip and oil, and only
+        // one title has both.
+        let title_named = title_named || (kind_words.len() >= 2 && catalog.titles_with_all(&kind_words) == 1);
         let is_women = product.title.to_lowercase().starts_with("women");
         if is_women != wants_women {
             score -= 1.0;
@@ -625,8 +664,8 @@ pub fn find_product(
         if let Some(rank) = retrieved_handles.iter().position(|h| *h == product.handle) {
             score += 0.5 / (rank as f32 + 1.0);
         }
-        if best.is_none_or(|(best_score, _)| score > best_score) {
-            best = Some((score, product));
+        if best.is_none_or(|(best_score, _, _)| score > best_score) {
+            best = Some((score, product, title_named));
         }
     }
 
@@ -638,7 +677,7 @@ pub fn find_product(
             "it" | "its" | "that" | "this" | "they" | "them" | "one"
         )
     });
-    if let (Some((_, product)), Some(prev)) = (best, previous) {
+    if let (Some((_, product, _)), Some(prev)) = (best, previous) {
         let named_words = catalog
             .title_terms
             .get(
@@ -657,10 +696,12 @@ pub fn find_product(
             best = None;
         }
     }
-    let (product, carried) = match (best, previous) {
-        (Some((_, product)), Some(prev)) if prev.handle == product.handle => (product, prev.options.clone()),
-        (Some((_, product)), _) => (product, Vec::new()),
-        (None, Some(prev)) => (catalog.product(&prev.handle)?, prev.options.clone()),
+    let (product, carried, by_name) = match (best, previous) {
+        (Some((_, product, by_name)), Some(prev)) if prev.handle == product.handle => {
+            (product, prev.options.clone(), by_name || prev.named)
+        }
+        (Some((_, product, by_name)), _) => (product, Vec::new(), by_name),
+        (None, Some(prev)) => (catalog.product(&prev.handle)?, prev.options.clone(), prev.named),
         (None, None) => return None,
     };
     let named = named_options(product, message);
@@ -673,6 +714,7 @@ pub fn find_product(
         handle: product.handle.clone(),
         options,
         sku: None,
+        named: by_name,
     })
 }
 
@@ -1227,6 +1269,35 @@ mod tests {
         assert!(mentioned_order_numbers("I wear a size 10").is_empty());
     }
 
+    fn fixture_catalog(merchant: &str) -> Catalog {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../fixtures/merchants")
+            .join(merchant);
+        Catalog::new(
+            Arc::new(MerchantData::load(&dir).expect("fixture loads")),
+            &parley_knowledge::ChunkConfig::default(),
+        )
+    }
+
+    #[test]
+    fn a_kind_of_product_is_not_a_products_name() {
+        let trailhead = fixture_catalog("trailhead");
+        // "boot" stands in every hiking boot's title and in the boot wax's.
+        let boots = find_product(&trailhead, "can I return boots I bought 3 weeks ago?", &[], None);
+        assert!(boots.is_none_or(|found| !found.named), "a kind, not a name");
+        let named = find_product(&trailhead, "is the basecamp 2 tent waterproof?", &[], None).expect("named");
+        assert_eq!(named.handle, "basecamp-2-backpacking-tent");
+        assert!(named.named);
+        // Two kinds that only one title has together name it.
+        let glowleaf = fixture_catalog("glowleaf");
+        let lip_oil = find_product(&glowleaf, "is the fig lip oil on sale?", &[], None).expect("named");
+        assert_eq!(lip_oil.handle, "sheer-kiss-tinted-lip-oil");
+        assert!(lip_oil.named);
+        // "U-Lock"'s "U" reads as "you", which every question has.
+        let cadence = fixture_catalog("cadence");
+        assert_eq!(find_product(&cadence, "do you ship to canada?", &[], None), None);
+    }
+
     #[test]
     fn product_names_are_masked_whole() {
         let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures/merchants/glowleaf");
@@ -1256,6 +1327,7 @@ mod tests {
             handle: "dropline-150mm-dropper-post".to_owned(),
             options: Vec::new(),
             sku: None,
+            named: true,
         };
         let facts = product_facts(&catalog, &found);
         let texts: Vec<&str> = facts.iter().map(|f| f.text.as_str()).collect();

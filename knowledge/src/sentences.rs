@@ -25,8 +25,8 @@ pub fn passage_sentences(text: &str) -> Vec<String> {
     // A bold line on its own ("**Canada**") labels the list below it, like a heading: its
     // items read "Canada: DHL eCommerce, $19.95 flat rate …", not as the general rule.
     let mut label: Option<String> = None;
-    for line in text.lines() {
-        let line = line.trim();
+    let lines: Vec<&str> = text.lines().map(str::trim).collect();
+    for (index, &line) in lines.iter().enumerate() {
         if let Some(caps) = BOLD_LABEL.captures(line) {
             label = Some(caps[2].trim().trim_end_matches(':').to_owned());
             continue;
@@ -34,10 +34,26 @@ pub fn passage_sentences(text: &str) -> Vec<String> {
         let is_item = LIST_MARKER.is_match(line);
         // Ingest keeps the label's text and drops its emphasis: a short line with no
         // sentence end, before a list, is a label too.
-        let short_label = !is_item
+        // A longer one ("UK, EU, Norway, Switzerland, Australia, New Zealand and Japan")
+        // labels the list it stands right above.
+        let heads_list = lines[index + 1..]
+            .iter()
+            .find(|l| !l.is_empty())
+            .is_some_and(|next| LIST_MARKER.is_match(next));
+        let (max_chars, max_words) = if heads_list { (120, 16) } else { (80, 8) };
+        // Beyond eight words a label is a row of names; "We currently ship to these
+        // countries outside the US:" introduces its list, it does not scope it.
+        let names = line
+            .split_whitespace()
+            .filter(|w| w.starts_with(|c: char| c.is_uppercase() || c.is_ascii_digit()))
+            .count();
+        let reads_as_names =
+            line.split_whitespace().count() <= 8 || names * 5 >= line.split_whitespace().count() * 3;
+        let short_label = reads_as_names
+            && !is_item
             && !line.starts_with(['#', '|'])
-            && (2..=80).contains(&line.len())
-            && line.split_whitespace().count() <= 8
+            && (2..=max_chars).contains(&line.len())
+            && line.split_whitespace().count() <= max_words
             && !line.ends_with(['.', '!', '?', ')', ',', ';'])
             // "Wholesale (spas): wholesale@…" is a line of its own, not a label.
             && !line.trim_end_matches(':').contains(':');
@@ -274,6 +290,18 @@ mod tests {
                 "All prices in USD are final here.",
                 "Plain item without a label here.",
                 "Japan: DHL Express, $39.95 flat rate.",
+            ]
+        );
+        // A long label line scopes the list right below it, and only a list.
+        let long_label = "UK, EU, Norway, Switzerland, Australia, New Zealand and Japan\n- DHL Express, $39.95 flat rate.\n\nWe currently ship to these countries outside the US:\n- Canada: $12.95 flat rate.\n\nOrders ship from Denver, Colorado, and from Reno, Nevada in the US\nEvery order leaves within two days.\n";
+        assert_eq!(
+            passage_sentences(long_label),
+            vec![
+                "UK, EU, Norway, Switzerland, Australia, New Zealand and Japan: DHL Express, $39.95 flat rate.",
+                // An introduction ending in a colon is no sentence alone, and no label.
+                "Canada: $12.95 flat rate.",
+                "Orders ship from Denver, Colorado, and from Reno, Nevada in the US.",
+                "Every order leaves within two days.",
             ]
         );
         let table =

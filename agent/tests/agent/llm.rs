@@ -87,6 +87,7 @@ fn request<'a>(
         query_vector: None,
         categories: &[],
         product: None,
+        product_named: false,
         product_categories: &[],
         sentence_vectors: None,
     }

@@ -139,6 +139,18 @@ async fn answers_come_from_the_merchants_data() {
 }
 
 #[tokio::test]
+async fn a_follow_up_keeps_the_place_named_turns_before() {
+    // The third text names no place and the second neither: the rate is still Canada's.
+    let mut chat = Conversation::new("trailhead", None).await;
+    chat.say("do you ship to canada?").await;
+    chat.say("how long does it take?").await;
+    let decision = chat.say("and how much is it?").await;
+    let reply = decision.reply.unwrap_or_default();
+    assert!(reply.contains("$19.95"), "{reply:?}");
+    assert!(!reply.contains("$39.95"), "{reply:?}");
+}
+
+#[tokio::test]
 async fn escalation_triggers() {
     struct Case {
         merchant: &'static str,
