@@ -127,6 +127,9 @@ struct Candidate {
     home: bool,
     /// The passage's title (a product's name, for product passages).
     title: String,
+    /// The product a policy section is about, when its heading is that product's title
+    /// (source and title): a size chart under "### Sprout Kids Helmet" is the Sprout's.
+    about: Option<(String, String)>,
 }
 
 async fn compose(
@@ -166,6 +169,7 @@ async fn compose(
         request.facts,
         request.categories,
         request.product,
+        request.product_titles,
     );
     if candidates.is_empty() || query_terms.is_empty() {
         return None;
@@ -218,7 +222,9 @@ async fn compose(
             // Within the product under discussion every sentence is about it, so a sentence
             // holding the value asked for ("14.2 kg" for "how heavy is the Loam?") gets its
             // title's words in full from the heading, as the intro that names it does.
-            let own_product = holds_wanted && request.product.is_some_and(|p| p == candidate.source);
+            let about_product =
+                |p: &str| p == candidate.source || candidate.about.as_ref().is_some_and(|(a, _)| a == p);
+            let own_product = holds_wanted && request.product.is_some_and(about_product);
             for term in &query_terms {
                 let weight = weights[term];
                 if candidate.terms.iter().any(|t| terms_match(t, term)) {
@@ -257,9 +263,10 @@ async fn compose(
             score += scope_fit(candidate, &asked_places, &asked_categories);
             // Another product's attributes are not this product's ("does the Tempo Carbon…"
             // answered with the Tempo Alloy's clearance).
+            // So is a policy section headed by another product's name.
             if let Some(product) = request.product
-                && candidate.source.starts_with("products/")
-                && candidate.source != product
+                && (candidate.source.starts_with("products/") || candidate.about.is_some())
+                && !about_product(product)
             {
                 score -= 0.3;
             }
@@ -349,10 +356,14 @@ async fn compose(
     let mut named: Vec<&str> = Vec::new();
     for candidate in chosen {
         // Each product is named once, before its first sentence.
-        let text = if named.contains(&candidate.source.as_str()) {
+        let subject = candidate
+            .about
+            .as_ref()
+            .map_or(candidate.source.as_str(), |(source, _)| source);
+        let text = if named.contains(&subject) {
             std::borrow::Cow::Borrowed(candidate.text.as_str())
         } else {
-            named.push(&candidate.source);
+            named.push(subject);
             named_for(candidate, request.product)
         };
         if append(&mut body, &text, MAX_BODY_CHARS.max(best.text.len())) {
@@ -465,6 +476,13 @@ fn names_asked_place(candidate: &Candidate, asked: &[crate::scope::Place]) -> bo
 /// sunscreen for oily skin?" is answered "Daylight Veil Sheer Fluid SPF 50: A tinted mineral
 /// sunscreen…", not with a description of an unnamed product.
 fn named_for<'c>(candidate: &'c Candidate, product: Option<&str>) -> std::borrow::Cow<'c, str> {
+    // A policy section about a product is named for it like the product's own page.
+    if let Some((source, title)) = &candidate.about
+        && product != Some(source.as_str())
+        && !candidate.text.to_lowercase().contains(&title.to_lowercase())
+    {
+        return std::borrow::Cow::Owned(format!("{title}: {}", candidate.text));
+    }
     let about_other = candidate.source.starts_with("products/") && product != Some(candidate.source.as_str());
     let names_it = candidate
         .text
@@ -629,6 +647,7 @@ fn candidates(
     facts: &[Fact],
     categories: &[String],
     product: Option<&str>,
+    product_titles: &[(String, String)],
 ) -> Vec<Candidate> {
     let mut out = Vec::new();
     for (position, fact) in facts.iter().enumerate() {
@@ -645,6 +664,7 @@ fn candidates(
             categories: Vec::new(),
             home: false,
             title: String::new(),
+            about: None,
         });
     }
     // The best few passages, and every passage of the product under discussion.
@@ -664,6 +684,9 @@ fn candidates(
             .filter(|t| categories.contains(t))
             .collect();
         let home = crate::scope::names_home(heading_scope);
+        let about = policy
+            .then(|| section_product(heading_scope, product_titles))
+            .flatten();
         for (position, sentence) in parley_knowledge::sentences::passage_sentences(&passage.text)
             .into_iter()
             .enumerate()
@@ -696,10 +719,23 @@ fn candidates(
                 categories: scoped,
                 home,
                 title: passage.title.clone(),
+                about: about.clone(),
             });
         }
     }
     out
+}
+
+/// The product whose title is the innermost heading of a policy section, if one is.
+fn section_product(heading: &str, product_titles: &[(String, String)]) -> Option<(String, String)> {
+    let innermost = heading.rsplit(" > ").next()?.trim();
+    if innermost.is_empty() {
+        return None;
+    }
+    product_titles
+        .iter()
+        .find(|(_, title)| title.eq_ignore_ascii_case(innermost))
+        .cloned()
 }
 
 /// Inverse document frequency of each query term over the candidate sentences: a term that
@@ -742,5 +778,32 @@ fn append(body: &mut String, sentence: &str, limit: usize) -> bool {
 fn push_unique(list: &mut Vec<String>, item: &str) {
     if !list.iter().any(|x| x == item) {
         list.push(item.to_owned());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_section_headed_by_a_products_title_is_about_it() {
+        let titles = vec![
+            (
+                "products/aero-shell".to_owned(),
+                "Aero Shell MIPS Road Helmet".to_owned(),
+            ),
+            ("products/sprout".to_owned(), "Sprout Kids Helmet".to_owned()),
+        ];
+        assert_eq!(
+            section_product("Size Guide > Helmets > Sprout Kids Helmet", &titles),
+            Some(titles[1].clone())
+        );
+        assert_eq!(
+            section_product("helmets > aero shell mips road helmet", &titles).map(|(s, _)| s),
+            Some("products/aero-shell".to_owned())
+        );
+        // A heading that only mentions a kind of product is no product's.
+        assert_eq!(section_product("Size Guide > Helmets", &titles), None);
+        assert_eq!(section_product("", &titles), None);
     }
 }

@@ -63,6 +63,8 @@ pub struct GenerationRequest<'a> {
     /// The customer named that product (not only a kind of product it is, "boots"): a rule
     /// of its own ("final sale") is said only then.
     pub product_named: bool,
+    /// Every product's source and title: a policy section headed by one is about it.
+    pub product_titles: &'a [(String, String)],
     /// That product's categories (its product type's stemmed words): a rule scoped to them
     /// is the rule for it ("Bikes: $129" for the Tempo Alloy, not "Parts: $19.95").
     pub product_categories: &'a [String],

@@ -316,6 +316,7 @@ impl Work<'_> {
             categories: self.catalog.categories(),
             product: self.product_source.as_deref(),
             product_named: self.product_named,
+            product_titles: self.catalog.product_titles(),
             product_categories,
             sentence_vectors: Some(&self.sentences),
         }
@@ -1159,11 +1160,10 @@ fn look_up_product(work: &mut Work<'_>, follow_up: bool) {
         .iter()
         .filter_map(|hit| hit.chunk.source.strip_prefix("products/").map(str::to_owned))
         .collect();
-    let previous = if follow_up {
-        work.state.last_product.as_ref()
-    } else {
-        None
-    };
+    // A message that names no product is still about the one under discussion: "no more of
+    // the blue one in stock?", "I'm 6'3, which length?" need not start with "and" to lean on
+    // it. One that names another product moves on (find_product decides).
+    let previous = work.state.last_product.as_ref();
     let found = tools::find_product(&work.catalog, text, &handles, previous);
     tracing::debug!(product = ?found.as_ref().map(|f| &f.handle), follow_up, "product lookup");
     // A measurement ("I'm 5'10") is answered from the chart that holds it.

@@ -45,6 +45,9 @@ pub struct Catalog {
     shared_category_words: HashSet<String>,
     /// Per active product: its title's lower-case words, for [`Catalog::mask_titles`].
     title_words: Vec<Vec<String>>,
+    /// Per active product: its source ("products/<handle>") and title, so a policy section
+    /// headed by a product's title ("### Aero Shell MIPS Road Helmet") is known to be its.
+    product_titles: Vec<(String, String)>,
     /// Per product source ("products/loam-trail-29"): its chunks, as indexed.
     product_chunks: HashMap<String, Vec<parley_knowledge::Chunk>>,
 }
@@ -133,6 +136,12 @@ impl Catalog {
             .filter(|(word, df)| **df >= 2 && categories.iter().any(|c| c == *word))
             .map(|(word, _)| (*word).to_owned())
             .collect();
+        let product_titles = data
+            .products
+            .iter()
+            .filter(|p| p.is_active())
+            .map(|p| (format!("products/{}", p.handle), p.title.clone()))
+            .collect();
         let title_words = data
             .products
             .iter()
@@ -156,6 +165,7 @@ impl Catalog {
             categories,
             shared_category_words,
             title_words,
+            product_titles,
             product_chunks,
         }
     }
@@ -210,6 +220,11 @@ impl Catalog {
     }
 
     /// The title of the product with this handle.
+    /// Every active product's source and title.
+    pub fn product_titles(&self) -> &[(String, String)] {
+        &self.product_titles
+    }
+
     pub fn title(&self, handle: &str) -> Option<&str> {
         self.product(handle).map(|p| p.title.as_str())
     }
@@ -839,13 +854,16 @@ pub fn option_answer(catalog: &Catalog, found: &ProductMatch, message: &str) -> 
     let source = format!("products/{}", product.handle);
     let asked = words(message);
     let title_words: HashSet<String> = words(&product.title).into_iter().collect();
+    // The yes is for what this message asks: options carried from earlier turns ("size M,
+    // black") are not what "will a fleece fit under it?" asks about.
+    let names_an_option = !named_options(product, message).is_empty();
     for option in product
         .options
         .iter()
         .filter(|o| !o.values.iter().all(|v| v == "Default Title"))
     {
         let kind = option_kind(&option.name);
-        if found.options.iter().any(|(name, _)| option_kind(name) == kind) {
+        if names_an_option && found.options.iter().any(|(name, _)| option_kind(name) == kind) {
             // Every option the customer named, together: "navy, size M" is one variant.
             let matching = matching_variants(product, &found.options);
             let named = named_values(&found.options);

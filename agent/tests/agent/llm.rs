@@ -88,6 +88,7 @@ fn request<'a>(
         categories: &[],
         product: None,
         product_named: false,
+        product_titles: &[],
         product_categories: &[],
         sentence_vectors: None,
     }

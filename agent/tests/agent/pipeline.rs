@@ -151,6 +151,28 @@ async fn a_follow_up_keeps_the_place_named_turns_before() {
 }
 
 #[tokio::test]
+async fn a_question_that_names_no_product_is_about_the_one_discussed() {
+    // No "and", no "it": the sleeping bag is still the subject, not the pack whose torso
+    // chart also says "length".
+    let mut chat = Conversation::new("trailhead", None).await;
+    chat.say("what's the temperature rating on the Nightfall sleeping bag?")
+        .await;
+    let decision = chat.say("I'm 6'3, which length?").await;
+    let reply = decision.reply.unwrap_or_default();
+    assert!(reply.contains("Long"), "{reply:?}");
+    assert!(!reply.contains("torso"), "{reply:?}");
+}
+
+#[tokio::test]
+async fn options_carried_from_earlier_turns_are_not_a_yes_to_a_question_naming_none() {
+    let mut chat = Conversation::new("trailhead", None).await;
+    chat.say("Is the Summit Fleece in navy size M in stock?").await;
+    let decision = chat.say("will it shrink if I wash it hot?").await;
+    let reply = decision.reply.unwrap_or_default();
+    assert!(!reply.contains("comes in"), "{reply:?}");
+}
+
+#[tokio::test]
 async fn escalation_triggers() {
     struct Case {
         merchant: &'static str,
