@@ -296,7 +296,7 @@ async fn compose(
     };
 
     for (score, candidate, _) in scored.iter().take(6) {
-        tracing::trace!(score, source = %candidate.source, text = %candidate.text, places = ?candidate.places, categories = ?candidate.categories, "candidate sentence");
+        tracing::trace!(score, source = %candidate.source, rank = candidate.rank, position = candidate.position, text = %candidate.text, places = ?candidate.places, categories = ?candidate.categories, "candidate sentence");
     }
     let (best_score, best, best_covered) = scored.first()?;
     let mut covered: Vec<&String> = best_covered.clone();
@@ -330,6 +330,34 @@ async fn compose(
         {
             chosen.push(candidate);
             covered.extend(candidate_covered.iter().copied());
+        }
+    }
+    // "How does it work?" is explained by the sentences that follow the best one in its own
+    // passage ("Choose Subscribe & Save…" then "You get 10% off…"), not by others that share
+    // a word.
+    if crate::question::asks_how(request.message) && !best.is_fact {
+        chosen.truncate(1);
+        // The same sentence may stand in several retrieved chunks (they overlap); read on in
+        // whichever one continues it.
+        let mut last: Vec<&Candidate> = candidates
+            .iter()
+            .filter(|c| c.source == best.source && c.text == best.text)
+            .collect();
+        for _ in 0..2 {
+            let Some(next) = last.iter().find_map(|at| {
+                candidates
+                    .iter()
+                    .find(|c| c.source == at.source && c.rank == at.rank && c.position == at.position + 1)
+            }) else {
+                break;
+            };
+            last = vec![next];
+            let fits =
+                chosen.iter().map(|c| c.text.len() + 1).sum::<usize>() + next.text.len() <= MAX_BODY_CHARS;
+            if !fits || crate::question::is_about_the_document(&next.text) {
+                break;
+            }
+            chosen.push(next);
         }
     }
     // A return question hears the window even when a sentence about its details leads

@@ -203,6 +203,18 @@ pub fn is_conditional(sentence: &str) -> bool {
     CONDITION.is_match(sentence)
 }
 
+/// The customer asks how something is done or works, or what something means: "how do I
+/// patch test?", "how does Subscribe & Save work?", "what does PAO mean?". The answer is an
+/// explanation, which a section gives in the sentences that follow its first, so it is read
+/// on rather than cut after one sentence.
+pub fn asks_how(question: &str) -> bool {
+    static HOW_Q: LazyLock<Regex> = LazyLock::new(|| {
+        Regex::new(r"(?i)\b(how (do|does|can|should|would|will)\b|how to\b|(what|wat|wut) (does|do) [^?]{1,40}\bmean\b|what happens (if|when)\b)")
+            .expect("valid")
+    });
+    HOW_Q.is_match(question)
+}
+
 /// A sentence about the document rather than its rules ("This policy covers orders from…",
 /// "This guide explains…"): true, but never the answer to a question about the rules.
 pub fn is_about_the_document(sentence: &str) -> bool {
@@ -365,6 +377,11 @@ mod tests {
         ] {
             assert!(!asks_to_return(other), "{other}");
         }
+        assert!(asks_how("how does subscribe & save work?"));
+        assert!(asks_how("how do I patch test a new product?"));
+        assert!(asks_how("wat does PAO mean on the jar"));
+        assert!(!asks_how("how long does shipping take?"));
+        assert!(!asks_how("how much is the serum?"));
         assert!(is_return_window(
             "You have 30 days from the date your order was delivered to start a return or exchange."
         ));
