@@ -38,7 +38,7 @@ unit:
 EVAL_SUITES := --suite fixtures/evals/trailhead.yaml --suite fixtures/evals/glowleaf.yaml --suite fixtures/evals/cadence.yaml --suite fixtures/evals/lumen.yaml
 # Gates set just under the scores measured when they were last raised (see README), plus the
 # committed baseline report: a regression in any rate beyond the tolerance fails the build.
-EVAL_GATES := --min-resolution 0.77 --min-escalation-recall 0.97 --baseline fixtures/evals/baseline.json --tolerance 0.03
+EVAL_GATES := --min-resolution 0.80 --min-escalation-recall 0.97 --baseline fixtures/evals/baseline.json --tolerance 0.03
 
 ## Reply quality over the fixture suites, offline (no LLM), gated.
 evals:
