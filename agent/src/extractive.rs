@@ -164,12 +164,19 @@ async fn compose(
         return Some((body, sources));
     }
 
+    // "Can I return it?" is answered by the window (or the item's final-sale rule), not by
+    // whichever sentence shares the most words with the rest of the question.
+    let returning = crate::question::asks_to_return(request.message)
+        && !crate::question::Wants::of(request.message)
+            .kinds()
+            .contains(&crate::question::Kind::Money);
     let candidates = candidates(
         request.passages,
         request.facts,
         request.categories,
         request.product,
         request.product_titles,
+        returning,
     );
     if candidates.is_empty() || query_terms.is_empty() {
         return None;
@@ -194,10 +201,6 @@ async fn compose(
     if let Some(answer) = exhaustive_no(request.message, &asked_places, &asked_categories, &candidates) {
         return Some(answer);
     }
-    // "Can I return it?" is answered by the window (or the item's final-sale rule), not by
-    // whichever sentence shares the most words with the rest of the question.
-    let returning = crate::question::asks_to_return(request.message)
-        && !wants.kinds().contains(&crate::question::Kind::Money);
     if returning
         && request.product_named
         && let Some(answer) = final_sale_no(request.product, &candidates)
@@ -676,6 +679,7 @@ fn candidates(
     categories: &[String],
     product: Option<&str>,
     product_titles: &[(String, String)],
+    returning: bool,
 ) -> Vec<Candidate> {
     let mut out = Vec::new();
     for (position, fact) in facts.iter().enumerate() {
@@ -696,10 +700,16 @@ fn candidates(
         });
     }
     // The best few passages, and every passage of the product under discussion.
-    let read = passages
-        .iter()
-        .enumerate()
-        .filter(|(rank, p)| *rank < MAX_PASSAGES || product.is_some_and(|handle| handle == p.source));
+    let read = passages.iter().enumerate().filter(|(rank, p)| {
+        *rank < MAX_PASSAGES
+                || product.is_some_and(|handle| handle == p.source)
+                // The window the pipeline looked up for a return question comes after the rest.
+                || (returning
+                    && !p.source.starts_with("products/")
+                    && parley_knowledge::sentences::passage_sentences(&p.text)
+                        .iter()
+                        .any(|s| crate::question::is_return_window(s)))
+    });
     for (rank, passage) in read {
         let context_terms = terms(&format!("{} {}", passage.title, passage.heading));
         // Scope comes from policy headings below the document's own title, and from the

@@ -591,7 +591,25 @@ impl Agent {
                 .await
         });
         match retrieval {
-            Ok(hits) => {
+            Ok(mut hits) => {
+                // "If it doesn't fit can I send it back?" shares its words with the fit guide and
+                // the return-shipping rules, not with the window that answers it: when no hit
+                // holds a return window, the policy passage that does joins them, after them.
+                if crate::question::asks_to_return(work.inbound.text) && !hits.iter().any(holds_return_window)
+                {
+                    let window = self
+                        .knowledge
+                        .search(
+                            work.inbound.merchant,
+                            RETURN_WINDOW_QUERY,
+                            self.config.retrieval_limit,
+                        )
+                        .instrument(info_span!("retrieve_window"))
+                        .await;
+                    if let Some(hit) = window.ok().into_iter().flatten().find(holds_return_window) {
+                        hits.push(hit);
+                    }
+                }
                 work.hits = hits;
                 ControlFlow::Continue(())
             }
@@ -1304,6 +1322,17 @@ fn history_before_current(state: &ConversationState) -> &[Turn] {
         Some((last, rest)) if last.role == Role::Customer => rest,
         _ => &state.turns,
     }
+}
+
+/// What a return window is asked as, for finding the policy passage that states it.
+const RETURN_WINDOW_QUERY: &str = "how many days do I have to start a return or exchange";
+
+/// A policy passage with a sentence saying how long a return may be started.
+fn holds_return_window(hit: &parley_knowledge::SearchHit) -> bool {
+    !hit.chunk.source.starts_with("products/")
+        && parley_knowledge::sentences::passage_sentences(&hit.chunk.text)
+            .iter()
+            .any(|sentence| crate::question::is_return_window(sentence))
 }
 
 /// How many earlier customer texts a follow-up's place may come from.

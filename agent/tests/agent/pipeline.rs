@@ -173,6 +173,27 @@ async fn options_carried_from_earlier_turns_are_not_a_yes_to_a_question_naming_n
 }
 
 #[tokio::test]
+async fn a_return_question_hears_the_window() {
+    for question in [
+        "if my rain jacket doesn't fit can I send it back?",
+        "can I return a serum I already opened?",
+    ] {
+        let merchant = if question.contains("serum") {
+            "glowleaf"
+        } else {
+            "trailhead"
+        };
+        let mut chat = Conversation::new(merchant, None).await;
+        let decision = chat.say(question).await;
+        let reply = decision.reply.unwrap_or_default();
+        assert!(
+            reply.contains("30 days") || reply.contains("60 days"),
+            "{question}: {reply:?}"
+        );
+    }
+}
+
+#[tokio::test]
 async fn escalation_triggers() {
     struct Case {
         merchant: &'static str,
