@@ -376,6 +376,26 @@ async fn compose(
         chosen.push(window);
         covered.extend(window_covered.iter().copied());
     }
+    // The fee a return rule carries is part of it: "Ridden bikes: we accept… fewer than 100
+    // miles." is followed by "A $150 reconditioning fee is deducted from the refund."
+    if returning {
+        static FEE: LazyLock<Regex> =
+            LazyLock::new(|| Regex::new(r"(?i)\b(fee|deducted|restocking|surcharge)\b").expect("valid"));
+        let fees: Vec<&Candidate> = chosen
+            .iter()
+            .filter_map(|at| {
+                candidates
+                    .iter()
+                    .find(|c| c.source == at.source && c.rank == at.rank && c.position == at.position + 1)
+            })
+            .filter(|next| FEE.is_match(&next.text) && !chosen.iter().any(|c| c.text == next.text))
+            .collect();
+        for fee in fees {
+            if chosen.iter().map(|c| c.text.len() + 1).sum::<usize>() + fee.text.len() <= MAX_BODY_CHARS {
+                chosen.push(fee);
+            }
+        }
+    }
     let chosen_terms: Vec<String> = chosen
         .iter()
         .flat_map(|c| c.terms.iter().chain(&c.context_terms).cloned())
