@@ -45,6 +45,10 @@ pub struct Catalog {
     shared_category_words: HashSet<String>,
     /// Per active product: its title's lower-case words, for [`Catalog::mask_titles`].
     title_words: Vec<Vec<String>>,
+    /// Per product: its title's head noun, stemmed (the last word before a " - " or " ("
+    /// suffix: "tent" in "Basecamp 2 Backpacking Tent", "footprint" in "Basecamp 2 Tent
+    /// Footprint"). A title whose head the customer did not say is a weaker match.
+    title_heads: Vec<Option<String>>,
     /// Per active product: its source ("products/<handle>") and title, so a policy section
     /// headed by a product's title ("### Aero Shell MIPS Road Helmet") is known to be its.
     product_titles: Vec<(String, String)>,
@@ -136,6 +140,15 @@ impl Catalog {
             .filter(|(word, df)| **df >= 2 && categories.iter().any(|c| c == *word))
             .map(|(word, _)| (*word).to_owned())
             .collect();
+        let title_heads = data
+            .products
+            .iter()
+            .map(|p| {
+                let name = p.title.split(" - ").next().unwrap_or(&p.title);
+                let name = name.split(" (").next().unwrap_or(name);
+                stemmed_words(name).pop()
+            })
+            .collect();
         let product_titles = data
             .products
             .iter()
@@ -165,6 +178,7 @@ impl Catalog {
             categories,
             shared_category_words,
             title_words,
+            title_heads,
             product_titles,
             product_chunks,
         }
@@ -633,11 +647,12 @@ pub fn find_product(
         .iter()
         .any(|w| matches!(w.as_str(), "women" | "womens" | "ladies" | "woman"));
     let mut best: Option<(f32, &Product, bool)> = None;
-    for (product, title_terms) in data
+    for ((product, title_terms), head) in data
         .products
         .iter()
         .zip(&catalog.title_terms)
-        .filter(|(p, _)| p.is_active())
+        .zip(&catalog.title_heads)
+        .filter(|((p, _), _)| p.is_active())
     {
         let mut score = 0.0;
         let mut matched_distinctive = false;
@@ -662,8 +677,15 @@ pub fn find_product(
                     }
                 }
             } else {
-                // Prefer "Ridgeline 2 Boot" over "Ridgeline 2 Wide Boot" when "wide" is unsaid.
-                score -= 0.15 * idf.max(0.0);
+                // Prefer "Ridgeline 2 Boot" over "Ridgeline 2 Wide Boot" when "wide" is unsaid,
+                // and "Basecamp 2 Tent" over "Basecamp 2 Tent Footprint" for "the basecamp 2
+                // tent": an unsaid head noun names another thing.
+                let weight = if head.as_deref() == Some(word.as_str()) {
+                    0.5
+                } else {
+                    0.15
+                };
+                score -= weight * idf.max(0.0);
             }
         }
         if !matched_distinctive {
@@ -1314,6 +1336,22 @@ mod tests {
         // "U-Lock"'s "U" reads as "you", which every question has.
         let cadence = fixture_catalog("cadence");
         assert_eq!(find_product(&cadence, "do you ship to canada?", &[], None), None);
+    }
+
+    #[test]
+    fn an_unsaid_head_noun_names_another_thing() {
+        let trailhead = fixture_catalog("trailhead");
+        let tent = find_product(
+            &trailhead,
+            "how heavy is the basecamp 2 tent",
+            &["basecamp-2-tent-footprint".to_owned()],
+            None,
+        )
+        .expect("named");
+        assert_eq!(tent.handle, "basecamp-2-backpacking-tent");
+        let footprint =
+            find_product(&trailhead, "how big is the basecamp 2 footprint?", &[], None).expect("named");
+        assert_eq!(footprint.handle, "basecamp-2-tent-footprint");
     }
 
     #[test]
