@@ -166,10 +166,9 @@ async fn compose(
 
     // "Can I return it?" is answered by the window (or the item's final-sale rule), not by
     // whichever sentence shares the most words with the rest of the question.
+    let wants = crate::question::Wants::of(request.message);
     let returning = crate::question::asks_to_return(request.message)
-        && !crate::question::Wants::of(request.message)
-            .kinds()
-            .contains(&crate::question::Kind::Money);
+        && !wants.kinds().contains(&crate::question::Kind::Money);
     let candidates = candidates(
         request.passages,
         request.facts,
@@ -183,7 +182,6 @@ async fn compose(
     }
     let weights = term_weights(&query_terms, &candidates);
     let total_weight: f32 = weights.values().sum();
-    let wants = crate::question::Wants::of(request.message);
     let kind_terms = wants.kind_terms();
     // The question's words for a place ("uk"): a sentence naming that place by any of its
     // names ("United Kingdom") has them.
@@ -319,8 +317,7 @@ async fn compose(
         // after "Bikes: $129" for a bike); a general question may hear each category's rule.
         let in_scope = scope_fit(candidate, &asked_places, &asked_categories) >= 0.0
             && (asked_categories.is_empty() || !other_category(candidate, &asked_categories));
-        let fits =
-            chosen.iter().map(|c| c.text.len() + 1).sum::<usize>() + candidate.text.len() <= MAX_BODY_CHARS;
+        let fits = fits_with(&chosen, candidate);
         // "This policy covers…" only ever leads when nothing better exists; it never rides along.
         let about_rules = !crate::question::is_about_the_document(&candidate.text);
         if adds
@@ -347,16 +344,11 @@ async fn compose(
             .filter(|c| c.source == best.source && c.text == best.text)
             .collect();
         for _ in 0..2 {
-            let Some(next) = last.iter().find_map(|at| {
-                candidates
-                    .iter()
-                    .find(|c| c.source == at.source && c.rank == at.rank && c.position == at.position + 1)
-            }) else {
+            let Some(next) = last.iter().find_map(|at| next_in_passage(&candidates, at)) else {
                 break;
             };
             last = vec![next];
-            let fits =
-                chosen.iter().map(|c| c.text.len() + 1).sum::<usize>() + next.text.len() <= MAX_BODY_CHARS;
+            let fits = fits_with(&chosen, next);
             if !fits || crate::question::is_about_the_document(&next.text) {
                 break;
             }
@@ -368,7 +360,7 @@ async fn compose(
     if returning
         && !chosen.iter().any(|c| is_window(c))
         && let Some((_, window, window_covered)) = scored.iter().find(|(_, c, _)| is_window(c))
-        && chosen.iter().map(|c| c.text.len() + 1).sum::<usize>() + window.text.len() <= MAX_BODY_CHARS
+        && fits_with(&chosen, window)
     {
         if chosen.len() == 3 {
             chosen.pop();
@@ -383,15 +375,11 @@ async fn compose(
             LazyLock::new(|| Regex::new(r"(?i)\b(fee|deducted|restocking|surcharge)\b").expect("valid"));
         let fees: Vec<&Candidate> = chosen
             .iter()
-            .filter_map(|at| {
-                candidates
-                    .iter()
-                    .find(|c| c.source == at.source && c.rank == at.rank && c.position == at.position + 1)
-            })
+            .filter_map(|at| next_in_passage(&candidates, at))
             .filter(|next| FEE.is_match(&next.text) && !chosen.iter().any(|c| c.text == next.text))
             .collect();
         for fee in fees {
-            if chosen.iter().map(|c| c.text.len() + 1).sum::<usize>() + fee.text.len() <= MAX_BODY_CHARS {
+            if fits_with(&chosen, fee) {
                 chosen.push(fee);
             }
         }
@@ -724,11 +712,7 @@ fn candidates(
         *rank < MAX_PASSAGES
                 || product.is_some_and(|handle| handle == p.source)
                 // The window the pipeline looked up for a return question comes after the rest.
-                || (returning
-                    && !p.source.starts_with("products/")
-                    && parley_knowledge::sentences::passage_sentences(&p.text)
-                        .iter()
-                        .any(|s| crate::question::is_return_window(s)))
+                || (returning && crate::question::policy_states_return_window(&p.source, &p.text))
     });
     for (rank, passage) in read {
         let context_terms = terms(&format!("{} {}", passage.title, passage.heading));
@@ -782,6 +766,18 @@ fn candidates(
         }
     }
     out
+}
+
+/// Whether one more sentence keeps the chosen ones within the body's length.
+fn fits_with(chosen: &[&Candidate], next: &Candidate) -> bool {
+    chosen.iter().map(|c| c.text.len() + 1).sum::<usize>() + next.text.len() <= MAX_BODY_CHARS
+}
+
+/// The sentence after `at` in the same retrieved passage.
+fn next_in_passage<'c>(candidates: &'c [Candidate], at: &Candidate) -> Option<&'c Candidate> {
+    candidates
+        .iter()
+        .find(|c| c.source == at.source && c.rank == at.rank && c.position == at.position + 1)
 }
 
 /// The product whose title is the innermost heading of a policy section, if one is.

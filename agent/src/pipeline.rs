@@ -597,15 +597,16 @@ impl Agent {
                 // holds a return window, the policy passage that does joins them, after them.
                 if crate::question::asks_to_return(work.inbound.text) && !hits.iter().any(holds_return_window)
                 {
-                    let window = self
-                        .knowledge
-                        .search(
-                            work.inbound.merchant,
-                            RETURN_WINDOW_QUERY,
-                            self.config.retrieval_limit,
-                        )
-                        .instrument(info_span!("retrieve_window"))
-                        .await;
+                    let window = timed_async!(
+                        work.retrieve_us,
+                        self.knowledge
+                            .search(
+                                work.inbound.merchant,
+                                RETURN_WINDOW_QUERY,
+                                self.config.retrieval_limit,
+                            )
+                            .instrument(info_span!("retrieve_window"))
+                    );
                     if let Some(hit) = window.ok().into_iter().flatten().find(holds_return_window) {
                         hits.push(hit);
                     }
@@ -1329,10 +1330,7 @@ const RETURN_WINDOW_QUERY: &str = "how many days do I have to start a return or 
 
 /// A policy passage with a sentence saying how long a return may be started.
 fn holds_return_window(hit: &parley_knowledge::SearchHit) -> bool {
-    !hit.chunk.source.starts_with("products/")
-        && parley_knowledge::sentences::passage_sentences(&hit.chunk.text)
-            .iter()
-            .any(|sentence| crate::question::is_return_window(sentence))
+    crate::question::policy_states_return_window(&hit.chunk.source, &hit.chunk.text)
 }
 
 /// How many earlier customer texts a follow-up's place may come from.

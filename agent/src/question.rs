@@ -185,6 +185,14 @@ pub fn is_return_window(sentence: &str) -> bool {
     RETURN_WORD.is_match(&rest) && holds(Kind::Duration, &rest)
 }
 
+/// A policy passage (not a product page) with a sentence stating a return window.
+pub fn policy_states_return_window(source: &str, text: &str) -> bool {
+    !source.starts_with("products/")
+        && parley_knowledge::sentences::passage_sentences(text)
+            .iter()
+            .any(|sentence| is_return_window(sentence))
+}
+
 /// A product's own sentence saying it cannot come back: "Final sale: this item cannot be
 /// returned", "This item can't be returned or exchanged."
 pub fn says_not_returnable(sentence: &str) -> bool {

@@ -233,12 +233,12 @@ impl Catalog {
         out
     }
 
-    /// The title of the product with this handle.
     /// Every active product's source and title.
     pub fn product_titles(&self) -> &[(String, String)] {
         &self.product_titles
     }
 
+    /// The title of the product with this handle.
     pub fn title(&self, handle: &str) -> Option<&str> {
         self.product(handle).map(|p| p.title.as_str())
     }

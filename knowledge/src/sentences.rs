@@ -43,17 +43,17 @@ pub fn passage_sentences(text: &str) -> Vec<String> {
         let (max_chars, max_words) = if heads_list { (120, 16) } else { (80, 8) };
         // Beyond eight words a label is a row of names; "We currently ship to these
         // countries outside the US:" introduces its list, it does not scope it.
+        let n_words = line.split_whitespace().count();
         let names = line
             .split_whitespace()
             .filter(|w| w.starts_with(|c: char| c.is_uppercase() || c.is_ascii_digit()))
             .count();
-        let reads_as_names =
-            line.split_whitespace().count() <= 8 || names * 5 >= line.split_whitespace().count() * 3;
+        let reads_as_names = n_words <= 8 || names * 5 >= n_words * 3;
         let short_label = reads_as_names
             && !is_item
             && !line.starts_with(['#', '|'])
             && (2..=max_chars).contains(&line.len())
-            && line.split_whitespace().count() <= max_words
+            && n_words <= max_words
             && !line.ends_with(['.', '!', '?', ')', ',', ';'])
             // "Wholesale (spas): wholesale@…" is a line of its own, not a label.
             && !line.trim_end_matches(':').contains(':');
