@@ -50,7 +50,32 @@ pub fn rfc3339(ms: i64) -> String {
         .unwrap_or_else(|| ms.to_string())
 }
 
+/// Milliseconds since the epoch from an RFC 3339 / ISO 8601 instant with an offset, as
+/// Shopify and Twilio write them (`2026-07-01T12:00:00-04:00`); `None` if it is not one.
+pub fn parse_rfc3339(text: &str) -> Option<i64> {
+    text.trim()
+        .parse::<jiff::Timestamp>()
+        .ok()
+        .map(jiff::Timestamp::as_millisecond)
+}
+
 /// `serialize_with` for millisecond timestamps shown as RFC 3339.
 pub fn serialize_rfc3339<S: serde::Serializer>(ms: &i64, serializer: S) -> Result<S::Ok, S::Error> {
     serializer.serialize_str(&rfc3339(*ms))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn instants_with_offsets_parse() {
+        assert_eq!(parse_rfc3339("1970-01-01T00:00:01Z"), Some(1000));
+        assert_eq!(
+            parse_rfc3339("2026-07-01T12:00:00-04:00"),
+            parse_rfc3339("2026-07-01T16:00:00Z")
+        );
+        assert_eq!(parse_rfc3339("2026-07-01 noon"), None);
+        assert_eq!(parse_rfc3339(""), None);
+    }
 }

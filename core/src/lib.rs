@@ -1,6 +1,7 @@
 //! Parley's shared vocabulary, the crate every other one may use and which uses none of them:
 //! merchant ids, E.164 phone numbers, the injected clock, durations in settings, the retry
-//! policy for external APIs, time zones, and the purposes consent is given for.
+//! policy for external APIs, time zones, the purposes consent is given for, where a phone
+//! number probably is, and the rule every send obeys (`send_policy::Policy::may_send`).
 
 /// The conversions every validated string newtype has: `as_str`, `TryFrom<String>` through its
 /// `parse` (so serde validates with `try_from = "String"`), back into `String`, `AsRef<str>`
@@ -43,9 +44,11 @@ macro_rules! string_newtype {
 pub mod clock;
 pub mod consent;
 pub mod duration;
+pub mod geo;
 pub mod merchant;
 pub mod phone;
 pub mod retry;
+pub mod send_policy;
 pub mod tz;
 
 pub use clock::{Clock, ManualClock, SystemClock};
@@ -54,4 +57,5 @@ pub use duration::deserialize_duration;
 pub use merchant::{InvalidMerchantId, MerchantId};
 pub use phone::{InvalidPhone, Phone};
 pub use retry::RetryPolicy;
+pub use send_policy::{Policy as SendPolicy, Verdict};
 pub use tz::{InvalidTimeZone, TimeZoneName};

@@ -39,6 +39,33 @@ pub struct MerchantConfig {
     pub brand_voice: Option<String>,
     #[serde(default)]
     pub offers: Vec<Offer>,
+    /// The store's Shopify domain (`trailhead.myshopify.com`): webhooks name their store by it
+    /// in `X-Shopify-Shop-Domain`. Optional: without it, no Shopify webhook reaches this merchant.
+    #[serde(default, deserialize_with = "shop_domain")]
+    pub shop_domain: Option<String>,
+}
+
+/// A host name as Shopify writes it in `X-Shopify-Shop-Domain`: lower case letters, digits,
+/// dashes and dots, with at least one dot.
+fn shop_domain<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> std::result::Result<Option<String>, D::Error> {
+    let Some(raw) = Option::<String>::deserialize(deserializer)? else {
+        return Ok(None);
+    };
+    let domain = raw.trim().to_ascii_lowercase();
+    let valid = domain.contains('.')
+        && !domain.starts_with(['.', '-'])
+        && !domain.ends_with(['.', '-'])
+        && domain
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.');
+    if !valid {
+        return Err(serde::de::Error::custom(format!(
+            "{raw:?} is not a shop domain such as \"trailhead.myshopify.com\""
+        )));
+    }
+    Ok(Some(domain))
 }
 
 /// Which format a policy document was written in; it decides how headings are found.

@@ -3,12 +3,14 @@
 
 pub mod api;
 pub mod channel;
+pub mod commerce;
 pub mod fuzzing;
 pub mod inbox;
 pub mod markup;
 pub mod metrics;
 pub mod service;
 pub mod settings;
+pub mod shopify;
 pub mod startup;
 pub mod store;
 pub mod twilio;
@@ -45,6 +47,8 @@ pub struct AppState {
     pub knowledge: Arc<KnowledgeBase>,
     pub channel: ChannelKind,
     pub twilio: Option<Arc<TwilioConfig>>,
+    /// The Shopify app's webhook secret; absent: `/webhooks/shopify` answers 404.
+    pub shopify: Option<Arc<shopify::ShopifyConfig>>,
     /// Uploaded merchant directories live here, one folder per merchant.
     pub merchants_dir: PathBuf,
     pub max_body_bytes: usize,
@@ -61,6 +65,17 @@ pub fn app(state: AppState) -> Router {
     let uploads = api::upload_routes()
         .layer(DefaultBodyLimit::max(state.max_upload_bytes))
         .layer(axum::middleware::map_response(json_errors));
+    let shopify_limit = state
+        .shopify
+        .as_ref()
+        .map_or(state.max_body_bytes, |shopify| shopify.max_body_bytes);
+    let shopify = webhooks::shopify_routes()
+        .layer(DefaultBodyLimit::max(shopify_limit))
+        .layer(axum::middleware::map_response(json_errors))
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            state.request_timeout,
+        ));
     let bounded = Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
@@ -76,6 +91,7 @@ pub fn app(state: AppState) -> Router {
         ));
     Router::new()
         .merge(bounded)
+        .merge(shopify)
         .merge(uploads)
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),

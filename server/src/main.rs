@@ -390,14 +390,10 @@ async fn main() -> anyhow::Result<()> {
             for dir in &merchant_dirs {
                 let (merchant, dir) = ingest(&knowledge, dir).await?;
                 let data = knowledge.merchant(&merchant)?;
-                let row = parley_server::store::Merchant {
-                    id: merchant.to_string(),
-                    name: data.config.name.clone(),
-                    sms_number: data.config.sms_number.as_ref().map(ToString::to_string),
-                    knowledge_dir: Some(dir.display().to_string()),
-                    support_email: Some(data.config.support_email.clone()),
-                    support_hours: Some(data.config.support_hours.clone()),
-                };
+                let row = parley_server::store::Merchant::from_config(
+                    &data.config,
+                    Some(dir.display().to_string()),
+                );
                 store.upsert_merchant(&row, SystemClock.now_ms()).await?;
             }
         }

@@ -1,5 +1,5 @@
 //! Prometheus metrics (`GET /metrics`): requests, pipeline stage latencies, routes,
-//! escalations, opt-outs, and what happened to outbound messages.
+//! escalations, opt-outs, what happened to outbound messages, and Shopify events.
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -47,6 +47,7 @@ pub struct Metrics {
     pub opt_ins: Counter,
     pub inbound: Family<NameLabels, Counter>,
     pub outbound: Family<NameLabels, Counter>,
+    pub shopify: Family<NameLabels, Counter>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -110,6 +111,12 @@ impl Default for Metrics {
             "Outbound messages by outcome (sent, failed, suppressed ...)",
             outbound.clone(),
         );
+        let shopify = Family::<NameLabels, Counter>::default();
+        registry.register(
+            "shopify_events",
+            "Verified Shopify webhooks: new, duplicate (a retry), ignored (a topic Parley does not use)",
+            shopify.clone(),
+        );
         Self {
             registry,
             requests,
@@ -121,6 +128,7 @@ impl Default for Metrics {
             opt_ins,
             inbound,
             outbound,
+            shopify,
         }
     }
 }

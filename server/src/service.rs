@@ -589,6 +589,11 @@ impl Service {
         true
     }
 
+    /// Runs `task` on the background runtime, tracked so shutdown waits for it.
+    pub(crate) fn spawn_background(&self, task: impl std::future::Future<Output = ()> + Send + 'static) {
+        self.tasks.spawn_on(task, background());
+    }
+
     /// Sends a committed message in the background, where no request timeout can cut the
     /// send off halfway (a cancelled send would stay `sending`, its outcome unknown). The
     /// handle lets a caller wait a while for the outcome; dropping it does not cancel.

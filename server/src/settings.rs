@@ -29,6 +29,10 @@ pub struct Settings {
     pub channel: ChannelKind,
     #[serde(default)]
     pub twilio: Option<crate::twilio::TwilioConfig>,
+    /// Shopify webhooks (`POST /webhooks/shopify`): the app's secret. Absent: the endpoint
+    /// answers 404 and no commerce data is taken in.
+    #[serde(default)]
+    pub shopify: Option<crate::shopify::ShopifyConfig>,
     pub escalation: EscalationSettings,
     /// Where merchants' chunks are stored and searched.
     #[serde(default)]
@@ -236,6 +240,11 @@ impl Settings {
                 problem,
             })?,
             (ChannelKind::Simulator, None) => {}
+        }
+        if let Some(shopify) = &self.shopify {
+            shopify
+                .validate()
+                .map_err(|(key, problem)| SettingsError::Invalid { key, problem })?;
         }
         self.agent.validate().map_err(|problem| SettingsError::Invalid {
             key: "agent",

@@ -201,18 +201,32 @@ async fn build_state(
     for id in merchant_ids {
         match knowledge.merchant(&id) {
             Ok(data) => {
-                let merchant = store::Merchant {
-                    id: id.to_string(),
-                    name: data.config.name.clone(),
-                    sms_number: data.config.sms_number.as_ref().map(ToString::to_string),
-                    knowledge_dir: None,
-                    support_email: Some(data.config.support_email.clone()),
-                    support_hours: Some(data.config.support_hours.clone()),
-                };
+                let merchant = store::Merchant::from_config(&data.config, None);
                 service.store.upsert_merchant(&merchant, service.now()).await?;
+                // The directory's orders.json feeds the orders table as webhooks do; a
+                // webhook's newer state of an order is kept.
+                let orders: Vec<_> = data
+                    .orders
+                    .iter()
+                    .filter_map(|order| {
+                        crate::commerce::order_record(order.clone(), Default::default(), "directory")
+                            .inspect_err(|problem| {
+                                tracing::warn!(merchant = %id, order = %order.name, problem, "an order in orders.json was not synced");
+                            })
+                            .ok()
+                    })
+                    .collect();
+                service
+                    .store
+                    .sync_directory_orders(id.as_str(), &orders, service.now())
+                    .await?;
             }
             Err(err) => tracing::error!(merchant = %id, error = %err, "loading a merchant's data failed"),
         }
+    }
+    let applied = service.recover_shopify().await?;
+    if applied > 0 {
+        tracing::info!(applied, "applied Shopify events received before the last stop");
     }
     let (inbound, outbound) = service.recover().await?;
     if inbound + outbound > 0 {
@@ -223,6 +237,7 @@ async fn build_state(
         knowledge,
         channel: settings.channel,
         twilio: settings.twilio.clone().map(Arc::new),
+        shopify: settings.shopify.clone().map(Arc::new),
         merchants_dir: settings.data_dir.join("merchants"),
         max_body_bytes: settings.server.max_body_bytes,
         max_upload_bytes: settings.server.max_upload_bytes,

@@ -1,11 +1,12 @@
-//! Twilio's webhooks: inbound SMS (`/webhooks/twilio/sms`) and delivery status callbacks
-//! (`/webhooks/twilio/status`). Every request is signature-checked before anything is read
-//! into the store; an inbound message is committed before Twilio gets its answer.
+//! Providers' webhooks: Twilio's inbound SMS (`/webhooks/twilio/sms`) and delivery status
+//! callbacks (`/webhooks/twilio/status`), and Shopify's store events (`/webhooks/shopify`).
+//! Every request is signature-checked before anything is read into the store; an inbound
+//! message or a Shopify event is committed before the provider gets its answer.
 
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{FromRequest, Request, State};
-use axum::http::{StatusCode, header};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use parley_agent::compliance::{ComplianceAction, detect};
@@ -13,6 +14,7 @@ use parley_core::Phone;
 use secrecy::ExposeSecret;
 
 use crate::service::Processed;
+use crate::store::commerce::{EventReceived, NewShopifyEvent};
 use crate::store::{MessageStatus, NewInbound, Received};
 use crate::twilio::{ReplyMode, TwilioConfig, form_value, parse_form, twiml, verify_signature};
 use crate::{ApiError, AppState};
@@ -21,6 +23,12 @@ pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/webhooks/twilio/sms", post(inbound_sms))
         .route("/webhooks/twilio/status", post(status_callback))
+}
+
+/// Shopify's endpoint, under its own body limit (`shopify.max_body_bytes`): an order with
+/// many lines is far larger than any SMS webhook.
+pub fn shopify_routes() -> Router<AppState> {
+    Router::new().route("/webhooks/shopify", post(shopify_event))
 }
 
 fn twiml_response(messages: &[&str]) -> Response {
@@ -182,4 +190,100 @@ async fn status_callback(
         crate::metrics::Metrics::count(&state.service.metrics.outbound, status.as_str());
     }
     Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+/// Shopify clocks and ours may differ a little; a delivery from further in the future is
+/// as suspect as a stale one.
+const SHOPIFY_CLOCK_SKEW_MS: i64 = 5 * 60 * 1000;
+
+fn header_text<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers
+        .get(name)
+        .and_then(|value| value.to_str().ok())
+        .map(str::trim)
+        .filter(|value| !value.is_empty())
+}
+
+/// `POST /webhooks/shopify`: HMAC first (401, nothing stored), then the delivery's age (401),
+/// the headers and the JSON (400 naming the problem), the shop (404); then the event is
+/// committed once per `X-Shopify-Event-Id` and answered 200, and applied after.
+async fn shopify_event(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let config = state
+        .shopify
+        .as_deref()
+        .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "Shopify webhooks are not configured"))?;
+    let unauthorized = |why: &str| {
+        tracing::warn!(why, "rejected a Shopify webhook");
+        ApiError::new(StatusCode::UNAUTHORIZED, why)
+    };
+    let signature = header_text(&headers, "x-shopify-hmac-sha256")
+        .ok_or_else(|| unauthorized("missing X-Shopify-Hmac-Sha256"))?;
+    if !crate::shopify::verify_hmac(config.app_secret.expose_secret(), &body, signature) {
+        return Err(unauthorized("invalid X-Shopify-Hmac-Sha256"));
+    }
+    // A valid signature on an old body is a replay: Shopify's own retries end within hours.
+    let now = state.service.now();
+    let triggered_at = header_text(&headers, "x-shopify-triggered-at")
+        .ok_or_else(|| unauthorized("missing X-Shopify-Triggered-At"))?;
+    let triggered_ms = parley_core::clock::parse_rfc3339(triggered_at)
+        .ok_or_else(|| unauthorized("X-Shopify-Triggered-At is not an ISO 8601 time"))?;
+    let max_age = i64::try_from(config.max_event_age.as_millis()).unwrap_or(i64::MAX);
+    if now.saturating_sub(triggered_ms) > max_age || triggered_ms.saturating_sub(now) > SHOPIFY_CLOCK_SKEW_MS
+    {
+        return Err(unauthorized("stale X-Shopify-Triggered-At"));
+    }
+    let required_header = |name: &'static str| {
+        header_text(&headers, name).ok_or_else(|| ApiError::bad_request(format!("missing header {name}")))
+    };
+    let topic = required_header("x-shopify-topic")?;
+    let event_id = required_header("x-shopify-event-id")?;
+    let shop = required_header("x-shopify-shop-domain")?;
+    let payload =
+        std::str::from_utf8(&body).map_err(|_| ApiError::bad_request("the body is not UTF-8 JSON"))?;
+    serde_json::from_str::<serde::de::IgnoredAny>(payload)
+        .map_err(|err| ApiError::bad_request(format!("the body is not valid JSON: {err}")))?;
+    let known = topic.parse::<crate::shopify::Topic>().ok();
+    if let Some(topic) = known {
+        // The same reading the apply step does, so a payload it could not use is refused now.
+        crate::commerce::change_for(topic, payload).map_err(|problem| {
+            ApiError::bad_request(format!("the {topic} payload is not usable: {problem}"))
+        })?;
+    }
+    let merchant = state
+        .service
+        .store
+        .merchant_by_shop_domain(shop)
+        .await?
+        .ok_or_else(|| ApiError::not_found("merchant for X-Shopify-Shop-Domain"))?;
+    let received = state
+        .service
+        .store
+        .receive_shopify_event(
+            &NewShopifyEvent {
+                merchant_id: &merchant.id,
+                event_id,
+                topic,
+                triggered_at: Some(triggered_ms),
+                payload,
+                ignored: known.is_none(),
+            },
+            now,
+        )
+        .await?;
+    crate::metrics::Metrics::count(
+        &state.service.metrics.shopify,
+        match (received, known) {
+            (EventReceived::Duplicate, _) => "duplicate",
+            (EventReceived::New(_), None) => "ignored",
+            (EventReceived::New(_), Some(_)) => "new",
+        },
+    );
+    if let (EventReceived::New(id), Some(_)) = (received, known) {
+        state.service.spawn_apply_shopify(id);
+    }
+    Ok(StatusCode::OK.into_response())
 }

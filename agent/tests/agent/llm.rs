@@ -25,6 +25,7 @@ fn merchant() -> MerchantConfig {
         support_email: "help@trailheadoutfitters.example".into(),
         support_hours: "Mon-Fri 8am-6pm MT".into(),
         sms_number: None,
+        shop_domain: None,
         brand_voice: Some("friendly, outdoorsy, concise".into()),
         offers: vec![
             Offer {

@@ -474,7 +474,7 @@ async fn get_conversation(
     tag = "merchants",
     params(("merchant_id" = String, Path, description = "The merchant's id")),
     responses(
-        (status = 200, description = "id,timestamp,merchant_id,phone,action,keyword,source,provider_message_id", content_type = "text/csv", body = String),
+        (status = 200, description = "id,timestamp,merchant_id,phone,action,keyword,source,provider_message_id,purpose,proof", content_type = "text/csv", body = String),
     ),
     security(("bearer" = [])),
 )]
@@ -496,6 +496,8 @@ async fn consent_export(
             "keyword",
             "source",
             "provider_message_id",
+            "purpose",
+            "proof",
         ])?;
         for row in &rows {
             writer.write_record([
@@ -509,6 +511,8 @@ async fn consent_export(
                 &spreadsheet_safe(&row.keyword),
                 &spreadsheet_safe(&row.source),
                 &spreadsheet_safe(row.provider_sid.as_deref().unwrap_or("")),
+                &row.purpose,
+                &spreadsheet_safe(row.proof.as_deref().unwrap_or("")),
             ])?;
         }
         writer.flush()?;
@@ -587,12 +591,8 @@ async fn upload_knowledge(
     // Numbers are assigned by the operator (`parley ingest` on the server), never claimed by
     // a tenant: an upload may repeat the merchant's assigned number or leave it out. Checked
     // before the ingest, so a rejected upload leaves the current knowledge in place.
-    let assigned = state
-        .service
-        .store
-        .merchant(&merchant_id)
-        .await?
-        .and_then(|merchant| merchant.sms_number);
+    let stored = state.service.store.merchant(&merchant_id).await?;
+    let assigned = stored.as_ref().and_then(|merchant| merchant.sms_number.clone());
     if let Some(number) = &data.config.sms_number
         && assigned.as_deref() != Some(number.as_str())
     {
@@ -604,11 +604,23 @@ async fn upload_knowledge(
             ),
         ));
     }
-    let name = data.config.name.clone();
-    let contact = (
-        data.config.support_email.clone(),
-        data.config.support_hours.clone(),
-    );
+    // A shop domain routes that store's Shopify webhooks (its customers and orders) here: like
+    // the number, the operator assigns it.
+    let assigned_shop = stored.as_ref().and_then(|merchant| merchant.shop_domain.clone());
+    if let Some(domain) = &data.config.shop_domain
+        && assigned_shop.as_deref() != Some(domain.as_str())
+    {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            format!(
+                "shop_domain {domain} is not this merchant's assigned shop domain; shop domains are \
+                 assigned by the operator, so remove shop_domain from merchant.toml or ask them to assign it"
+            ),
+        ));
+    }
+    let mut merchant = Merchant::from_config(&data.config, None);
+    merchant.sms_number = assigned;
+    merchant.shop_domain = assigned_shop;
     let report = state.knowledge.ingest(data, &|_, _| {}).await?;
     // Keep the uploaded directory for re-ingest: swap it in by rename (same file system).
     let target = state.merchants_dir.join(&merchant_id);
@@ -619,14 +631,7 @@ async fn upload_knowledge(
     }
     std::fs::rename(&root, &target).map_err(|err| ApiError::internal(&err))?;
     let _ = std::fs::remove_dir_all(&old);
-    let merchant = Merchant {
-        id: merchant_id,
-        name,
-        sms_number: assigned,
-        knowledge_dir: Some(target.display().to_string()),
-        support_email: Some(contact.0),
-        support_hours: Some(contact.1),
-    };
+    merchant.knowledge_dir = Some(target.display().to_string());
     state
         .service
         .store

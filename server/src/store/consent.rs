@@ -28,13 +28,17 @@ pub struct ConsentRow {
     pub keyword: String,
     pub source: String,
     pub provider_sid: Option<String>,
+    /// `all` (STOP, START), or the one purpose the entry is for (`marketing`).
+    pub purpose: String,
+    /// What proves a non-keyword entry: the checkout, Shopify's consent record, an import note.
+    pub proof: Option<String>,
     pub created_at: i64,
 }
 
 impl Store {
     pub async fn consent_ledger(&self, merchant_id: &str) -> Result<Vec<ConsentRow>> {
         let rows = sqlx::query(
-            "SELECT id, phone, action, keyword, source, provider_sid, created_at FROM consent_events
+            "SELECT id, phone, action, keyword, source, provider_sid, purpose, proof, created_at FROM consent_events
              WHERE merchant_id = ? ORDER BY id",
         )
         .bind(merchant_id)

@@ -17,9 +17,11 @@
 //! One submodule per aggregate, each adding its methods to `Store`: `merchants`, `users`
 //! (tokens and inbox sessions), `inbound` (receipt and the decision transaction), `outbound`
 //! (the send path's bookkeeping and status callbacks), `conversations` (messages and their
-//! vocabulary), `escalations` and `consent`. This file holds the pools and the rules every
+//! vocabulary), `escalations`, `consent` and `commerce` (Shopify events, customers'
+//! commerce facts, checkouts, orders). This file holds the pools and the rules every
 //! write follows. Rows are the store's own types; the APIs' JSON shapes are in `api::bodies`.
 
+pub mod commerce;
 mod consent;
 mod conversations;
 mod escalations;

@@ -22,6 +22,8 @@ async fn store_with_a_customer() -> (tempfile::TempDir, Store, i64) {
         knowledge_dir: None,
         support_email: None,
         support_hours: None,
+        shop_domain: None,
+        timezone: None,
     };
     store.upsert_merchant(&merchant, 1).await.unwrap();
     let Received::New { message_id, .. } = store.receive(&STOP, 2).await.unwrap() else {

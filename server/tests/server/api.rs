@@ -235,7 +235,7 @@ async fn consent_ledger_exports_as_csv() {
     let lines: Vec<&str> = csv.lines().collect();
     assert_eq!(
         lines[0],
-        "id,timestamp,merchant_id,phone,action,keyword,source,provider_message_id"
+        "id,timestamp,merchant_id,phone,action,keyword,source,provider_message_id,purpose,proof"
     );
     assert_eq!(lines.len(), 4, "{csv}");
     assert!(
@@ -245,6 +245,8 @@ async fn consent_ledger_exports_as_csv() {
     );
     assert!(lines[1].contains("2026-11-28T12:00:00"), "{}", lines[1]);
     assert!(lines[3].contains(",opt_in,START,"), "{}", lines[3]);
+    // STOP and START act on every purpose.
+    assert!(lines[1].ends_with(",all,"), "{}", lines[1]);
 
     // A customer's words become a ledger keyword; a spreadsheet must not run them (OWASP).
     let hostile = "=HYPERLINK(\"https://evil.example\",\"x\") stop texting me";
@@ -275,6 +277,9 @@ fn tar_of_merchant(source: &std::path::Path, id: &str, number: &str) -> Vec<u8> 
                 .map(|line| {
                     if line.starts_with("id = ") {
                         format!("id = \"{id}\"")
+                    } else if line.starts_with("shop_domain = ") {
+                        // Shop domains are assigned by the operator, like numbers.
+                        String::new()
                     } else if line.starts_with("sms_number = ") {
                         // An empty number leaves the line out.
                         if number.is_empty() {
@@ -329,6 +334,8 @@ async fn merchants_upload_and_reingest_their_knowledge() {
         knowledge_dir: None,
         support_email: None,
         support_hours: None,
+        shop_domain: None,
+        timezone: None,
     };
     app.state
         .service
@@ -375,6 +382,47 @@ async fn merchants_upload_and_reingest_their_knowledge() {
             .await
             .unwrap()
             .is_none()
+    );
+    // Nor can it claim a shop domain, whose Shopify webhooks (customers, orders) would then
+    // arrive here.
+    let mut claim = tar::Builder::new(Vec::new());
+    for entry in walk(&source) {
+        let relative = entry.strip_prefix(&source).unwrap();
+        let mut bytes = std::fs::read(&entry).unwrap();
+        if relative == std::path::Path::new("merchant.toml") {
+            let text = String::from_utf8(bytes).unwrap();
+            bytes = text
+                .lines()
+                .filter(|line| !line.starts_with("sms_number = "))
+                .map(|line| {
+                    if line.starts_with("id = ") {
+                        "id = \"uploadco\""
+                    } else {
+                        line
+                    }
+                })
+                .collect::<Vec<_>>()
+                .join("\n")
+                .into_bytes();
+        }
+        let mut header = tar::Header::new_gnu();
+        header.set_size(bytes.len() as u64);
+        header.set_mode(0o644);
+        header.set_cksum();
+        claim
+            .append_data(
+                &mut header,
+                format!("uploadco/{}", relative.display()),
+                bytes.as_slice(),
+            )
+            .unwrap();
+    }
+    let response = upload(claim.into_inner().unwrap()).await.unwrap();
+    assert_eq!(response.status(), 409);
+    let text = response.text().await.unwrap();
+    assert!(
+        text.contains("shop_domain") && text.contains("assigned"),
+        "{text}"
     );
     // Nothing half-written: no directory kept.
     assert!(!app.state.merchants_dir.join("uploadco").exists());

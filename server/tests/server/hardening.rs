@@ -187,14 +187,7 @@ async fn stop_and_help_work_and_other_merchants_answer_while_one_merchants_knowl
     let trailhead_dir = workspace_root().join("fixtures/merchants/trailhead");
     let config = MerchantData::load(&trailhead_dir).unwrap().config;
     let store = Store::open(&data_dir.path().join("parley.db")).await.unwrap();
-    let row = Merchant {
-        id: "trailhead".into(),
-        name: config.name.clone(),
-        sms_number: config.sms_number.as_ref().map(ToString::to_string),
-        knowledge_dir: None,
-        support_email: Some(config.support_email.clone()),
-        support_hours: Some(config.support_hours.clone()),
-    };
+    let row = Merchant::from_config(&config, None);
     store.upsert_merchant(&row, T0).await.unwrap();
     store.close().await;
     // ...but its catalog and its index snapshot are garbage now.
