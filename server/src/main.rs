@@ -82,6 +82,11 @@ enum Command {
         #[arg(long)]
         url: Option<String>,
     },
+    /// Shopify tools.
+    Shopify {
+        #[command(subcommand)]
+        command: ShopifyCommand,
+    },
     /// Manage the knowledge index backend.
     Index {
         #[command(subcommand)]
@@ -208,6 +213,85 @@ async fn record_knowledge_dir(
         row.knowledge_dir = Some(dir.display().to_string());
         store.upsert_merchant(&row, SystemClock.now_ms()).await?;
     }
+    Ok(())
+}
+
+#[derive(Subcommand)]
+enum ShopifyCommand {
+    /// Send payload files to a running `parley serve` as Shopify would: signed with
+    /// `[shopify] app_secret`, with Shopify's headers and a fresh event id each.
+    Replay {
+        /// The shop domain the deliveries come from (a merchant's `shop_domain`).
+        #[arg(long)]
+        shop: String,
+        /// The topic for every file; default: from each file name (`orders_create.json`).
+        #[arg(long)]
+        topic: Option<String>,
+        /// The service's base URL; default: the [server] address from the settings.
+        #[arg(long)]
+        url: Option<String>,
+        /// JSON payload files, e.g. fixtures/shopify/checkouts_create.json.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+}
+
+/// `--url`, or the service's own address from the settings.
+fn service_url(settings: &Settings, url: Option<String>) -> String {
+    url.unwrap_or_else(|| {
+        let addr = settings.listen_addr().map(|a| a.to_string()).unwrap_or_default();
+        format!("http://{addr}")
+    })
+}
+
+/// `parley shopify replay`: each file signed and sent; fails if any is not accepted.
+async fn shopify_replay(
+    secret: &str,
+    url: &str,
+    shop: &str,
+    topic: Option<&str>,
+    files: &[PathBuf],
+) -> anyhow::Result<()> {
+    let client = reqwest::Client::new();
+    let mut refused = 0;
+    for (i, file) in files.iter().enumerate() {
+        let body = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
+        let topic = match topic {
+            Some(topic) => topic.to_owned(),
+            None => parley_server::shopify::topic_of_file(file).with_context(|| {
+                format!(
+                    "{}: name it like orders_create.json, or pass --topic",
+                    file.display()
+                )
+            })?,
+        };
+        let now = SystemClock.now_ms();
+        let event_id = format!("replay-{now}-{i}");
+        let triggered_at = parley_core::clock::rfc3339(now);
+        let replay = parley_server::shopify::Replay {
+            base_url: url,
+            secret,
+            shop,
+            topic: &topic,
+            event_id: &event_id,
+            triggered_at: &triggered_at,
+        };
+        let response = replay
+            .send(&client, body)
+            .await
+            .with_context(|| format!("sending {} to {url}", file.display()))?;
+        let status = response.status();
+        let text = response.text().await.unwrap_or_default();
+        println!("{} ({topic}): {status} {text}", file.display());
+        if !status.is_success() {
+            refused += 1;
+        }
+    }
+    anyhow::ensure!(
+        refused == 0,
+        "{refused} of {} deliveries were not accepted",
+        files.len()
+    );
     Ok(())
 }
 
@@ -542,13 +626,31 @@ async fn main() -> anyhow::Result<()> {
             anyhow::ensure!(revoked, "no live user {name:?} for merchant {merchant:?}");
             eprintln!("revoked {name:?} for {merchant}: the token and its inbox sessions no longer work");
         }
+        Command::Shopify {
+            command:
+                ShopifyCommand::Replay {
+                    shop,
+                    topic,
+                    url,
+                    files,
+                },
+        } => {
+            let secret = settings.shopify.as_ref().context(
+                "set [shopify] app_secret (or PARLEY__SHOPIFY__APP_SECRET): replays are signed with it",
+            )?;
+            let url = service_url(&settings, url);
+            use secrecy::ExposeSecret as _;
+            shopify_replay(
+                secret.app_secret.expose_secret(),
+                &url,
+                &shop,
+                topic.as_deref(),
+                &files,
+            )
+            .await?;
+        }
         Command::Chat { merchant, from, url } => {
-            let url = url.unwrap_or_else(|| {
-                format!(
-                    "http://{}",
-                    settings.listen_addr().map(|a| a.to_string()).unwrap_or_default()
-                )
-            });
+            let url = service_url(&settings, url);
             chat(&url, &merchant, &from).await?;
         }
     }

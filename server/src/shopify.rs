@@ -79,6 +79,47 @@ pub fn sign(secret: &str, body: &[u8]) -> String {
     base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes())
 }
 
+/// The topic a sample file is for, from its name as `fixtures/shopify/` writes them:
+/// `orders_create.json` is `orders/create`, `customers_marketing_consent_update.json` is
+/// `customers_marketing_consent/update` (the last underscore is the slash).
+pub fn topic_of_file(path: &std::path::Path) -> Option<String> {
+    let stem = path.file_stem()?.to_str()?;
+    let (resource, action) = stem.rsplit_once('_')?;
+    (!resource.is_empty() && !action.is_empty()).then(|| format!("{resource}/{action}"))
+}
+
+/// One delivery as Shopify makes it: the body signed with the app secret and Shopify's
+/// headers, POSTed to `{base_url}/webhooks/shopify`. `parley shopify replay` and the tests use it.
+pub struct Replay<'a> {
+    pub base_url: &'a str,
+    pub secret: &'a str,
+    pub shop: &'a str,
+    pub topic: &'a str,
+    pub event_id: &'a str,
+    /// RFC 3339, as `X-Shopify-Triggered-At`.
+    pub triggered_at: &'a str,
+}
+
+impl Replay<'_> {
+    pub async fn send(&self, client: &reqwest::Client, body: Vec<u8>) -> reqwest::Result<reqwest::Response> {
+        client
+            .post(format!(
+                "{}/webhooks/shopify",
+                self.base_url.trim_end_matches('/')
+            ))
+            .header("content-type", "application/json")
+            .header("x-shopify-topic", self.topic)
+            .header("x-shopify-shop-domain", self.shop)
+            .header("x-shopify-event-id", self.event_id)
+            .header("x-shopify-webhook-id", format!("replay-{}", self.event_id))
+            .header("x-shopify-triggered-at", self.triggered_at)
+            .header("x-shopify-hmac-sha256", sign(self.secret, &body))
+            .body(body)
+            .send()
+            .await
+    }
+}
+
 /// The topics Parley acts on. Anything else is recorded and ignored.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Display, EnumString, IntoStaticStr)]
 pub enum Topic {
@@ -371,6 +412,21 @@ mod tests {
         assert!(!verify_hmac("jefe", body, &expected));
         assert!(!verify_hmac("Jefe", body, "not base64!"));
         assert!(!verify_hmac("Jefe", body, ""));
+    }
+
+    #[test]
+    fn sample_files_name_their_topic() {
+        let topic = |name: &str| topic_of_file(std::path::Path::new(name));
+        assert_eq!(
+            topic("fixtures/shopify/orders_create.json").as_deref(),
+            Some("orders/create")
+        );
+        assert_eq!(
+            topic("customers_marketing_consent_update.json").as_deref(),
+            Some("customers_marketing_consent/update")
+        );
+        assert_eq!(topic("orders.json"), None);
+        assert_eq!(topic("_create.json"), None);
     }
 
     #[test]

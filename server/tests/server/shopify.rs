@@ -245,6 +245,43 @@ async fn the_directory_orders_feed_the_orders_table_and_a_webhook_updates_them()
     assert_eq!(updated.cancel_reason.as_deref(), Some("customer"));
 }
 
+/// What `parley shopify replay` sends: the file's topic from its name, signed, to the real
+/// server; a cart appears for the merchant.
+#[tokio::test]
+async fn a_replayed_sample_file_is_accepted() {
+    let app = shopify_app().await;
+    let before = app.commerce().await;
+    let file = workspace_root().join("fixtures/shopify/checkouts_create.json");
+    let topic = parley_server::shopify::topic_of_file(&file).unwrap();
+    let triggered_at = parley_core::clock::rfc3339(app.clock_now());
+    let replay = parley_server::shopify::Replay {
+        base_url: &app.addr,
+        secret: SECRET,
+        shop: SHOP,
+        topic: &topic,
+        event_id: "replay-1",
+        triggered_at: &triggered_at,
+    };
+    let response = replay
+        .send(&app.client, std::fs::read(&file).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    app.settle().await;
+    assert_eq!(app.commerce().await.checkouts, before.checkouts + 1);
+    // Signed with another secret, the same replay is refused.
+    let forged = parley_server::shopify::Replay {
+        secret: "wrong",
+        event_id: "replay-2",
+        ..replay
+    };
+    let response = forged
+        .send(&app.client, std::fs::read(&file).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 401);
+}
+
 #[tokio::test]
 async fn without_a_secret_the_endpoint_does_not_exist() {
     let app = spawn_app(Channel::Simulator).await;
