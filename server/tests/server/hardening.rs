@@ -39,7 +39,8 @@ fn text_of(n: usize) -> String {
 #[tokio::test]
 async fn after_a_full_disk_every_acknowledged_message_is_stored_and_writes_recover() {
     // A real filesystem that fills up: SQLite meets ENOSPC mid-commit, as in production.
-    let disk = SmallDisk::mount(512);
+    // Room for the demo merchants' orders (synced into the store at start) and then some texts.
+    let disk = SmallDisk::mount(1024);
     let app = spawn_app_in(Channel::TwilioRest, knowledge().await, disk.path(), |_| {}).await;
     accept_all_messages(app.twilio.as_ref().unwrap()).await;
     let (status, ready) = readyz(&app).await;
