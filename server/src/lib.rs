@@ -8,6 +8,7 @@ pub mod fuzzing;
 pub mod inbox;
 pub mod markup;
 pub mod metrics;
+pub mod outbox;
 pub mod service;
 pub mod settings;
 pub mod shopify;

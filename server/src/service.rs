@@ -147,6 +147,8 @@ pub struct Service {
     /// gigabytes while the same messages were queued many times over.
     deciding: Arc<InFlight>,
     delivering: Arc<InFlight>,
+    /// Quiet hours, caps and their settings: what the outbox asks before every send.
+    pub(crate) send_rules: crate::outbox::SendRules,
 }
 
 /// A set of message ids with work queued or running.
@@ -217,7 +219,14 @@ impl Service {
             workers: Arc::new(Semaphore::new(workers.max(1))),
             deciding: Arc::default(),
             delivering: Arc::default(),
+            send_rules: crate::outbox::SendRules::default(),
         }
+    }
+
+    /// The send policy's settings (`[outbox]`); the default is the built-in quiet hours, no caps.
+    pub fn with_send_rules(mut self, rules: crate::outbox::SendRules) -> Self {
+        self.send_rules = rules;
+        self
     }
 
     pub fn now(&self) -> i64 {
@@ -482,23 +491,14 @@ impl Service {
     }
 
     /// Sends a committed outbound message through the channel and records the outcome.
-    /// Consent is checked here, at the last moment: an opted-out number gets only compliance
-    /// confirmations, whoever wrote the text.
+    /// The outbox's policy is asked here, at the last moment (`Service::send_verdict`): an
+    /// opted-out number gets only compliance confirmations, whoever wrote the text; a text
+    /// outside its allowed hours waits (`deferred`) for the first allowed minute.
     pub async fn deliver(&self, message_id: i64) -> Result<(), ServiceError> {
         let Some(job) = self.store.take_outbound(message_id, self.now()).await? else {
             return Ok(());
         };
-        if !job.may_send() {
-            self.store
-                .finish_outbound(
-                    job.id,
-                    MessageStatus::Suppressed,
-                    None,
-                    Some("opted_out"),
-                    self.now(),
-                )
-                .await?;
-            Metrics::count(&self.metrics.outbound, MessageStatus::Suppressed.as_str());
+        if !self.settle_verdict(&job).await? {
             return Ok(());
         }
         let outgoing = Outgoing {
@@ -537,23 +537,42 @@ impl Service {
         let Some(job) = self.store.take_outbound(message_id, self.now()).await? else {
             return Ok(false);
         };
-        let allowed = job.may_send();
-        let status = if allowed {
-            MessageStatus::Sent
-        } else {
-            MessageStatus::Suppressed
-        };
-        Metrics::count(&self.metrics.outbound, status.as_str());
+        // A deferred reply leaves the response empty and goes later through the REST API.
+        if !self.settle_verdict(&job).await? {
+            return Ok(false);
+        }
+        Metrics::count(&self.metrics.outbound, MessageStatus::Sent.as_str());
         self.store
-            .finish_outbound(
-                job.id,
-                status,
-                None,
-                (!allowed).then_some("opted_out"),
-                self.now(),
-            )
+            .finish_outbound(job.id, MessageStatus::Sent, None, None, self.now())
             .await?;
-        Ok(allowed)
+        Ok(true)
+    }
+
+    /// Asks the policy about a taken message; a deferral or a refusal is recorded on the
+    /// message here. Returns whether it may go now.
+    async fn settle_verdict(&self, job: &crate::store::OutboundJob) -> Result<bool, ServiceError> {
+        match self.send_verdict(job).await? {
+            parley_core::Verdict::Allow => Ok(true),
+            parley_core::Verdict::Defer { until_ms, reason } => {
+                tracing::info!(message_id = job.id, %reason, until = %parley_core::clock::rfc3339(until_ms), "send deferred");
+                self.store.defer_outbound(job.id, until_ms, self.now()).await?;
+                Metrics::count(&self.metrics.outbound, MessageStatus::Deferred.as_str());
+                Ok(false)
+            }
+            parley_core::Verdict::Refuse(reason) => {
+                self.store
+                    .finish_outbound(
+                        job.id,
+                        MessageStatus::Suppressed,
+                        None,
+                        Some(reason.into()),
+                        self.now(),
+                    )
+                    .await?;
+                Metrics::count(&self.metrics.outbound, MessageStatus::Suppressed.as_str());
+                Ok(false)
+            }
+        }
     }
 
     /// Decides and delivers in the background (the webhook has already been acknowledged).
@@ -645,7 +664,10 @@ impl Service {
     async fn resume(self: &Arc<Self>, before: i64) -> Result<(usize, usize), ServiceError> {
         let inbound = self.store.unprocessed_inbound(before).await?;
         let inbound = inbound.into_iter().filter(|&id| self.spawn_process(id)).count();
-        let outbound = self.store.pending_outbound(before).await?;
+        let mut outbound = self.store.pending_outbound(before).await?;
+        // Deferred sends whose minute has come: the due time is in the row, so a restart
+        // loses none of them.
+        outbound.extend(self.store.due_deferred(self.now()).await?);
         let outbound = outbound
             .into_iter()
             .filter(|&id| !self.delivering.contains(id))

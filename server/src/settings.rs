@@ -29,6 +29,9 @@ pub struct Settings {
     pub channel: ChannelKind,
     #[serde(default)]
     pub twilio: Option<crate::twilio::TwilioConfig>,
+    /// The send policy: quiet hours for replies, marketing caps, extra quiet-hours rules.
+    #[serde(default)]
+    pub outbox: crate::outbox::OutboxSettings,
     /// Shopify webhooks (`POST /webhooks/shopify`): the app's secret. Absent: the endpoint
     /// answers 404 and no commerce data is taken in.
     #[serde(default)]
@@ -241,6 +244,9 @@ impl Settings {
             })?,
             (ChannelKind::Simulator, None) => {}
         }
+        self.outbox
+            .validate()
+            .map_err(|(key, problem)| SettingsError::Invalid { key, problem })?;
         if let Some(shopify) = &self.shopify {
             shopify
                 .validate()

@@ -185,15 +185,18 @@ async fn build_state(
     clock: Arc<dyn Clock>,
 ) -> Result<AppState, ServiceError> {
     let store = Store::open(&settings.store_path()).await?;
-    let service = Arc::new(Service::new(
-        store,
-        agent,
-        channel,
-        clock,
-        Arc::new(Metrics::default()),
-        settings.escalation.sla,
-        settings.server.workers,
-    ));
+    let service = Arc::new(
+        Service::new(
+            store,
+            agent,
+            channel,
+            clock,
+            Arc::new(Metrics::default()),
+            settings.escalation.sla,
+            settings.server.workers,
+        )
+        .with_send_rules(settings.outbox.rules()),
+    );
     let merchant_ids = knowledge.merchant_ids().unwrap_or_else(|err| {
         tracing::error!(error = %err, "listing the knowledge base's merchants failed");
         Vec::new()

@@ -826,7 +826,7 @@ async fn simulator_send(
         if let Some((reply_id, _)) = processed.reply {
             state.service.deliver(reply_id).await?;
             if let Some(sent) = state.service.store.message(reply_id).await?
-                && sent.status != MessageStatus::Suppressed
+                && !matches!(sent.status, MessageStatus::Suppressed | MessageStatus::Deferred)
             {
                 replies.push(sent.body);
             }
@@ -878,7 +878,8 @@ async fn simulator_inbox(
         .outbound_since(&params.merchant_id, &phone, params.after)
         .await?
         .into_iter()
-        .filter(|m| m.status != MessageStatus::Suppressed)
+        // A deferred text has not reached the phone yet; a suppressed one never will.
+        .filter(|m| !matches!(m.status, MessageStatus::Suppressed | MessageStatus::Deferred))
         .map(MessageBody::from)
         .collect();
     Ok(Json(SimulatorInbox { messages }))

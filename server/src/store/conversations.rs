@@ -41,6 +41,8 @@ pub enum MessageStatus {
     Received,
     Processed,
     Pending,
+    /// Waiting for the first minute the send policy allows (`due_at`): quiet hours, a cap.
+    Deferred,
     Sending,
     /// Not sent: consent forbade it at send time.
     Suppressed,

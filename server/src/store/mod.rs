@@ -37,7 +37,7 @@ pub use conversations::{Author, ConversationRow, Direction, MessageRow, MessageS
 pub use escalations::{EscalationRow, EscalationStatus, NewEscalation};
 pub use inbound::{DecisionRecord, NewInbound, PendingInbound, Received};
 pub use merchants::Merchant;
-pub use outbound::OutboundJob;
+pub use outbound::{OutboundJob, SendDecision};
 pub use users::{User, UserRole};
 
 use std::future::Future;

@@ -1,5 +1,6 @@
 //! Outbound messages: taking one for the channel, recording what the provider said, and status callbacks that only move forward.
 
+use parley_core::ConsentPurpose;
 use sqlx::{FromRow as _, Row};
 
 use super::{Author, Direction, MessageRow, MessageStatus, Result, Store};
@@ -14,13 +15,27 @@ pub struct OutboundJob {
     pub body: String,
     pub author: Author,
     pub opted_out: bool,
+    /// What the send policy needs about the text and the recipient.
+    pub purpose: ConsentPurpose,
+    pub subject: Option<String>,
+    /// `none`, `awaiting_confirmation` or `confirmed`.
+    pub marketing: String,
+    pub ship_to_region: Option<String>,
+    pub time_zone: Option<String>,
+    pub merchant_zone: Option<String>,
 }
 
-impl OutboundJob {
-    /// Consent at send time: an opted-out number gets compliance confirmations only.
-    pub fn may_send(&self) -> bool {
-        !self.opted_out || self.author == Author::Compliance
-    }
+/// One `may_send` answer, for the record.
+#[derive(Debug, Clone)]
+pub struct SendDecision<'a> {
+    pub merchant_id: &'a str,
+    pub message_id: i64,
+    pub phone: &'a str,
+    pub purpose: &'a str,
+    /// `allow`, `defer` or `refuse`.
+    pub verdict: &'static str,
+    pub reason: Option<&'a str>,
+    pub until: Option<i64>,
 }
 
 impl MessageStatus {
@@ -29,7 +44,7 @@ impl MessageStatus {
     fn outbound_rank(self) -> u8 {
         use MessageStatus::*;
         match self {
-            Received | Processed | Pending | Suppressed | Unknown => 0,
+            Received | Processed | Pending | Deferred | Suppressed | Unknown => 0,
             Sending => 1,
             Accepted | Scheduled | Queued => 2,
             SendingProvider => 3,
@@ -74,15 +89,17 @@ impl Store {
         .await
     }
 
-    /// Takes a pending outbound message for sending (pending -> sending); `None` when another
-    /// task already took it or it is not pending.
+    /// Takes a pending outbound message, or a deferred one now due, for sending (-> sending);
+    /// `None` when another task already took it or it is neither.
     pub async fn take_outbound(&self, id: i64, now: i64) -> Result<Option<OutboundJob>> {
         self.guard(async move {
             let taken = sqlx::query(
-                "UPDATE messages SET status = 'sending', updated_at = ? WHERE id = ? AND status = 'pending'",
+                "UPDATE messages SET status = 'sending', updated_at = ? WHERE id = ?
+                 AND (status = 'pending' OR (status = 'deferred' AND due_at <= ?))",
             )
             .bind(now)
             .bind(id)
+            .bind(now)
             .execute(&self.writer)
             .await?
             .rows_affected();
@@ -90,7 +107,8 @@ impl Store {
                 return Ok(None);
             }
             let row = sqlx::query(
-                "SELECT m.id, m.merchant_id, m.body, m.author, cu.phone, cu.opted_out, me.sms_number
+                "SELECT m.id, m.merchant_id, m.body, m.author, m.purpose, m.subject, cu.phone, cu.opted_out,
+                    cu.marketing, cu.ship_to_region, cu.time_zone, me.sms_number, me.timezone
              FROM messages m JOIN conversations c ON c.id = m.conversation_id
              JOIN customers cu ON cu.id = c.customer_id JOIN merchants me ON me.id = m.merchant_id
              WHERE m.id = ?",
@@ -106,9 +124,112 @@ impl Store {
                 body: row.get("body"),
                 author: row.try_get("author")?,
                 opted_out: row.get("opted_out"),
+                // The column's CHECK admits only the three purposes.
+                purpose: row
+                    .get::<String, _>("purpose")
+                    .parse()
+                    .unwrap_or(ConsentPurpose::Conversational),
+                subject: row.get("subject"),
+                marketing: row.get("marketing"),
+                ship_to_region: row.get("ship_to_region"),
+                time_zone: row.get("time_zone"),
+                merchant_zone: row.get("timezone"),
             }))
         })
         .await
+    }
+
+    /// Puts a taken message back to wait until `until` (sending -> deferred).
+    pub async fn defer_outbound(&self, id: i64, until: i64, now: i64) -> Result<()> {
+        self.guard(async move {
+            sqlx::query(
+                "UPDATE messages SET status = 'deferred', due_at = ?, updated_at = ?
+                 WHERE id = ? AND status = 'sending'",
+            )
+            .bind(until)
+            .bind(now)
+            .bind(id)
+            .execute(&self.writer)
+            .await?;
+            Ok(())
+        })
+        .await
+    }
+
+    /// Deferred messages whose time has come.
+    pub async fn due_deferred(&self, now: i64) -> Result<Vec<i64>> {
+        let rows = sqlx::query(
+            "SELECT id FROM messages WHERE status = 'deferred' AND due_at <= ? ORDER BY due_at, id",
+        )
+        .bind(now)
+        .fetch_all(&self.reader)
+        .await?;
+        Ok(rows.iter().map(|row| row.get("id")).collect())
+    }
+
+    /// Marketing texts handed to the provider for this customer since `since`, with their
+    /// subjects: what the caps count.
+    pub async fn recent_marketing(
+        &self,
+        merchant_id: &str,
+        phone: &str,
+        since: i64,
+    ) -> Result<Vec<(i64, Option<String>)>> {
+        let rows = sqlx::query(
+            "SELECT m.updated_at, m.subject FROM messages m
+             JOIN conversations c ON c.id = m.conversation_id
+             JOIN customers cu ON cu.id = c.customer_id
+             WHERE m.merchant_id = ? AND cu.phone = ? AND m.direction = 'out'
+               AND m.purpose = 'marketing' AND m.updated_at > ?
+               AND m.status NOT IN ('pending', 'deferred', 'suppressed', 'failed')",
+        )
+        .bind(merchant_id)
+        .bind(phone)
+        .bind(since)
+        .fetch_all(&self.reader)
+        .await?;
+        Ok(rows
+            .iter()
+            .map(|row| (row.get("updated_at"), row.get("subject")))
+            .collect())
+    }
+
+    /// Records what the send policy answered (append-only).
+    pub async fn record_send_decision(&self, decision: &SendDecision<'_>, now: i64) -> Result<()> {
+        self.guard(async move {
+            sqlx::query(
+                "INSERT INTO send_decisions (merchant_id, message_id, phone, purpose, verdict, reason, until,
+                 decided_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            )
+            .bind(decision.merchant_id)
+            .bind(decision.message_id)
+            .bind(decision.phone)
+            .bind(decision.purpose)
+            .bind(decision.verdict)
+            .bind(decision.reason)
+            .bind(decision.until)
+            .bind(now)
+            .execute(&self.writer)
+            .await?;
+            Ok(())
+        })
+        .await
+    }
+
+    /// The recorded send decisions for one message, oldest first (tests, the export).
+    pub async fn send_decisions(
+        &self,
+        message_id: i64,
+    ) -> Result<Vec<(String, Option<String>, Option<i64>)>> {
+        let rows =
+            sqlx::query("SELECT verdict, reason, until FROM send_decisions WHERE message_id = ? ORDER BY id")
+                .bind(message_id)
+                .fetch_all(&self.reader)
+                .await?;
+        Ok(rows
+            .iter()
+            .map(|row| (row.get("verdict"), row.get("reason"), row.get("until")))
+            .collect())
     }
 
     pub async fn finish_outbound(
