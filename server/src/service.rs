@@ -23,6 +23,8 @@ use parley_core::Clock;
 const STALE_AFTER: Duration = Duration::from_secs(60);
 /// How often the running service looks for them.
 const SWEEP_EVERY: Duration = Duration::from_secs(30);
+/// Twilio's "Attempt to send to unsubscribed recipient".
+const CARRIER_OPT_OUT: &str = "21610";
 /// Decisions queued in memory at most. Beyond this a stored message waits in the database
 /// for the sweeper, so a backlog (more texts than the cores can decide) costs disk, not RAM.
 const MAX_QUEUED_DECISIONS: usize = 4096;
@@ -513,6 +515,14 @@ impl Service {
                 // valid"): the code goes to the warning, the words to debug only.
                 tracing::warn!(message_id = job.id, merchant = %job.merchant_id, ?code, "provider rejected a message");
                 tracing::debug!(message_id = job.id, %message, "the provider's reason");
+                // 21610: the carrier holds an opt-out for this number (Twilio's own STOP
+                // handling). The ledger must say so, or the next text would try again.
+                if code.as_deref() == Some(CARRIER_OPT_OUT)
+                    && self.store.record_carrier_opt_out(job.id, self.now()).await?
+                {
+                    Metrics::count(&self.metrics.outbound, "carrier_opt_out");
+                    self.metrics.opt_outs.inc();
+                }
                 (
                     MessageStatus::Failed,
                     None,

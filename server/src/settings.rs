@@ -368,6 +368,49 @@ mod tests {
     }
 
     #[test]
+    fn outbox_and_shopify_settings_load_and_bad_ones_name_the_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("parley.toml");
+        std::fs::write(
+            &file,
+            "[outbox]\nconversational_quiet_hours = true\nmax_marketing_per_day = 2\n\
+             [[outbox.quiet_hours.window]]\nregion = \"US-CO\"\ndays = [\"sat\"]\nfrom = \"10:00\"\nuntil = \"18:00\"\n\
+             [shopify]\napp_secret = \"shpss_x\"\nmax_event_age = \"6h\"\n",
+        )
+        .unwrap();
+        let settings = Settings::load(Some(&file)).unwrap();
+        assert!(settings.outbox.conversational_quiet_hours);
+        let rules = settings.outbox.rules();
+        assert_eq!(rules.caps.per_day, Some(2));
+        assert!(rules.quiet_hours.windows.iter().any(|w| w.region == "US-CO"));
+        assert!(
+            rules.quiet_hours.windows.iter().any(|w| w.region == "US-TX"),
+            "built-ins kept"
+        );
+        let shopify = settings.shopify.unwrap();
+        assert_eq!(shopify.max_event_age, Duration::from_secs(6 * 3600));
+        for (text, key) in [
+            (
+                "[outbox]\nmax_marketing_per_week = 0\n",
+                "outbox.max_marketing_per_week",
+            ),
+            (
+                "[[outbox.quiet_hours.window]]\nregion = \"Colorado\"\nfrom = \"10:00\"\nuntil = \"18:00\"\n",
+                "outbox.quiet_hours",
+            ),
+            ("[shopify]\napp_secret = \" \"\n", "shopify.app_secret"),
+            (
+                "[shopify]\napp_secret = \"s\"\nmax_event_age = \"1s\"\n",
+                "shopify.max_event_age",
+            ),
+        ] {
+            std::fs::write(&file, text).unwrap();
+            let err = Settings::load(Some(&file)).unwrap_err().to_string();
+            assert!(err.contains(key), "{text}: {err}");
+        }
+    }
+
+    #[test]
     fn inline_replies_refuse_an_llm_that_could_outlast_twilios_webhook_timeout() {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("parley.toml");

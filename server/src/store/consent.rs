@@ -2,6 +2,8 @@
 
 use sqlx::FromRow as _;
 
+use sqlx::Row as _;
+
 use super::{Result, Store};
 
 /// What a ledger entry records.
@@ -36,6 +38,47 @@ pub struct ConsentRow {
 }
 
 impl Store {
+    /// Twilio answered 21610 (the carrier has this number opted out, e.g. a STOP sent to the
+    /// carrier directly): the ledger records a carrier opt-out, once, and the customer is
+    /// opted out of everything. Returns whether an entry was written.
+    pub async fn record_carrier_opt_out(&self, message_id: i64, now: i64) -> Result<bool> {
+        self.guard(async move {
+            let mut tx = self.writer.begin().await?;
+            let row = sqlx::query(
+                "SELECT m.merchant_id, cu.id AS customer_id, cu.phone, cu.opted_out FROM messages m
+                 JOIN conversations c ON c.id = m.conversation_id JOIN customers cu ON cu.id = c.customer_id
+                 WHERE m.id = ?",
+            )
+            .bind(message_id)
+            .fetch_optional(&mut *tx)
+            .await?;
+            let Some(row) = row else { return Ok(false) };
+            if row.get::<bool, _>("opted_out") {
+                return Ok(false);
+            }
+            sqlx::query(
+                "INSERT INTO consent_events (merchant_id, phone, action, keyword, source, purpose, proof,
+                 message_id, created_at) VALUES (?, ?, 'opt_out', '21610', 'carrier', 'all', ?, ?, ?)",
+            )
+            .bind(row.get::<String, _>("merchant_id"))
+            .bind(row.get::<String, _>("phone"))
+            .bind(format!(
+                "Twilio error 21610 (unsubscribed recipient) on message {message_id}"
+            ))
+            .bind(message_id)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+            sqlx::query("UPDATE customers SET opted_out = TRUE WHERE id = ?")
+                .bind(row.get::<i64, _>("customer_id"))
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            Ok(true)
+        })
+        .await
+    }
+
     pub async fn consent_ledger(&self, merchant_id: &str) -> Result<Vec<ConsentRow>> {
         let rows = sqlx::query(
             "SELECT id, phone, action, keyword, source, provider_sid, purpose, proof, created_at FROM consent_events

@@ -287,4 +287,30 @@ async fn provider_rejections_are_recorded_not_retried() {
     let sent = app.sent_to("trailhead", CUSTOMER).await;
     assert_eq!(sent[0].status, MessageStatus::Failed);
     assert_eq!(sent[0].error_code.as_deref(), Some("21610"));
+    // 21610 is a carrier opt-out: written to the ledger once, and nothing more is sent.
+    let ledger = app.state.service.store.consent_ledger("trailhead").await.unwrap();
+    let carrier: Vec<_> = ledger.iter().filter(|e| e.source == "carrier").collect();
+    assert_eq!(carrier.len(), 1, "{ledger:?}");
+    assert_eq!(
+        (carrier[0].action, carrier[0].purpose.as_str()),
+        (ConsentAction::OptOut, "all")
+    );
+    app.text("SM0041", CUSTOMER, TRAILHEAD_NUMBER, "and on sundays?")
+        .await;
+    app.settle().await;
+    assert_eq!(
+        app.twilio_sends().await.len(),
+        1,
+        "an opted-out number is not texted again"
+    );
+    assert_eq!(
+        app.state
+            .service
+            .store
+            .consent_ledger("trailhead")
+            .await
+            .unwrap()
+            .len(),
+        ledger.len()
+    );
 }
