@@ -5,7 +5,9 @@ pub mod api;
 pub mod channel;
 pub mod commerce;
 pub mod fuzzing;
+pub mod import;
 pub mod inbox;
+pub mod jobs;
 pub mod markup;
 pub mod metrics;
 pub mod outbox;
@@ -103,7 +105,8 @@ pub fn app(state: AppState) -> Router {
 
 /// Serves `app` on `listener` until `shutdown` resolves; then finishes in-flight requests and
 /// the background work they started (decisions, sends) before returning. Meanwhile a sweeper
-/// picks up work that stalled (see `Service::resume_stale`).
+/// picks up work that stalled (see `Service::resume_stale`) and the scheduler starts due jobs
+/// (`Service::run_due_jobs`).
 pub async fn run(
     listener: TcpListener,
     state: AppState,
@@ -112,10 +115,12 @@ pub async fn run(
     let service = state.service.clone();
     let stop_sweeping = tokio_util::sync::CancellationToken::new();
     let sweeper = tokio::spawn(service.clone().sweep_until(stop_sweeping.clone()));
+    let scheduler = tokio::spawn(service.clone().poll_jobs_until(stop_sweeping.clone()));
     let limits = (state.header_timeout, state.max_connections);
     serve_connections(listener, app(state), limits, shutdown).await;
     stop_sweeping.cancel();
     let _ = sweeper.await;
+    let _ = scheduler.await;
     service.drain().await;
     service.store.close().await;
     tracing::info!("in-flight work finished; stopped");
@@ -367,7 +372,7 @@ impl ApiError {
     }
 
     /// Tells the caller only that it failed; the cause goes to the log.
-    fn internal(err: &dyn std::error::Error) -> Self {
+    pub(crate) fn internal(err: &dyn std::error::Error) -> Self {
         Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal error").with_cause(err)
     }
 }

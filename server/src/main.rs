@@ -82,6 +82,11 @@ enum Command {
         #[arg(long)]
         url: Option<String>,
     },
+    /// Customers and their consent.
+    Customers {
+        #[command(subcommand)]
+        command: CustomersCommand,
+    },
     /// Shopify tools.
     Shopify {
         #[command(subcommand)]
@@ -99,6 +104,19 @@ enum Command {
         #[arg(long, default_value_t = 5)]
         limit: usize,
         question: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum CustomersCommand {
+    /// Import customers' marketing consent from a CSV file with the columns phone, consent
+    /// (opted_in / opted_out), consented_at (RFC 3339) and source (where it was collected),
+    /// and optionally first_name, last_name, email, tags. All rows or none: any bad row is
+    /// reported with its line and nothing is written.
+    Import {
+        #[arg(long)]
+        merchant: String,
+        file: PathBuf,
     },
 }
 
@@ -648,6 +666,41 @@ async fn main() -> anyhow::Result<()> {
                 &files,
             )
             .await?;
+        }
+        Command::Customers {
+            command: CustomersCommand::Import { merchant, file },
+        } => {
+            let data = std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
+            let label = file.file_name().map_or_else(
+                || file.display().to_string(),
+                |name| name.to_string_lossy().into_owned(),
+            );
+            let now = SystemClock.now_ms();
+            let customers = match parley_server::import::read_consent_csv(&data, &label, now) {
+                Ok(customers) => customers,
+                Err(errors) => {
+                    for error in errors.iter().take(50) {
+                        eprintln!("{}: {error}", file.display());
+                    }
+                    if errors.len() > 50 {
+                        eprintln!("... and {} more", errors.len() - 50);
+                    }
+                    anyhow::bail!(
+                        "{} problem(s) in {}; nothing was imported",
+                        errors.len(),
+                        file.display()
+                    );
+                }
+            };
+            let store = Store::open(&settings.store_path()).await?;
+            anyhow::ensure!(
+                store.merchant(&merchant).await?.is_some(),
+                "no merchant {merchant:?} in the store; ingest it first (parley ingest DIR or parley serve --ingest DIR)"
+            );
+            let (imported, changed) = store.import_customers(&merchant, &customers, now).await?;
+            println!(
+                "imported {imported} customer(s) for {merchant}; {changed} consent change(s) written to the ledger"
+            );
         }
         Command::Chat { merchant, from, url } => {
             let url = service_url(&settings, url);

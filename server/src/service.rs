@@ -151,6 +151,8 @@ pub struct Service {
     delivering: Arc<InFlight>,
     /// Quiet hours, caps and their settings: what the outbox asks before every send.
     pub(crate) send_rules: crate::outbox::SendRules,
+    /// How due jobs are polled and retried.
+    pub(crate) scheduler: crate::jobs::SchedulerSettings,
 }
 
 /// A set of message ids with work queued or running.
@@ -222,7 +224,14 @@ impl Service {
             deciding: Arc::default(),
             delivering: Arc::default(),
             send_rules: crate::outbox::SendRules::default(),
+            scheduler: crate::jobs::SchedulerSettings::default(),
         }
+    }
+
+    /// The scheduler's settings (`[scheduler]`).
+    pub fn with_scheduler(mut self, scheduler: crate::jobs::SchedulerSettings) -> Self {
+        self.scheduler = scheduler;
+        self
     }
 
     /// The send policy's settings (`[outbox]`); the default is the built-in quiet hours, no caps.
@@ -535,9 +544,25 @@ impl Service {
             }
         };
         Metrics::count(&self.metrics.outbound, status.as_str());
+        self.finish(&job, status, sid.as_deref(), error.as_deref()).await
+    }
+
+    /// Records a taken message's outcome, and its job's when it was made for one. The two
+    /// are separate writes: a crash between them leaves the job `running` over a finished
+    /// message, which start-up settles (`settle_left_jobs`).
+    async fn finish(
+        &self,
+        job: &crate::store::OutboundJob,
+        status: MessageStatus,
+        sid: Option<&str>,
+        error: Option<&str>,
+    ) -> Result<(), ServiceError> {
         self.store
-            .finish_outbound(job.id, status, sid.as_deref(), error.as_deref(), self.now())
+            .finish_outbound(job.id, status, sid, error, self.now())
             .await?;
+        if job.job_id.is_some() {
+            self.settle_job(job.id, status, error).await?;
+        }
         Ok(())
     }
 
@@ -552,9 +577,7 @@ impl Service {
             return Ok(false);
         }
         Metrics::count(&self.metrics.outbound, MessageStatus::Sent.as_str());
-        self.store
-            .finish_outbound(job.id, MessageStatus::Sent, None, None, self.now())
-            .await?;
+        self.finish(&job, MessageStatus::Sent, None, None).await?;
         Ok(true)
     }
 
@@ -570,14 +593,7 @@ impl Service {
                 Ok(false)
             }
             parley_core::Verdict::Refuse(reason) => {
-                self.store
-                    .finish_outbound(
-                        job.id,
-                        MessageStatus::Suppressed,
-                        None,
-                        Some(reason.into()),
-                        self.now(),
-                    )
+                self.finish(job, MessageStatus::Suppressed, None, Some(reason.into()))
                     .await?;
                 Metrics::count(&self.metrics.outbound, MessageStatus::Suppressed.as_str());
                 Ok(false)
@@ -655,6 +671,13 @@ impl Service {
             tracing::warn!(
                 interrupted,
                 "sends interrupted by a restart marked unknown (not resent)"
+            );
+        }
+        let settled = self.settle_left_jobs().await?;
+        if settled > 0 {
+            tracing::warn!(
+                settled,
+                "jobs left running by a restart settled from their messages"
             );
         }
         self.resume(i64::MAX).await

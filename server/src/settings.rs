@@ -32,6 +32,9 @@ pub struct Settings {
     /// The send policy: quiet hours for replies, marketing caps, extra quiet-hours rules.
     #[serde(default)]
     pub outbox: crate::outbox::OutboxSettings,
+    /// The durable scheduler: how often due jobs are looked for, and provider-outage retries.
+    #[serde(default)]
+    pub scheduler: crate::jobs::SchedulerSettings,
     /// Shopify webhooks (`POST /webhooks/shopify`): the app's secret. Absent: the endpoint
     /// answers 404 and no commerce data is taken in.
     #[serde(default)]
@@ -245,6 +248,9 @@ impl Settings {
             (ChannelKind::Simulator, None) => {}
         }
         self.outbox
+            .validate()
+            .map_err(|(key, problem)| SettingsError::Invalid { key, problem })?;
+        self.scheduler
             .validate()
             .map_err(|(key, problem)| SettingsError::Invalid { key, problem })?;
         if let Some(shopify) = &self.shopify {

@@ -195,7 +195,8 @@ async fn build_state(
             settings.escalation.sla,
             settings.server.workers,
         )
-        .with_send_rules(settings.outbox.rules()),
+        .with_send_rules(settings.outbox.rules())
+        .with_scheduler(settings.scheduler.clone()),
     );
     let merchant_ids = knowledge.merchant_ids().unwrap_or_else(|err| {
         tracing::error!(error = %err, "listing the knowledge base's merchants failed");

@@ -14,6 +14,7 @@ use parley_knowledge::{IngestReport, MerchantData, MerchantId, SearchHit};
 use serde::{Deserialize, Serialize};
 
 mod bodies;
+mod jobs;
 pub use bodies::{ConversationBody, EscalationBody, MessageBody};
 
 use crate::settings::ChannelKind;
@@ -55,6 +56,7 @@ pub fn routes() -> Router<AppState> {
             "/v1/simulator/messages",
             post(simulator_send).get(simulator_inbox),
         )
+        .merge(jobs::routes())
 }
 
 /// Routes that take large bodies.
@@ -394,7 +396,7 @@ struct ConversationParams {
     limit: i64,
 }
 
-fn default_page() -> i64 {
+pub(super) fn default_page() -> i64 {
     100
 }
 
@@ -485,40 +487,53 @@ async fn consent_export(
 ) -> Result<Response, ApiError> {
     user.require(&merchant_id, UserRole::Admin)?;
     let rows = state.service.store.consent_ledger(&merchant_id).await?;
+    let header = [
+        "id",
+        "timestamp",
+        "merchant_id",
+        "phone",
+        "action",
+        "keyword",
+        "source",
+        "provider_message_id",
+        "purpose",
+        "proof",
+    ];
+    let records = rows.iter().map(|row| {
+        [
+            row.id.to_string(),
+            rfc3339(row.created_at),
+            merchant_id.clone(),
+            // E.164 by construction (`+` and digits): a spreadsheet reads it as a number,
+            // never a formula, and the prefix would spoil the column for lookups.
+            row.phone.clone(),
+            row.action.as_str().to_owned(),
+            spreadsheet_safe(&row.keyword).into_owned(),
+            spreadsheet_safe(&row.source).into_owned(),
+            spreadsheet_safe(row.provider_sid.as_deref().unwrap_or("")).into_owned(),
+            row.purpose.clone(),
+            spreadsheet_safe(row.proof.as_deref().unwrap_or("")).into_owned(),
+        ]
+    });
+    csv_download(&format!("{merchant_id}-consent.csv"), header, records)
+}
+
+/// A CSV file download: the header, then one record per row.
+pub(super) fn csv_download<const N: usize>(
+    filename: &str,
+    columns: [&str; N],
+    records: impl Iterator<Item = [String; N]>,
+) -> Result<Response, ApiError> {
     let mut writer = csv::Writer::from_writer(Vec::new());
-    let write = |writer: &mut csv::Writer<Vec<u8>>| -> Result<(), csv::Error> {
-        writer.write_record([
-            "id",
-            "timestamp",
-            "merchant_id",
-            "phone",
-            "action",
-            "keyword",
-            "source",
-            "provider_message_id",
-            "purpose",
-            "proof",
-        ])?;
-        for row in &rows {
-            writer.write_record([
-                row.id.to_string().as_str(),
-                &rfc3339(row.created_at),
-                &merchant_id,
-                // E.164 by construction (`+` and digits): a spreadsheet reads it as a number,
-                // never a formula, and the prefix would spoil the column for lookups.
-                &row.phone,
-                row.action.as_str(),
-                &spreadsheet_safe(&row.keyword),
-                &spreadsheet_safe(&row.source),
-                &spreadsheet_safe(row.provider_sid.as_deref().unwrap_or("")),
-                &row.purpose,
-                &spreadsheet_safe(row.proof.as_deref().unwrap_or("")),
-            ])?;
+    let write = || -> Result<(), csv::Error> {
+        writer.write_record(columns)?;
+        for record in records {
+            writer.write_record(&record)?;
         }
         writer.flush()?;
         Ok(())
     };
-    write(&mut writer).map_err(|err| ApiError::internal(&err))?;
+    write().map_err(|err| ApiError::internal(&err))?;
     let body = writer
         .into_inner()
         .map_err(|err| ApiError::internal(err.error()))?;
@@ -527,7 +542,7 @@ async fn consent_export(
             (header::CONTENT_TYPE, "text/csv; charset=utf-8".to_owned()),
             (
                 header::CONTENT_DISPOSITION,
-                format!("attachment; filename=\"{merchant_id}-consent.csv\""),
+                format!("attachment; filename=\"{filename}\""),
             ),
         ],
         body,
@@ -928,6 +943,11 @@ struct IngestReportBody {
         reingest,
         simulator_send,
         simulator_inbox,
+        jobs::schedule,
+        jobs::list,
+        jobs::show,
+        jobs::cancel,
+        jobs::send_decisions_export,
         crate::healthz,
         crate::readyz,
     ),

@@ -289,6 +289,29 @@ impl Store {
         .await
     }
 
+    /// Imports customers and their marketing consent (`parley customers import`) in one
+    /// transaction: all of them or, on any error, none. Returns the customers written and the
+    /// ledger entries that changed someone's consent (an opt-in older than a later STOP is not
+    /// one; see `apply_marketing`).
+    pub async fn import_customers(
+        &self,
+        merchant_id: &str,
+        customers: &[CustomerFacts],
+        now: i64,
+    ) -> Result<(usize, i64)> {
+        self.guard(async move {
+            let mut tx = self.writer.begin().await?;
+            let before = ledger_entries(&mut tx, merchant_id).await?;
+            for facts in customers {
+                upsert_customer(&mut tx, merchant_id, facts, now).await?;
+            }
+            let after = ledger_entries(&mut tx, merchant_id).await?;
+            tx.commit().await?;
+            Ok((customers.len(), after - before))
+        })
+        .await
+    }
+
     /// Applies orders from the merchant directory's `orders.json` (at ingest), each upserted
     /// as a webhook would be; a newer live version is kept.
     pub async fn sync_directory_orders(
@@ -416,6 +439,15 @@ async fn apply_change(
             .await
         }
     }
+}
+
+async fn ledger_entries(tx: &mut Tx<'_>, merchant_id: &str) -> Result<i64> {
+    Ok(
+        sqlx::query_scalar("SELECT COUNT(*) FROM consent_events WHERE merchant_id = ?")
+            .bind(merchant_id)
+            .fetch_one(&mut **tx)
+            .await?,
+    )
 }
 
 /// Creates or updates the customer with this phone; returns its id.

@@ -80,31 +80,8 @@ impl Store {
                     return Ok(Received::Duplicate);
                 }
             }
-            let customer_id: i64 = sqlx::query(
-                "INSERT INTO customers (merchant_id, phone, created_at) VALUES (?, ?, ?)
-             ON CONFLICT (merchant_id, phone) DO UPDATE SET phone = excluded.phone RETURNING id",
-            )
-            .bind(inbound.merchant_id)
-            .bind(inbound.phone)
-            .bind(now)
-            .fetch_one(&mut *tx)
-            .await?
-            .get("id");
-            let empty_state = serde_json::to_string(&ConversationState::default())?;
-            let conversation_id: i64 = sqlx::query(
-                "INSERT INTO conversations (merchant_id, customer_id, state, created_at, updated_at)
-             VALUES (?, ?, ?, ?, ?)
-             ON CONFLICT (merchant_id, customer_id) DO UPDATE SET updated_at = excluded.updated_at
-             RETURNING id",
-            )
-            .bind(inbound.merchant_id)
-            .bind(customer_id)
-            .bind(&empty_state)
-            .bind(now)
-            .bind(now)
-            .fetch_one(&mut *tx)
-            .await?
-            .get("id");
+            let (_, conversation_id) =
+                customer_and_conversation(&mut tx, inbound.merchant_id, inbound.phone, now).await?;
             let message_id: i64 = sqlx::query(
                 "INSERT INTO messages (merchant_id, conversation_id, direction, author, body, num_media,
              channel, provider_sid, status, created_at, updated_at)
@@ -307,4 +284,40 @@ impl Store {
         .await?;
         Ok(row.as_ref().map(MessageRow::from_row).transpose()?)
     }
+}
+
+/// The customer with this phone and their conversation, made on first contact (an inbound
+/// text, or the first text the store sends them).
+pub(super) async fn customer_and_conversation(
+    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+    merchant_id: &str,
+    phone: &str,
+    now: i64,
+) -> Result<(i64, i64)> {
+    let customer_id: i64 = sqlx::query(
+        "INSERT INTO customers (merchant_id, phone, created_at) VALUES (?, ?, ?)
+         ON CONFLICT (merchant_id, phone) DO UPDATE SET phone = excluded.phone RETURNING id",
+    )
+    .bind(merchant_id)
+    .bind(phone)
+    .bind(now)
+    .fetch_one(&mut **tx)
+    .await?
+    .get("id");
+    let empty_state = serde_json::to_string(&ConversationState::default())?;
+    let conversation_id: i64 = sqlx::query(
+        "INSERT INTO conversations (merchant_id, customer_id, state, created_at, updated_at)
+         VALUES (?, ?, ?, ?, ?)
+         ON CONFLICT (merchant_id, customer_id) DO UPDATE SET updated_at = excluded.updated_at
+         RETURNING id",
+    )
+    .bind(merchant_id)
+    .bind(customer_id)
+    .bind(&empty_state)
+    .bind(now)
+    .bind(now)
+    .fetch_one(&mut **tx)
+    .await?
+    .get("id");
+    Ok((customer_id, conversation_id))
 }

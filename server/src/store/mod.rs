@@ -17,7 +17,7 @@
 //! One submodule per aggregate, each adding its methods to `Store`: `merchants`, `users`
 //! (tokens and inbox sessions), `inbound` (receipt and the decision transaction), `outbound`
 //! (the send path's bookkeeping and status callbacks), `conversations` (messages and their
-//! vocabulary), `escalations`, `consent` and `commerce` (Shopify events, customers'
+//! vocabulary), `escalations`, `consent`, `jobs` (the scheduler's table) and `commerce` (Shopify events, customers'
 //! commerce facts, checkouts, orders). This file holds the pools and the rules every
 //! write follows. Rows are the store's own types; the APIs' JSON shapes are in `api::bodies`.
 
@@ -26,6 +26,7 @@ mod consent;
 mod conversations;
 mod escalations;
 mod inbound;
+pub mod jobs;
 mod merchants;
 mod outbound;
 #[cfg(test)]
@@ -36,8 +37,9 @@ pub use consent::{ConsentAction, ConsentRow};
 pub use conversations::{Author, ConversationRow, Direction, MessageRow, MessageStatus};
 pub use escalations::{EscalationRow, EscalationStatus, NewEscalation};
 pub use inbound::{DecisionRecord, NewInbound, PendingInbound, Received};
+pub use jobs::{JobKind, JobOutcome, JobRow, JobStatus, NewJob, SendPayload};
 pub use merchants::Merchant;
-pub use outbound::{OutboundJob, SendDecision};
+pub use outbound::{OutboundJob, SendDecision, SendDecisionRow};
 pub use users::{User, UserRole};
 
 use std::future::Future;

@@ -23,6 +23,8 @@ pub struct OutboundJob {
     pub ship_to_region: Option<String>,
     pub time_zone: Option<String>,
     pub merchant_zone: Option<String>,
+    /// The scheduled job this message was made for, whose status follows its outcome.
+    pub job_id: Option<i64>,
 }
 
 /// One `may_send` answer, for the record.
@@ -36,6 +38,20 @@ pub struct SendDecision<'a> {
     pub verdict: &'static str,
     pub reason: Option<&'a str>,
     pub until: Option<i64>,
+}
+
+/// A recorded send decision, as read back.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct SendDecisionRow {
+    pub id: i64,
+    pub merchant_id: String,
+    pub message_id: i64,
+    pub phone: String,
+    pub purpose: String,
+    pub verdict: String,
+    pub reason: Option<String>,
+    pub until: Option<i64>,
+    pub decided_at: i64,
 }
 
 impl MessageStatus {
@@ -107,7 +123,7 @@ impl Store {
                 return Ok(None);
             }
             let row = sqlx::query(
-                "SELECT m.id, m.merchant_id, m.body, m.author, m.purpose, m.subject, cu.phone, cu.opted_out,
+                "SELECT m.id, m.merchant_id, m.body, m.author, m.purpose, m.subject, m.job_id, cu.phone, cu.opted_out,
                     cu.marketing, cu.ship_to_region, cu.time_zone, me.sms_number, me.timezone
              FROM messages m JOIN conversations c ON c.id = m.conversation_id
              JOIN customers cu ON cu.id = c.customer_id JOIN merchants me ON me.id = m.merchant_id
@@ -134,6 +150,7 @@ impl Store {
                 ship_to_region: row.get("ship_to_region"),
                 time_zone: row.get("time_zone"),
                 merchant_zone: row.get("timezone"),
+                job_id: row.get("job_id"),
             }))
         })
         .await
@@ -216,20 +233,24 @@ impl Store {
         .await
     }
 
-    /// The recorded send decisions for one message, oldest first (tests, the export).
-    pub async fn send_decisions(
-        &self,
-        message_id: i64,
-    ) -> Result<Vec<(String, Option<String>, Option<i64>)>> {
-        let rows =
-            sqlx::query("SELECT verdict, reason, until FROM send_decisions WHERE message_id = ? ORDER BY id")
-                .bind(message_id)
-                .fetch_all(&self.reader)
-                .await?;
-        Ok(rows
-            .iter()
-            .map(|row| (row.get("verdict"), row.get("reason"), row.get("until")))
-            .collect())
+    /// The recorded send decisions for one message, oldest first.
+    pub async fn send_decisions(&self, message_id: i64) -> Result<Vec<SendDecisionRow>> {
+        Ok(sqlx::query_as::<_, SendDecisionRow>(
+            "SELECT * FROM send_decisions WHERE message_id = ? ORDER BY id",
+        )
+        .bind(message_id)
+        .fetch_all(&self.reader)
+        .await?)
+    }
+
+    /// Every send decision for one merchant, oldest first (the CSV export).
+    pub async fn merchant_send_decisions(&self, merchant_id: &str) -> Result<Vec<SendDecisionRow>> {
+        Ok(sqlx::query_as::<_, SendDecisionRow>(
+            "SELECT * FROM send_decisions WHERE merchant_id = ? ORDER BY decided_at, id",
+        )
+        .bind(merchant_id)
+        .fetch_all(&self.reader)
+        .await?)
     }
 
     pub async fn finish_outbound(

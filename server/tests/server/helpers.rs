@@ -298,6 +298,12 @@ fn percent(text: &str) -> String {
 }
 
 impl TestApp {
+    /// The injected clock's time.
+    pub fn clock_now(&self) -> i64 {
+        use parley_core::Clock as _;
+        self.clock.now_ms()
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.addr)
     }

@@ -6,6 +6,7 @@ mod api;
 mod browser;
 mod hardening;
 mod helpers;
+mod jobs;
 mod outbox;
 mod qdrant;
 mod restart;

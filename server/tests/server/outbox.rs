@@ -23,13 +23,13 @@ async fn a_reply_held_to_quiet_hours_waits_for_eight_and_then_goes() {
     let store = &app.state.service.store;
     let decisions = store.send_decisions(reply.id).await.unwrap();
     assert_eq!(decisions.len(), 1);
-    let (verdict, reason, until) = &decisions[0];
+    let decision = &decisions[0];
     assert_eq!(
-        (verdict.as_str(), reason.as_deref()),
+        (decision.verdict.as_str(), decision.reason.as_deref()),
         ("defer", Some("quiet_hours"))
     );
     // 08:00 in Miami (EST, UTC-5) is 13:00 UTC, an hour after T0.
-    assert_eq!(*until, Some(T0 + 3_600_000));
+    assert_eq!(decision.until, Some(T0 + 3_600_000));
 
     // A sweep before its minute sends nothing...
     app.clock.advance(std::time::Duration::from_secs(59 * 60));
@@ -47,7 +47,7 @@ async fn a_reply_held_to_quiet_hours_waits_for_eight_and_then_goes() {
     assert_ne!(delivered.status, MessageStatus::Suppressed);
     let decisions = store.send_decisions(reply.id).await.unwrap();
     assert_eq!(decisions.len(), 2, "{decisions:?}");
-    assert_eq!(decisions[1].0, "allow");
+    assert_eq!(decisions[1].verdict, "allow");
 }
 
 #[tokio::test]
@@ -61,7 +61,7 @@ async fn by_default_replies_are_not_held_and_every_send_is_recorded() {
     assert_ne!(reply.status, MessageStatus::Deferred);
     let decisions = app.state.service.store.send_decisions(reply.id).await.unwrap();
     assert_eq!(decisions.len(), 1);
-    assert_eq!(decisions[0].0, "allow");
+    assert_eq!(decisions[0].verdict, "allow");
 }
 
 #[tokio::test]
@@ -71,7 +71,10 @@ async fn a_stop_confirmation_is_always_allowed_and_recorded() {
     app.settle().await;
     let store = &app.state.service.store;
     let confirmation = app.sent_to("trailhead", FLORIDA).await.last().unwrap().clone();
-    assert_eq!(store.send_decisions(confirmation.id).await.unwrap()[0].0, "allow");
+    assert_eq!(
+        store.send_decisions(confirmation.id).await.unwrap()[0].verdict,
+        "allow"
+    );
     assert!(
         store
             .customer_by_phone("trailhead", FLORIDA)

@@ -72,11 +72,6 @@ impl Delivery {
 }
 
 impl TestApp {
-    fn clock_now(&self) -> i64 {
-        use parley_core::Clock as _;
-        self.clock.now_ms()
-    }
-
     async fn commerce(&self) -> CommerceCounts {
         self.state.service.store.commerce_counts(MERCHANT).await.unwrap()
     }
