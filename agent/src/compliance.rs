@@ -30,7 +30,11 @@ static NUMBER_SIGN: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"#(\D|$)").ex
 #[serde(rename_all = "snake_case")]
 pub enum ComplianceAction {
     OptOut,
+    /// Texts back on after a STOP (START, UNSTOP, YES): what the STOP ended resumes.
     OptIn,
+    /// A keyword sign-up for the store's marketing texts (JOIN, SUBSCRIBE): a marketing
+    /// opt-in that needs the program's confirmation message before any marketing text.
+    Join,
     Help,
 }
 
@@ -49,6 +53,9 @@ const OPT_OUT_EN: &[&str] = &[
 ];
 const OPT_OUT_ES: &[&str] = &["parar", "alto", "baja", "cancelar", "basta"];
 const OPT_IN_EN: &[&str] = &["start", "unstop", "resubscribe"];
+/// Keyword sign-ups as ads print them ("Text JOIN to 55555"); Spanish ads use ALTA / UNIRME.
+const JOIN_EN: &[&str] = &["join", "subscribe"];
+const JOIN_ES: &[&str] = &["alta", "unirme", "suscribir", "suscribirme"];
 const HELP_EN: &[&str] = &["help", "info"];
 const HELP_ES: &[&str] = &["ayuda"];
 /// Courtesy words that say which language a bare keyword was sent in ("STOP por favor").
@@ -183,6 +190,12 @@ pub fn detect_with_language(text: &str, opted_out: bool) -> Option<Detection> {
     }
     if let Some(spanish) = keyword_message(&words, HELP_EN, HELP_ES) {
         return found(ComplianceAction::Help, spanish);
+    }
+    // Only a bare keyword: "can I join the rewards program?" is a question about it.
+    if let Some(spanish) = keyword_message(&words, JOIN_EN, JOIN_ES)
+        && words.len() <= 3
+    {
+        return found(ComplianceAction::Join, spanish);
     }
     if keyword_message(&words, OPT_IN_EN, &[]).is_some()
         || OPT_IN_EN.contains(&joined.as_str())

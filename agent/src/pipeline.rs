@@ -110,6 +110,9 @@ pub struct MerchantContact {
     pub name: String,
     pub support_email: Option<String>,
     pub support_hours: Option<String>,
+    /// How often the marketing program texts ("2-4 msgs/month"), for HELP and the sign-up
+    /// confirmation; absent: "Msg frequency varies".
+    pub message_frequency: Option<String>,
 }
 
 impl MerchantContact {
@@ -118,6 +121,7 @@ impl MerchantContact {
             name: data.config.name.clone(),
             support_email: Some(data.config.support_email.clone()),
             support_hours: Some(data.config.support_hours.clone()),
+            message_frequency: None,
         }
     }
 
@@ -126,6 +130,7 @@ impl MerchantContact {
             "name": self.name,
             "support_email": self.support_email,
             "support_hours": self.support_hours,
+            "message_frequency": self.message_frequency,
         })
     }
 }
@@ -904,13 +909,21 @@ impl Agent {
                 state.opted_out = false;
                 (Route::OptIn, Some("opt_in"))
             }
+            ComplianceAction::Join => {
+                state.opted_out = false;
+                (Route::Join, Some("opt_in"))
+            }
             ComplianceAction::Help => (Route::Help, Some("help")),
         };
         let reply = template
             .map(|template| {
                 self.prompts.render(
                     template,
-                    json!({ "merchant": merchant.context(), "lang": detection.language.code() }),
+                    json!({
+                        "merchant": merchant.context(),
+                        "lang": detection.language.code(),
+                        "marketing": route == Route::Join,
+                    }),
                 )
             })
             .transpose()?;

@@ -134,6 +134,8 @@ pub enum Route {
     Escalate,
     OptOut,
     OptIn,
+    /// A keyword sign-up for marketing texts; the reply is the program's confirmation.
+    Join,
     Help,
 }
 
@@ -144,6 +146,7 @@ impl Route {
             Route::Escalate => "escalate",
             Route::OptOut => "opt_out",
             Route::OptIn => "opt_in",
+            Route::Join => "join",
             Route::Help => "help",
         }
     }
@@ -163,6 +166,7 @@ impl FromStr for Route {
             Route::Escalate,
             Route::OptOut,
             Route::OptIn,
+            Route::Join,
             Route::Help,
         ]
         .into_iter()

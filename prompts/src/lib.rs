@@ -117,6 +117,39 @@ mod tests {
     }
 
     #[test]
+    fn a_keyword_sign_up_gets_the_programs_confirmation() {
+        let mut program = merchant();
+        program["message_frequency"] = json!("2-4 msgs/month");
+        let prompts = Prompts::builtin();
+        let join = prompts
+            .render(
+                "opt_in",
+                json!({"merchant": program, "lang": "en", "marketing": true}),
+            )
+            .unwrap();
+        assert_eq!(
+            join,
+            "Trailhead Outfitters: you're signed up for recurring marketing texts. 2-4 msgs/month. \
+             Msg&data rates may apply. Reply HELP for help, STOP to cancel."
+        );
+        let resumed = prompts
+            .render(
+                "opt_in",
+                json!({"merchant": merchant(), "lang": "en", "marketing": false}),
+            )
+            .unwrap();
+        assert_eq!(
+            resumed,
+            "You're resubscribed to Trailhead Outfitters texts. Msg frequency varies. \
+             Msg&data rates may apply. Reply HELP for help, STOP to cancel."
+        );
+        let help = prompts
+            .render("help", json!({"merchant": program, "lang": "es"}))
+            .unwrap();
+        assert!(help.contains("2-4 msgs/month. Pueden aplicarse"), "{help}");
+    }
+
+    #[test]
     fn handoff_summary_puts_one_fact_per_line() {
         let text = Prompts::builtin()
             .render(

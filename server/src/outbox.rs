@@ -19,6 +19,8 @@ pub struct SendRules {
     pub quiet_hours: QuietHours,
     pub caps: Caps,
     pub conversational_quiet_hours: bool,
+    /// What the program's compliance texts (HELP, the JOIN confirmation) say of its frequency.
+    pub message_frequency: Option<String>,
 }
 
 impl Default for SendRules {
@@ -27,6 +29,7 @@ impl Default for SendRules {
             quiet_hours: QuietHours::builtin(),
             caps: Caps::default(),
             conversational_quiet_hours: false,
+            message_frequency: None,
         }
     }
 }
@@ -46,6 +49,10 @@ pub struct OutboxSettings {
     /// Windows and same-subject limits added to the built-in table (they can only narrow it).
     #[serde(default)]
     pub quiet_hours: QuietHours,
+    /// How often the marketing program texts, as HELP and the JOIN confirmation say it
+    /// ("2-4 msgs/month"); absent: "Msg frequency varies".
+    #[serde(default)]
+    pub message_frequency: Option<String>,
 }
 
 impl OutboxSettings {
@@ -56,6 +63,14 @@ impl OutboxSettings {
         }
         if self.max_marketing_per_week == Some(0) {
             return Err(("outbox.max_marketing_per_week", "must be at least 1".into()));
+        }
+        if let Some(frequency) = &self.message_frequency
+            && (frequency.trim().is_empty() || frequency.chars().count() > 40)
+        {
+            return Err((
+                "outbox.message_frequency",
+                "must be 1 to 40 characters, e.g. \"2-4 msgs/month\"".into(),
+            ));
         }
         self.quiet_hours
             .validate()
@@ -70,6 +85,7 @@ impl OutboxSettings {
                 per_week: self.max_marketing_per_week,
             },
             conversational_quiet_hours: self.conversational_quiet_hours,
+            message_frequency: self.message_frequency.as_ref().map(|f| f.trim().to_owned()),
         }
     }
 }

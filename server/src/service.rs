@@ -306,9 +306,13 @@ impl Service {
         state.opted_out = pending.opted_out;
         // Compliance first, from the store alone: a STOP is honoured even when the merchant's
         // catalog, index or model cannot be read. It reads the customer's own words only.
+        let merchant = parley_agent::MerchantContact {
+            message_frequency: self.send_rules.message_frequency.clone(),
+            ..pending.merchant.clone()
+        };
         match self
             .agent
-            .decide_compliance(&pending.body, state.clone(), &pending.merchant)
+            .decide_compliance(&pending.body, state.clone(), &merchant)
         {
             Ok(Some(decision)) => return Ok(self.observed(decision)),
             Ok(None) => {}
@@ -358,11 +362,11 @@ impl Service {
     fn record_for(&self, pending: &PendingInbound, decision: Decision) -> (DecisionRecord, Route) {
         let consent = match decision.route {
             Route::OptOut => Some((ConsentAction::OptOut, pending.body.trim().to_owned())),
-            Route::OptIn => Some((ConsentAction::OptIn, pending.body.trim().to_owned())),
+            Route::OptIn | Route::Join => Some((ConsentAction::OptIn, pending.body.trim().to_owned())),
             _ => None,
         };
         let author = match decision.route {
-            Route::OptOut | Route::OptIn | Route::Help => Author::Compliance,
+            Route::OptOut | Route::OptIn | Route::Join | Route::Help => Author::Compliance,
             Route::Reply | Route::Escalate => Author::Ai,
         };
         let escalation = decision.handoff.as_ref().map(|handoff| {
@@ -381,6 +385,7 @@ impl Service {
             message_id: pending.message_id,
             conversation_id: pending.conversation_id,
             consent,
+            marketing_signup: decision.route == Route::Join,
             reply,
             escalation,
             state: decision.state,
@@ -403,6 +408,7 @@ impl Service {
             message_id: pending.message_id,
             conversation_id: pending.conversation_id,
             consent: None,
+            marketing_signup: false,
             reply: None,
             escalation: Some(NewEscalation {
                 reason: reason.into(),
@@ -560,6 +566,12 @@ impl Service {
         self.store
             .finish_outbound(job.id, status, sid, error, self.now())
             .await?;
+        if job.subject.as_deref() == Some(crate::store::MARKETING_CONFIRMATION)
+            && status.reached_provider()
+            && self.store.confirm_marketing(job.id, self.now()).await?
+        {
+            tracing::info!(message_id = job.id, "marketing sign-up confirmed");
+        }
         if job.job_id.is_some() {
             self.settle_job(job.id, status, error).await?;
         }

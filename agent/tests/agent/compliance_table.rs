@@ -34,6 +34,7 @@ fn expected(label: &str) -> Option<ComplianceAction> {
     match label {
         "opt_out" => Some(ComplianceAction::OptOut),
         "opt_in" => Some(ComplianceAction::OptIn),
+        "join" => Some(ComplianceAction::Join),
         "help" => Some(ComplianceAction::Help),
         "none" => None,
         other => panic!("unknown label {other:?}"),

@@ -38,6 +38,27 @@ pub struct ConsentRow {
 }
 
 impl Store {
+    /// The sign-up confirmation `message_id` reached the provider: the customer's marketing
+    /// consent, awaiting it, is confirmed (unless a STOP came meanwhile). Returns whether it was.
+    pub async fn confirm_marketing(&self, message_id: i64, now: i64) -> Result<bool> {
+        self.guard(async move {
+            let changed = sqlx::query(
+                "UPDATE customers SET marketing = 'confirmed', updated_at = ?
+                 WHERE marketing = 'awaiting_confirmation' AND NOT opted_out AND id = (
+                   SELECT c.customer_id FROM messages m JOIN conversations c ON c.id = m.conversation_id
+                   WHERE m.id = ? AND m.subject = ?)",
+            )
+            .bind(now)
+            .bind(message_id)
+            .bind(super::inbound::MARKETING_CONFIRMATION)
+            .execute(&self.writer)
+            .await?
+            .rows_affected();
+            Ok(changed > 0)
+        })
+        .await
+    }
+
     /// Twilio answered 21610 (the carrier has this number opted out, e.g. a STOP sent to the
     /// carrier directly): the ledger records a carrier opt-out, once, and the customer is
     /// opted out of everything. Returns whether an entry was written.

@@ -65,6 +65,15 @@ impl MessageStatus {
         self.into()
     }
 
+    /// The provider took the message (whatever the carrier did with it later).
+    pub fn reached_provider(self) -> bool {
+        use MessageStatus::*;
+        matches!(
+            self,
+            Accepted | Scheduled | Queued | SendingProvider | Sent | Delivered | Read
+        )
+    }
+
     /// A provider's status word (Twilio's `MessageStatus`); `None` for words Parley does not
     /// track (e.g. `partially_delivered`), which then change nothing.
     pub fn from_provider(word: &str) -> Option<Self> {

@@ -55,9 +55,16 @@ pub struct DecisionRecord {
     pub conversation_id: i64,
     pub state: ConversationState,
     pub consent: Option<(ConsentAction, String)>,
+    /// The opt-in is a keyword sign-up for marketing (JOIN): the ledger entry is for marketing,
+    /// and marketing consent waits for the reply (the program's confirmation) to go out.
+    pub marketing_signup: bool,
     pub reply: Option<(Author, String)>,
     pub escalation: Option<NewEscalation>,
 }
+
+/// The subject of a sign-up's confirmation message: when it reaches the provider, the
+/// customer's marketing consent is confirmed.
+pub const MARKETING_CONFIRMATION: &str = "marketing_confirmation";
 
 impl Store {
     /// Records an inbound message (customer and conversation created on first contact) in one
@@ -157,6 +164,8 @@ impl Store {
                 name: row.get("name"),
                 support_email: row.get("support_email"),
                 support_hours: row.get("support_hours"),
+                // The program's frequency is a setting; the service fills it in.
+                message_frequency: None,
             },
             num_media: u32::try_from(row.get::<i64, _>("num_media")).unwrap_or(0),
         }))
@@ -192,9 +201,14 @@ impl Store {
             let merchant_id: String = row.get("merchant_id");
             let customer_id: i64 = row.get("customer_id");
             if let Some((action, keyword)) = &record.consent {
+                let purpose = if record.marketing_signup {
+                    "marketing"
+                } else {
+                    "all"
+                };
                 sqlx::query(
                     "INSERT INTO consent_events (merchant_id, phone, action, keyword, source, message_id,
-                 provider_sid, created_at) VALUES (?, ?, ?, ?, 'sms', ?, ?, ?)",
+                 provider_sid, purpose, created_at) VALUES (?, ?, ?, ?, 'sms', ?, ?, ?, ?)",
                 )
                 .bind(&merchant_id)
                 .bind(row.get::<String, _>("phone"))
@@ -202,14 +216,22 @@ impl Store {
                 .bind(keyword)
                 .bind(record.message_id)
                 .bind(row.get::<Option<String>, _>("provider_sid"))
+                .bind(purpose)
                 .bind(now)
                 .execute(&mut *tx)
                 .await?;
-                sqlx::query("UPDATE customers SET opted_out = ? WHERE id = ?")
-                    .bind(*action == ConsentAction::OptOut)
-                    .bind(customer_id)
-                    .execute(&mut *tx)
-                    .await?;
+                // A sign-up also lifts a STOP (the customer asked to be texted); its marketing
+                // consent is confirmed once the confirmation reaches the provider.
+                sqlx::query(
+                    "UPDATE customers SET opted_out = ?, marketing = CASE
+                       WHEN ? AND marketing <> 'confirmed' THEN 'awaiting_confirmation' ELSE marketing END
+                     WHERE id = ?",
+                )
+                .bind(*action == ConsentAction::OptOut)
+                .bind(record.marketing_signup)
+                .bind(customer_id)
+                .execute(&mut *tx)
+                .await?;
             }
             sqlx::query("UPDATE conversations SET state = ?, updated_at = ? WHERE id = ?")
                 .bind(serde_json::to_string(&record.state)?)
@@ -230,6 +252,13 @@ impl Store {
                     now,
                 )
                 .await?;
+                if record.marketing_signup {
+                    sqlx::query("UPDATE messages SET subject = ? WHERE id = ?")
+                        .bind(MARKETING_CONFIRMATION)
+                        .bind(id)
+                        .execute(&mut *tx)
+                        .await?;
+                }
                 reply_id = Some(id);
             }
             if let Some(escalation) = &record.escalation {

@@ -395,7 +395,8 @@ impl<'a> JobOutcome<'a> {
             Unknown => JobOutcome::Unknown,
             Failed if error == Some("unavailable") => JobOutcome::Unreachable,
             Failed | Undelivered | Canceled => JobOutcome::Rejected(error.unwrap_or("rejected")),
-            Accepted | Scheduled | Queued | SendingProvider | Sent | Delivered | Read => JobOutcome::Sent,
+            reached if reached.reached_provider() => JobOutcome::Sent,
+            _ => return None,
         })
     }
 }

@@ -36,7 +36,7 @@ mod users;
 pub use consent::{ConsentAction, ConsentRow};
 pub use conversations::{Author, ConversationRow, Direction, MessageRow, MessageStatus};
 pub use escalations::{EscalationRow, EscalationStatus, NewEscalation};
-pub use inbound::{DecisionRecord, NewInbound, PendingInbound, Received};
+pub use inbound::{DecisionRecord, MARKETING_CONFIRMATION, NewInbound, PendingInbound, Received};
 pub use jobs::{JobKind, JobOutcome, JobRow, JobStatus, NewJob, SendPayload};
 pub use merchants::Merchant;
 pub use outbound::{OutboundJob, SendDecision, SendDecisionRow};

@@ -40,6 +40,7 @@ async fn decision_for(store: &Store, message_id: i64) -> DecisionRecord {
         conversation_id: pending.conversation_id,
         state: pending.state,
         consent: None,
+        marketing_signup: false,
         reply: None,
         escalation: None,
     }
@@ -81,6 +82,7 @@ async fn the_consent_ledger_refuses_updates_and_deletes() {
     let (_dir, store, message_id) = store_with_a_customer().await;
     let record = DecisionRecord {
         consent: Some((ConsentAction::OptOut, "STOP".into())),
+        marketing_signup: false,
         ..decision_for(&store, message_id).await
     };
     store.record_decision(&record, 3).await.unwrap();

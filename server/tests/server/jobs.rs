@@ -300,3 +300,81 @@ async fn a_pending_job_can_be_cancelled_bad_requests_change_nothing_and_merchant
     assert_eq!(run_due(&app).await, 0);
     assert!(app.twilio_sends().await.is_empty());
 }
+
+#[tokio::test]
+async fn join_signs_up_for_marketing_once_the_programs_confirmation_has_gone() {
+    let app = spawn_app_tweaked(Channel::TwilioRest, |settings| {
+        settings.scheduler.poll_every = Duration::from_secs(3600);
+        settings.outbox.message_frequency = Some("2-4 msgs/month".into());
+    })
+    .await;
+    let twilio = app.twilio.as_ref().unwrap();
+    app.clock.advance(Duration::from_secs(5 * 3600));
+    let admin = app.token("trailhead", "ana", UserRole::Admin).await;
+    let store = &app.state.service.store;
+    let marketing = |phone: &'static str| async move {
+        store
+            .customer_by_phone("trailhead", phone)
+            .await
+            .unwrap()
+            .unwrap()
+            .marketing
+    };
+    let promo = |to: &str| json!({ "to": to, "body": "New arrivals are in.", "purpose": "marketing" });
+
+    // The provider is down when FLORIDA texts JOIN: no confirmation went, so no marketing yet.
+    let outage = wiremock::Mock::given(wiremock::matchers::method("POST"))
+        .respond_with(wiremock::ResponseTemplate::new(503))
+        .mount_as_scoped(twilio)
+        .await;
+    app.text_ok("SM7001", FLORIDA, TRAILHEAD_NUMBER, "JOIN").await;
+    app.settle().await;
+    assert_eq!(marketing(FLORIDA).await, "awaiting_confirmation");
+    let response = app.post_json(JOBS, &admin, promo(FLORIDA)).await;
+    let early = response.json::<Value>().await.unwrap()["id"].as_i64().unwrap();
+    assert_eq!(run_due(&app).await, 1);
+    assert_eq!(job(&app, &admin, early).await["status"], "refused");
+    drop(outage);
+
+    // With the provider back, OTHER's JOIN is confirmed by the program's confirmation text...
+    accept_all_messages(twilio).await;
+    app.text_ok("SM7002", OTHER, TRAILHEAD_NUMBER, "join").await;
+    app.settle().await;
+    let sends = app.twilio_sends().await;
+    let confirmation = sends.last().unwrap();
+    assert_eq!(form_value(confirmation, "To"), Some(OTHER));
+    assert_eq!(
+        form_value(confirmation, "Body"),
+        Some(
+            "Trailhead Outfitters: you're signed up for recurring marketing texts. 2-4 msgs/month. \
+             Msg&data rates may apply. Reply HELP for help, STOP to cancel."
+        )
+    );
+    assert_eq!(marketing(OTHER).await, "confirmed");
+    let ledger = store.consent_ledger("trailhead").await.unwrap();
+    let entry = ledger.iter().rev().find(|e| e.phone == OTHER).unwrap();
+    assert_eq!(
+        (
+            entry.purpose.as_str(),
+            entry.source.as_str(),
+            entry.keyword.as_str()
+        ),
+        ("marketing", "sms", "join")
+    );
+    // ...and then marketing texts go to OTHER, and still not to FLORIDA.
+    let response = app.post_json(JOBS, &admin, promo(OTHER)).await;
+    let promoted = response.json::<Value>().await.unwrap()["id"].as_i64().unwrap();
+    let response = app.post_json(JOBS, &admin, promo(FLORIDA)).await;
+    let still = response.json::<Value>().await.unwrap()["id"].as_i64().unwrap();
+    assert_eq!(run_due(&app).await, 2);
+    assert_eq!(job(&app, &admin, promoted).await["status"], "done");
+    assert_eq!(job(&app, &admin, still).await["status"], "refused");
+
+    // STOP ends it: the next marketing text is refused.
+    app.text_ok("SM7003", OTHER, TRAILHEAD_NUMBER, "STOP").await;
+    app.settle().await;
+    let response = app.post_json(JOBS, &admin, promo(OTHER)).await;
+    let after_stop = response.json::<Value>().await.unwrap()["id"].as_i64().unwrap();
+    assert_eq!(run_due(&app).await, 1);
+    assert_eq!(job(&app, &admin, after_stop).await["status"], "refused");
+}
