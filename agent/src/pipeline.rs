@@ -13,7 +13,7 @@ use std::ops::ControlFlow;
 use std::sync::{Arc, LazyLock, Mutex};
 use std::time::Instant;
 
-use parley_knowledge::{KnowledgeBase, MerchantData, MerchantId, SearchHit};
+use parley_knowledge::{KnowledgeBase, MerchantData, MerchantId, Order, SearchHit};
 use parley_prompts::Prompts;
 use regex::Regex;
 use serde::Deserialize;
@@ -159,6 +159,8 @@ pub struct Agent {
     config: AgentConfig,
     /// Per merchant, the tools' lookups over its data as last ingested (shared by clones).
     catalogs: Arc<Mutex<HashMap<MerchantId, Arc<Catalog>>>>,
+    /// Where customers' orders are read; `None`: the directory's orders as ingested.
+    orders: Option<Arc<dyn tools::OrderSource>>,
 }
 
 impl std::fmt::Debug for Agent {
@@ -272,6 +274,10 @@ struct Work<'a> {
     product_source: Option<String>,
     /// The customer named that product, rather than a kind of product it is.
     product_named: bool,
+    /// The customer's orders, newest first (`Agent::load_orders`); `None` without a phone.
+    orders: Option<Vec<Order>>,
+    orders_loaded: bool,
+    orders_unreadable: bool,
     started: Instant,
 }
 
@@ -355,7 +361,39 @@ impl Agent {
             prompts,
             config,
             catalogs: Arc::default(),
+            orders: None,
         }
+    }
+
+    /// Reads customers' orders from `source` (the service's store, which Shopify's webhooks
+    /// keep current) instead of the directory's `orders.json` as ingested.
+    pub fn with_order_source(mut self, source: Arc<dyn tools::OrderSource>) -> Self {
+        self.orders = Some(source);
+        self
+    }
+
+    /// The customer's orders, newest first, into `work` (once per message): `None` without
+    /// a phone. A source that cannot be read leaves them unknown, and order questions go to
+    /// a person.
+    async fn load_orders(&self, work: &mut Work<'_>) {
+        if work.orders_loaded {
+            return;
+        }
+        work.orders_loaded = true;
+        let Some(phone) = work.inbound.customer_phone.and_then(tools::order_phone) else {
+            return;
+        };
+        work.orders = match &self.orders {
+            None => Some(work.catalog.orders_of(&phone)),
+            Some(source) => match source.orders_of(work.inbound.merchant, &phone).await {
+                Ok(orders) => Some(orders),
+                Err(err) => {
+                    tracing::error!(error = %err, "the customer's orders could not be read");
+                    work.orders_unreadable = true;
+                    None
+                }
+            },
+        };
     }
 
     /// The merchant's data with its lookups, rebuilt only when the knowledge base holds a
@@ -444,8 +482,16 @@ impl Agent {
         // places, product: `carried_query`), so "what about in black?" finds the product
         // discussed.
         self.retrieve(work, &classified, vector).await?;
-        // 6. Escalation policy on what the message is.
+        // 6. Escalation policy on what the message is (a complaint about the customer's own
+        // order that the order data answers is an order question: read their orders first).
+        if classified.classification.intent == Intent::Complaint && asks_about_own_order(work.inbound.text) {
+            self.load_orders(work).await;
+        }
         let intent = self.escalation_policy(work, &classified)?;
+        // Orders are read only for order questions: most messages never touch them.
+        if is_order_question(intent, work.inbound.text) {
+            self.load_orders(work).await;
+        }
         // 7. Tools: orders, products, offers.
         self.tools(work, intent, classified.follow_up)?;
         // 8. Turn limit: a complex issue reaches a person within N AI answers.
@@ -478,6 +524,9 @@ impl Agent {
             extractive_failed: false,
             product_source: None,
             product_named: false,
+            orders: None,
+            orders_loaded: false,
+            orders_unreadable: false,
             started,
         };
         // Counted from the start of the decision: loading the merchant's data is part of it.
@@ -646,12 +695,7 @@ impl Agent {
         let intent = if intent == Intent::Complaint
             && asks_about_own_order(text)
             && matches!(
-                tools::lookup_orders(
-                    &work.catalog,
-                    work.inbound.customer_phone,
-                    text,
-                    &work.state.last_orders
-                ),
+                tools::lookup_orders(work.orders.as_deref(), text, &work.state.last_orders),
                 OrderLookup::Found(_)
             ) {
             Intent::OrderStatus
@@ -713,9 +757,7 @@ impl Agent {
             |t| &mut t.tools_us,
             |work| {
                 let text = work.inbound.text;
-                let order_question =
-                    intent == Intent::OrderStatus || !tools::mentioned_order_numbers(text).is_empty();
-                if order_question {
+                if is_order_question(intent, text) {
                     return look_up_orders(work);
                 }
                 // "price?" and "is it on sale?" sound like discount talk to the embedding but
@@ -1048,15 +1090,15 @@ impl Agent {
         } else {
             None
         };
-        let own_orders: Vec<String> =
-            match tools::lookup_orders(&work.catalog, work.inbound.customer_phone, "", &[]) {
-                OrderLookup::Found(orders) => orders
-                    .iter()
-                    .flat_map(|o| tools::order_facts(o, ""))
-                    .map(|f| f.text)
-                    .collect(),
-                _ => Vec::new(),
-            };
+        self.load_orders(&mut work).await;
+        let own_orders: Vec<String> = match tools::lookup_orders(work.orders.as_deref(), "", &[]) {
+            OrderLookup::Found(orders) => orders
+                .iter()
+                .flat_map(|o| tools::order_facts(o, ""))
+                .map(|f| f.text)
+                .collect(),
+            _ => Vec::new(),
+        };
         let summary = self.prompts.render(
             "handoff_summary",
             json!({
@@ -1156,15 +1198,18 @@ impl Agent {
     }
 }
 
+/// Whether the tools answer this message from the customer's orders.
+fn is_order_question(intent: Intent, text: &str) -> bool {
+    intent == Intent::OrderStatus || !tools::mentioned_order_numbers(text).is_empty()
+}
+
 /// The tools for an order question: the customer's orders as facts, or a person when the
 /// order named is not theirs (or not found).
 fn look_up_orders(work: &mut Work<'_>) -> Stage<()> {
-    match tools::lookup_orders(
-        &work.catalog,
-        work.inbound.customer_phone,
-        work.inbound.text,
-        &work.state.last_orders,
-    ) {
+    if work.orders_unreadable {
+        return ControlFlow::Break(Stop::escalate(EscalationReason::KnowledgeUnavailable, true));
+    }
+    match tools::lookup_orders(work.orders.as_deref(), work.inbound.text, &work.state.last_orders) {
         OrderLookup::Found(orders) => {
             work.state.last_orders = orders.iter().map(|o| o.name.clone()).collect();
             for order in &orders {

@@ -21,6 +21,24 @@ use crate::text::{stem, terms_match, unique, words};
 
 pub use offers::{mentions_codes, offer_facts};
 
+/// Where the order tools read a customer's orders. The service's store is one (fed by
+/// Shopify's order webhooks and by the directory's `orders.json` at ingest); an agent without
+/// one reads the directory's orders as ingested (the eval harness, tests).
+#[async_trait::async_trait]
+pub trait OrderSource: Send + Sync {
+    /// The orders placed from `phone` at `merchant`, newest first.
+    async fn orders_of(
+        &self,
+        merchant: &parley_knowledge::MerchantId,
+        phone: &Phone,
+    ) -> Result<Vec<Order>, OrderSourceError>;
+}
+
+/// The orders could not be read: the agent hands the question to a person.
+#[derive(Debug, thiserror::Error)]
+#[error("orders could not be read: {0}")]
+pub struct OrderSourceError(pub String);
+
 /// A merchant's data with the lookups the tools need built once, not per message: orders by
 /// phone, products by handle and SKU, and each title's words weighted by their rarity in the
 /// catalogue. Rebuilt when the merchant is re-ingested (the pipeline caches one per
@@ -276,11 +294,11 @@ impl Catalog {
             .map(|idx| &self.data.products[*idx])
     }
 
-    /// The orders placed from this phone, newest first.
-    fn orders_of(&self, phone: &Phone) -> Vec<&Order> {
+    /// The directory's orders placed from this phone, newest first.
+    pub fn orders_of(&self, phone: &Phone) -> Vec<Order> {
         self.orders_by_phone
             .get(phone)
-            .map(|indices| indices.iter().map(|idx| &self.data.orders[*idx]).collect())
+            .map(|indices| indices.iter().map(|idx| self.data.orders[*idx].clone()).collect())
             .unwrap_or_default()
     }
 }
@@ -315,25 +333,20 @@ pub enum OrderLookup {
 /// discussed earlier in the conversation, so "and when will it arrive?" stays on them.
 /// A phone number as an order file wrote it: national numbers are read as North American,
 /// the region every store so far sells in (a store elsewhere writes `+` and its country code).
-fn order_phone(raw: &str) -> Option<Phone> {
+pub fn order_phone(raw: &str) -> Option<Phone> {
     Phone::parse_in(raw, Country::US).ok()
 }
 
-pub fn lookup_orders(
-    catalog: &Catalog,
-    phone: Option<&str>,
-    message: &str,
-    previous: &[String],
-) -> OrderLookup {
+/// `own`: the customer's orders, newest first; `None` when the channel gave no phone.
+pub fn lookup_orders(own: Option<&[Order]>, message: &str, previous: &[String]) -> OrderLookup {
     let mentioned = mentioned_order_numbers(message);
-    let Some(phone) = phone.and_then(order_phone) else {
+    let Some(own) = own else {
         return if mentioned.is_empty() {
             OrderLookup::NoCustomer
         } else {
             OrderLookup::NotFound { mentioned }
         };
     };
-    let own = catalog.orders_of(&phone);
     if own.is_empty() {
         return OrderLookup::NotFound { mentioned };
     }
@@ -342,7 +355,7 @@ pub fn lookup_orders(
         let found: Vec<Order> = own
             .iter()
             .filter(|order| mentioned.contains(&number_of(order)))
-            .map(|order| (*order).clone())
+            .cloned()
             .collect();
         // Any order named that is not this customer's means we cannot answer about it.
         return if found.len() == mentioned.len() {
@@ -367,14 +380,14 @@ pub fn lookup_orders(
             .max()
             .unwrap_or(0)
     };
-    let best = own.iter().map(|order| item_score(order)).max().unwrap_or(0);
+    let best = own.iter().map(&item_score).max().unwrap_or(0);
     let chosen: Vec<Order> = if best > 0 {
         own.iter()
             .filter(|order| item_score(order) == best)
-            .map(|order| (*order).clone())
+            .cloned()
             .collect()
     } else if let Some(order) = own.iter().find(|order| previous.contains(&order.name)) {
-        vec![(*order).clone()]
+        vec![order.clone()]
     } else {
         vec![own[0].clone()]
     };

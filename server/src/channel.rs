@@ -28,9 +28,14 @@ pub enum ChannelError {
     /// The provider refused this message; retrying will not help (e.g. Twilio 21610).
     #[error("rejected by the provider (code {code:?}): {message}")]
     Rejected { code: Option<String>, message: String },
-    /// The provider could not be reached or kept failing after retries.
+    /// The provider could not be reached or kept failing after retries; it has not taken the
+    /// message, so it may be sent again later.
     #[error("provider unavailable: {0}")]
     Unavailable(String),
+    /// The provider did not answer a request it may have received: the message may or may not
+    /// have gone, so it is never sent again (the `unknown` rule).
+    #[error("provider did not answer: {0}")]
+    Unanswered(String),
 }
 
 #[async_trait]
@@ -97,6 +102,7 @@ impl Channel for TwilioChannel {
                 provider_sid: sent.sid,
             }),
             Err(err @ SendError::Unavailable(_)) => Err(ChannelError::Unavailable(err.to_string())),
+            Err(err @ SendError::Unanswered(_)) => Err(ChannelError::Unanswered(err.to_string())),
             Err(SendError::Rejected { code, message, .. }) => Err(ChannelError::Rejected {
                 code: code.map(|c| c.to_string()),
                 message,

@@ -14,6 +14,59 @@ use crate::store::commerce::{
     Applied, CheckoutRecord, CommerceChange, CustomerFacts, LineRecord, MarketingSignal, OrderRecord,
 };
 
+/// The agent's order tools over the store's `orders` table: what Shopify's order webhooks
+/// and the directory's `orders.json` (synced at start and ingest) wrote, newest first.
+pub struct StoreOrders(pub crate::store::Store);
+
+/// A customer with more orders than this is asked about their recent ones.
+const MAX_ORDERS_READ: i64 = 50;
+
+#[async_trait::async_trait]
+impl parley_agent::tools::OrderSource for StoreOrders {
+    async fn orders_of(
+        &self,
+        merchant: &parley_knowledge::MerchantId,
+        phone: &Phone,
+    ) -> Result<Vec<parley_knowledge::Order>, parley_agent::tools::OrderSourceError> {
+        self.0
+            .orders_of_phone(merchant.as_str(), phone.as_str(), MAX_ORDERS_READ)
+            .await
+            .map_err(|err| parley_agent::tools::OrderSourceError(err.to_string()))
+    }
+}
+
+impl Service {
+    /// The directory's `orders.json` into the orders table, as webhooks write it (a webhook's
+    /// newer state of an order is kept): at start and after every ingest, so the order tools,
+    /// which read the store, see what the directory says. Returns the orders synced.
+    pub async fn sync_directory_orders(
+        &self,
+        data: &parley_knowledge::MerchantData,
+    ) -> Result<usize, ServiceError> {
+        let orders = directory_orders(data);
+        Ok(self
+            .store
+            .sync_directory_orders(data.config.id.as_str(), &orders, self.now())
+            .await?)
+    }
+}
+
+/// A merchant directory's `orders.json` as the orders table stores it; an order that cannot be
+/// read is logged and left out.
+pub fn directory_orders(data: &parley_knowledge::MerchantData) -> Vec<OrderRecord> {
+    let merchant = data.config.id.as_str();
+    data.orders
+        .iter()
+        .filter_map(|order| {
+            order_record(order.clone(), Default::default(), "directory")
+                .inspect_err(|problem| {
+                    tracing::warn!(merchant, order = %order.name, problem, "an order in orders.json was not synced");
+                })
+                .ok()
+        })
+        .collect()
+}
+
 /// Reads a payload into the change it makes; `Err` names what is wrong with it.
 pub fn change_for(topic: Topic, payload: &str) -> Result<CommerceChange, String> {
     let body = payload.as_bytes();

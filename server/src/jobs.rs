@@ -376,6 +376,33 @@ mod tests {
     }
 
     #[test]
+    fn only_a_send_that_reached_nobody_is_retried() {
+        let of = JobOutcome::of;
+        assert!(matches!(
+            of(MessageStatus::Failed, Some("unavailable")),
+            Some(JobOutcome::Unreachable)
+        ));
+        // A request Twilio never answered may have gone: the job is unknown, never retried.
+        assert!(matches!(
+            of(MessageStatus::Unknown, Some("unanswered")),
+            Some(JobOutcome::Unknown)
+        ));
+        assert!(matches!(of(MessageStatus::Queued, None), Some(JobOutcome::Sent)));
+        assert!(matches!(
+            of(MessageStatus::Failed, Some("21211")),
+            Some(JobOutcome::Rejected("21211"))
+        ));
+        assert!(matches!(
+            of(MessageStatus::Suppressed, Some("no_consent")),
+            Some(JobOutcome::Refused(_))
+        ));
+        assert!(
+            of(MessageStatus::Deferred, None).is_none(),
+            "held for quiet hours: still running"
+        );
+    }
+
+    #[test]
     fn retries_wait_longer_each_time_up_to_the_cap() {
         let settings = SchedulerSettings::default();
         let waits: Vec<u64> = settings.retry().delays().map(|d| d.as_secs()).collect();

@@ -497,6 +497,11 @@ async fn main() -> anyhow::Result<()> {
                     Some(dir.display().to_string()),
                 );
                 store.upsert_merchant(&row, SystemClock.now_ms()).await?;
+                // The order tools read the store: a running server sees the new orders.json.
+                let orders = parley_server::commerce::directory_orders(&data);
+                store
+                    .sync_directory_orders(merchant.as_str(), &orders, SystemClock.now_ms())
+                    .await?;
             }
         }
         Command::Eval {

@@ -548,6 +548,10 @@ impl Service {
                 tracing::error!(message_id = job.id, merchant = %job.merchant_id, %problem, "provider unavailable; message failed");
                 (MessageStatus::Failed, None, Some("unavailable".to_owned()))
             }
+            Err(ChannelError::Unanswered(problem)) => {
+                tracing::error!(message_id = job.id, merchant = %job.merchant_id, %problem, "provider did not answer; the message may have gone and is not resent");
+                (MessageStatus::Unknown, None, Some("unanswered".to_owned()))
+            }
         };
         Metrics::count(&self.metrics.outbound, status.as_str());
         self.finish(&job, status, sid.as_deref(), error.as_deref()).await

@@ -185,6 +185,8 @@ async fn build_state(
     clock: Arc<dyn Clock>,
 ) -> Result<AppState, ServiceError> {
     let store = Store::open(&settings.store_path()).await?;
+    // The order tools read the store, which webhooks and the directory's orders.json both feed.
+    let agent = agent.with_order_source(Arc::new(crate::commerce::StoreOrders(store.clone())));
     let service = Arc::new(
         Service::new(
             store,
@@ -207,23 +209,7 @@ async fn build_state(
             Ok(data) => {
                 let merchant = store::Merchant::from_config(&data.config, None);
                 service.store.upsert_merchant(&merchant, service.now()).await?;
-                // The directory's orders.json feeds the orders table as webhooks do; a
-                // webhook's newer state of an order is kept.
-                let orders: Vec<_> = data
-                    .orders
-                    .iter()
-                    .filter_map(|order| {
-                        crate::commerce::order_record(order.clone(), Default::default(), "directory")
-                            .inspect_err(|problem| {
-                                tracing::warn!(merchant = %id, order = %order.name, problem, "an order in orders.json was not synced");
-                            })
-                            .ok()
-                    })
-                    .collect();
-                service
-                    .store
-                    .sync_directory_orders(id.as_str(), &orders, service.now())
-                    .await?;
+                service.sync_directory_orders(&data).await?;
             }
             Err(err) => tracing::error!(merchant = %id, error = %err, "loading a merchant's data failed"),
         }

@@ -330,9 +330,14 @@ pub enum SendError {
         code: Option<u32>,
         message: String,
     },
-    /// Timeouts, connection failures, 429 or 5xx on every attempt; the last problem is kept.
+    /// Connection failures, 429 or 5xx on every attempt; the last problem is kept. No attempt
+    /// can have created the message, so sending it again later is safe.
     #[error("Twilio unavailable: {0}")]
     Unavailable(String),
+    /// Every attempt failed and at least one timed out after the request went: Twilio may
+    /// have queued the message, so sending it again could text the customer twice.
+    #[error("Twilio did not answer: {0}")]
+    Unanswered(String),
     /// Twilio accepted the request but its answer could not be read. The message was most
     /// likely queued, so this is not worth retrying: it could text the customer twice.
     #[error("Twilio answered HTTP {status} with a body Parley cannot read: {problem}")]
@@ -349,6 +354,7 @@ impl SendError {
             SendError::InvalidMessage(_)
             | SendError::Rejected { .. }
             | SendError::InvalidResponse { .. }
+            | SendError::Unanswered(_)
             | SendError::Config(_) => true,
             SendError::Unavailable(_) => false,
         }
@@ -390,6 +396,9 @@ pub struct TwilioClient {
     config: TwilioConfig,
     messages_url: String,
 }
+
+/// A transient failure after the request went out.
+const TIMED_OUT: &str = "timed out";
 
 /// How one attempt failed: worth another try, or final.
 enum Failure {
@@ -433,6 +442,7 @@ impl TwilioClient {
         let form = self.form(message);
         let n_attempts = self.config.max_retries + 1;
         let mut attempt = 1;
+        let mut timed_out = false;
         // Logs carry the attempt and the problem only: never the number or the body.
         let result = (|| self.attempt(&form))
             .retry(RetryPolicy::new(self.config.retry_backoff, self.config.max_retries).backoff())
@@ -440,6 +450,7 @@ impl TwilioClient {
             .when(|failure| matches!(failure, Failure::Transient(_)))
             .notify(|failure, backoff| {
                 if let Failure::Transient(problem) = failure {
+                    timed_out |= problem == TIMED_OUT;
                     warn!(
                         attempt,
                         %problem,
@@ -458,9 +469,12 @@ impl TwilioClient {
             Err(Failure::Permanent(error)) => Err(error),
             Err(Failure::Transient(problem)) => {
                 warn!(n_attempts, %problem, "Twilio send failed; no retries left");
-                Err(SendError::Unavailable(format!(
-                    "{n_attempts} attempts failed, the last: {problem}"
-                )))
+                let problem = format!("{n_attempts} attempts failed, the last: {problem}");
+                if timed_out || problem.ends_with(TIMED_OUT) {
+                    Err(SendError::Unanswered(problem))
+                } else {
+                    Err(SendError::Unavailable(problem))
+                }
             }
         }
     }
@@ -494,7 +508,10 @@ impl TwilioClient {
             Err(err) if err.is_builder() => {
                 return Err(Failure::Permanent(SendError::Config(error_chain(&err))));
             }
-            Err(err) if err.is_timeout() => return Err(Failure::Transient("timed out".into())),
+            // Connecting timed out: nothing was sent. Otherwise the request may have arrived.
+            Err(err) if err.is_timeout() && !err.is_connect() => {
+                return Err(Failure::Transient(TIMED_OUT.into()));
+            }
             // Refused or reset connections, DNS failures: the network or Twilio's edge.
             Err(err) => return Err(Failure::Transient(error_chain(&err))),
         };
@@ -961,10 +978,12 @@ mod tests {
         config.max_retries = 1;
 
         let err = TwilioClient::new(config).unwrap().send(&SMS).await.unwrap_err();
+        // Twilio may have queued it: not to be sent again later.
         assert!(
-            matches!(&err, SendError::Unavailable(problem) if problem.contains("timed out")),
+            matches!(&err, SendError::Unanswered(problem) if problem.contains("timed out")),
             "{err}"
         );
+        assert!(err.is_permanent());
     }
 
     #[tokio::test]

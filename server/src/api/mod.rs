@@ -652,7 +652,16 @@ async fn upload_knowledge(
         .store
         .upsert_merchant(&merchant, state.service.now())
         .await?;
+    sync_orders(&state, &merchant_id).await?;
     Ok(Json(report))
+}
+
+/// After an ingest: the directory's orders into the store the order tools read.
+async fn sync_orders(state: &AppState, merchant_id: &str) -> Result<(), ApiError> {
+    let id = MerchantId::parse(merchant_id).map_err(|err| ApiError::bad_request(err.to_string()))?;
+    let data = state.knowledge.merchant(&id)?;
+    state.service.sync_directory_orders(&data).await?;
+    Ok(())
 }
 
 /// An upload's validation error, its paths shown as they are inside the archive: the
@@ -746,6 +755,7 @@ async fn reingest(
         ));
     };
     let report = state.knowledge.ingest_dir(Path::new(&dir), &|_, _| {}).await?;
+    sync_orders(&state, &merchant_id).await?;
     Ok(Json(report))
 }
 

@@ -369,6 +369,22 @@ impl Store {
             .transpose()
     }
 
+    /// The orders placed from `phone` (E.164), newest first, at most `limit`.
+    pub async fn orders_of_phone(&self, merchant_id: &str, phone: &str, limit: i64) -> Result<Vec<Order>> {
+        let rows = sqlx::query(
+            "SELECT payload FROM orders WHERE merchant_id = ? AND phone = ?
+             ORDER BY created_at DESC, id DESC LIMIT ?",
+        )
+        .bind(merchant_id)
+        .bind(phone)
+        .bind(limit)
+        .fetch_all(&self.reader)
+        .await?;
+        rows.iter()
+            .map(|row| serde_json::from_str(row.get("payload")).map_err(StoreError::from))
+            .collect()
+    }
+
     /// Counts of the commerce tables for one merchant (tests, the tour).
     pub async fn commerce_counts(&self, merchant_id: &str) -> Result<CommerceCounts> {
         let count = |sql: &'static str| async move {

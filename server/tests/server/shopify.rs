@@ -452,3 +452,54 @@ async fn a_stale_shopify_opt_in_does_not_undo_a_stop() {
     assert!(!customer.opted_out);
     assert_eq!(customer.marketing, "confirmed");
 }
+
+/// The reply the simulator got for `body` from `phone`.
+async fn reply_to(app: &TestApp, phone: &str, body: &str) -> String {
+    let result = app.simulate(MERCHANT, phone, body).await;
+    app.settle().await;
+    let sent = app.sent_to(MERCHANT, phone).await;
+    let reply = sent
+        .last()
+        .unwrap_or_else(|| panic!("no reply to {body:?}: {result}"));
+    reply.body.clone()
+}
+
+#[tokio::test]
+async fn the_order_tools_answer_from_orders_the_webhooks_brought() {
+    let app = shopify_app().await;
+    let phone = "+13035550166";
+    // An order the merchant directory has never heard of, placed just now.
+    let mut order = sample("orders_create");
+    order["id"] = json!(6161);
+    order["name"] = json!("#6161");
+    order["order_number"] = json!(6161);
+    order["phone"] = json!(phone);
+    order["cancelled_at"] = Value::Null;
+    order["cancel_reason"] = Value::Null;
+    order["financial_status"] = json!("paid");
+    order["fulfillment_status"] = Value::Null;
+    order["line_items"] = json!([order["line_items"][0].clone()]);
+    order["created_at"] = json!("2026-11-27T10:00:00-05:00");
+    order["updated_at"] = json!("2026-11-27T10:00:00-05:00");
+    app.deliver_ok("orders/create", "ev-o6161", &order).await;
+    let before = reply_to(&app, phone, "where is my order #6161?").await;
+    assert!(before.contains("#6161"), "{before}");
+    assert!(!before.contains("1z827wk74630"), "{before}");
+
+    // Its shipment arrives by webhook; the next answer carries the tracking number.
+    let mut shipment = sample("fulfillments_create");
+    shipment["order_id"] = json!(6161);
+    shipment["status"] = json!("success");
+    shipment["created_at"] = json!("2026-11-28T09:00:00-05:00");
+    shipment["updated_at"] = json!("2026-11-28T09:00:00-05:00");
+    app.deliver_ok("fulfillments/create", "ev-f6161", &shipment).await;
+    let after = reply_to(&app, phone, "ok and the tracking number for #6161?").await;
+    assert!(after.contains("1z827wk74630"), "{after}");
+
+    // Another phone asking about that order learns nothing of it.
+    let stranger = reply_to(&app, "+13035550167", "where is my order #6161?").await;
+    assert!(
+        !stranger.contains("Aviator") && !stranger.contains("1z827wk74630"),
+        "{stranger}"
+    );
+}
