@@ -234,8 +234,8 @@ impl Service {
     pub async fn run_due_jobs(self: &std::sync::Arc<Self>) -> Result<usize, ServiceError> {
         let now = self.now();
         let mut started = 0;
-        for id in self.store.due_jobs(now, BATCH).await? {
-            if let Some(message_id) = self.start_job(id, now).await? {
+        for job in self.store.due_jobs(now, BATCH).await? {
+            if let Some(message_id) = self.start_job(&job, now).await? {
                 self.spawn_deliver(message_id);
                 started += 1;
             }
@@ -243,12 +243,12 @@ impl Service {
         Ok(started)
     }
 
-    async fn start_job(&self, id: i64, now: i64) -> Result<Option<i64>, ServiceError> {
-        // The payload was checked when scheduled; read it again for the opt-out line.
-        let Some(row) = self.store.job_by_id(id).await? else {
-            return Ok(None);
-        };
-        let payload: SendPayload = match serde_json::from_str(&row.payload) {
+    /// Makes a due job's message; `None` when it did not start (another poller took it, it
+    /// was cancelled meanwhile, or its payload no longer reads).
+    async fn start_job(&self, job: &JobRow, now: i64) -> Result<Option<i64>, ServiceError> {
+        let id = job.id;
+        // The payload was checked when scheduled; it is read here for the opt-out line.
+        let payload: SendPayload = match serde_json::from_str(&job.payload) {
             Ok(payload) => payload,
             Err(err) => {
                 tracing::error!(job = id, error = %err, "a job's payload is unreadable; failing it");

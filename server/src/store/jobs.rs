@@ -34,8 +34,6 @@ pub enum JobKind {
     serde::Deserialize,
     sqlx::Type,
     strum::IntoStaticStr,
-    strum::EnumString,
-    strum::VariantNames,
     utoipa::ToSchema,
 )]
 #[sqlx(rename_all = "snake_case")]
@@ -163,15 +161,6 @@ impl Store {
         Ok(row.as_ref().map(JobRow::from_row).transpose()?)
     }
 
-    /// A job by id, whoever's it is (the scheduler's own reads).
-    pub async fn job_by_id(&self, id: i64) -> Result<Option<JobRow>> {
-        let row = sqlx::query(&format!("SELECT {JOB_COLUMNS} FROM jobs WHERE id = ?"))
-            .bind(id)
-            .fetch_optional(&self.writer)
-            .await?;
-        Ok(row.as_ref().map(JobRow::from_row).transpose()?)
-    }
-
     /// A merchant's jobs, newest first, optionally of one status.
     pub async fn jobs(
         &self,
@@ -216,15 +205,18 @@ impl Store {
     }
 
     /// Pending jobs due by `now`, soonest first, at most `limit`.
-    pub async fn due_jobs(&self, now: i64, limit: i64) -> Result<Vec<i64>> {
-        let rows = sqlx::query(
-            "SELECT id FROM jobs WHERE status = 'pending' AND due_at <= ? ORDER BY due_at, id LIMIT ?",
-        )
+    pub async fn due_jobs(&self, now: i64, limit: i64) -> Result<Vec<JobRow>> {
+        let rows = sqlx::query(&format!(
+            "SELECT {JOB_COLUMNS} FROM jobs WHERE status = 'pending' AND due_at <= ? ORDER BY due_at, id LIMIT ?"
+        ))
         .bind(now)
         .bind(limit)
         .fetch_all(&self.reader)
         .await?;
-        Ok(rows.iter().map(|row| row.get("id")).collect())
+        Ok(rows
+            .iter()
+            .map(JobRow::from_row)
+            .collect::<std::result::Result<_, _>>()?)
     }
 
     /// Starts a due `send` job: in one transaction the job moves to `running` (one more

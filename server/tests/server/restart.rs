@@ -178,13 +178,7 @@ async fn a_killed_server_loses_no_acknowledged_message_and_answers_none_twice() 
     assert_eq!(store.count(CountOf::Inbound).await.unwrap(), attempted as i64);
 
     // No phone was texted twice (each sender used a distinct phone, one question each).
-    let mut per_phone: HashMap<String, usize> = HashMap::new();
-    for request in twilio.received_requests().await.unwrap() {
-        let form = parley_server::twilio::parse_form(&request.body).unwrap();
-        *per_phone
-            .entry(form_value(&form, "To").unwrap().to_owned())
-            .or_default() += 1;
-    }
+    let per_phone = texts_per_phone(&twilio).await;
     let twice: Vec<_> = per_phone.iter().filter(|(_, n)| **n > 1).collect();
     assert!(twice.is_empty(), "texted more than once: {twice:?}");
     // Everyone else got their answer.
@@ -323,13 +317,7 @@ async fn a_server_killed_while_jobs_come_due_sends_each_at_most_once() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert_eq!(jobs.len(), JOBS);
-    let mut per_phone: HashMap<String, usize> = HashMap::new();
-    for request in twilio.received_requests().await.unwrap() {
-        let form = parley_server::twilio::parse_form(&request.body).unwrap();
-        *per_phone
-            .entry(form_value(&form, "To").unwrap().to_owned())
-            .or_default() += 1;
-    }
+    let per_phone = texts_per_phone(&twilio).await;
     let twice: Vec<_> = per_phone.iter().filter(|(_, n)| **n > 1).collect();
     assert!(twice.is_empty(), "texted more than once: {twice:?}");
     let unknown = jobs.iter().filter(|job| job.status == JobStatus::Unknown).count();
@@ -346,4 +334,16 @@ async fn a_server_killed_while_jobs_come_due_sends_each_at_most_once() {
 
 async fn sends(twilio: &MockServer) -> usize {
     twilio.received_requests().await.unwrap_or_default().len()
+}
+
+/// How many texts the fake Twilio got for each `To`.
+async fn texts_per_phone(twilio: &MockServer) -> HashMap<String, usize> {
+    let mut per_phone: HashMap<String, usize> = HashMap::new();
+    for request in twilio.received_requests().await.unwrap() {
+        let form = parley_server::twilio::parse_form(&request.body).unwrap();
+        *per_phone
+            .entry(form_value(&form, "To").unwrap().to_owned())
+            .or_default() += 1;
+    }
+    per_phone
 }
