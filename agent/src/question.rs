@@ -255,7 +255,7 @@ regex!(
 );
 regex!(
     MONEY_WORD,
-    r"\b(cost|costs|price|fee|fees|charge|pay|\$|ship|shipping|shipped|deliver\w*|to send|is it|are they|for (a|the|one|two))\b"
+    r"\b(cost|costs|price|fee|fees|charge|pay|\$|ship|shipping|shipped|deliver\w*|to send|is it|are they|for (a|the|one|two)|how much (is|are) (the|a|an|your|this|that|these|those)\b)\b"
 );
 regex!(
     HOURS_Q,
@@ -337,6 +337,9 @@ mod tests {
         );
         assert_eq!(kinds("how heavy is the basecamp 2 tent"), [Kind::Weight]);
         assert_eq!(kinds("how much does the volt city weigh"), [Kind::Weight]);
+        // A measure word in a product's name ("Lumen", "Range") does not hide a price question.
+        assert!(kinds("how much is the lumen peak 400 headlamp?").contains(&Kind::Money));
+        assert!(kinds("how much are the range rover boots").contains(&Kind::Money));
         assert_eq!(kinds("when is your customer support open?"), [Kind::Hours]);
         assert_eq!(kinds("R U GUYS OPEN ON WEEKENDS"), [Kind::Hours]);
         assert_eq!(kinds("where is your store located?"), [Kind::Address]);

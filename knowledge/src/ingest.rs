@@ -77,6 +77,11 @@ impl std::fmt::Debug for KnowledgeBase {
 
 const EMBED_BATCH: usize = 64;
 
+/// Held while one ingest runs; see [`KnowledgeBase::begin_ingest`].
+pub struct IngestPermit<'a> {
+    _guard: tokio::sync::MutexGuard<'a, ()>,
+}
+
 impl KnowledgeBase {
     pub fn new(embedder: Arc<dyn Embedder>, index: Arc<dyn KnowledgeIndex>, data_dir: &Path) -> Result<Self> {
         let catalog_dir = data_dir.join("merchants");
@@ -135,7 +140,27 @@ impl KnowledgeBase {
     }
 
     pub async fn ingest(&self, data: MerchantData, progress: IngestProgress<'_>) -> Result<IngestReport> {
-        let _guard = self.ingest_lock.lock().await;
+        let permit = self.begin_ingest().await;
+        self.ingest_with(&permit, data, progress).await
+    }
+
+    /// Waits until no other ingest runs and holds that until the permit drops. A caller that
+    /// reads something to build the data it ingests (the live Shopify products the server
+    /// overlays on the directory) reads it while holding the permit, so two such ingests
+    /// cannot interleave and leave the older reading in place.
+    pub async fn begin_ingest(&self) -> IngestPermit<'_> {
+        IngestPermit {
+            _guard: self.ingest_lock.lock().await,
+        }
+    }
+
+    /// [`Self::ingest`] under a permit the caller already holds.
+    pub async fn ingest_with(
+        &self,
+        _permit: &IngestPermit<'_>,
+        data: MerchantData,
+        progress: IngestProgress<'_>,
+    ) -> Result<IngestReport> {
         let started = Instant::now();
         let merchant = data.config.id.clone();
         let chunks = chunk_merchant(&data, &self.chunk_config);

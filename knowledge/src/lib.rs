@@ -20,7 +20,7 @@ pub use embed::{CachingEmbedder, Embedder, EmbedderConfig, FastEmbedder};
 pub use embedded::EmbeddedIndex;
 pub use error::{KnowledgeError, Result};
 pub use index::{IndexedChunk, KnowledgeIndex, SearchHit, SearchQuery};
-pub use ingest::{IngestProgress, IngestReport, KnowledgeBase};
+pub use ingest::{IngestPermit, IngestProgress, IngestReport, KnowledgeBase};
 pub use merchant::{MerchantConfig, MerchantData, MerchantId, Offer};
 pub use qdrant::{QdrantConfig, QdrantIndex};
 pub use sentences::SentenceVectors;

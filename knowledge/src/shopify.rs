@@ -29,6 +29,10 @@ pub struct Product {
     pub options: Vec<ProductOption>,
     #[serde(default)]
     pub variants: Vec<Variant>,
+    /// When Shopify last changed it (RFC 3339), if known: of a directory's copy and a live
+    /// webhook's, the newer one is served.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub updated_at: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -433,6 +437,7 @@ pub fn load_products_csv(path: &Path, text: &str) -> Result<Vec<Product>> {
                 status: get(status_col).map(str::to_ascii_lowercase),
                 options,
                 variants: Vec::new(),
+                updated_at: None,
             });
         }
         let product = products.last_mut().expect("pushed above");

@@ -3,15 +3,22 @@
 //! marketing consent they carry; applied in the background after the webhook's 200, and on
 //! start for anything a crash left unapplied.
 
+use std::path::Path;
 use std::sync::Arc;
+
+use parley_knowledge::{
+    IngestProgress, IngestReport, KnowledgeBase, KnowledgeError, MerchantData, MerchantId,
+};
 
 use parley_core::clock::parse_rfc3339;
 use parley_core::{Phone, phone::Country};
 
 use crate::service::{Service, ServiceError};
 use crate::shopify::{self, Address, PayloadKind, Topic};
+use crate::store::Store;
 use crate::store::commerce::{
-    Applied, CheckoutRecord, CommerceChange, CustomerFacts, LineRecord, MarketingSignal, OrderRecord,
+    Applied, CheckoutRecord, CommerceChange, CustomerFacts, LineRecord, LiveProduct, MarketingSignal,
+    OrderRecord,
 };
 
 /// The agent's order tools over the store's `orders` table: what Shopify's order webhooks
@@ -100,12 +107,93 @@ pub fn change_for(topic: Topic, payload: &str) -> Result<CommerceChange, String>
                 None => CommerceChange::Nothing("the customer has no phone number Parley can text".into()),
             }
         }
-        // Product changes reach the knowledge base through `parley ingest` and the upload API;
-        // incremental re-ingest from these webhooks is not built yet, so they are kept, not used.
-        PayloadKind::Product | PayloadKind::ProductDeleted => CommerceChange::Nothing(
-            "product webhooks are recorded; re-ingest the catalog to apply them".into(),
-        ),
+        PayloadKind::Product => {
+            let product: parley_knowledge::Product = serde_json::from_slice(body).map_err(err)?;
+            let updated_at = product
+                .updated_at
+                .as_deref()
+                .ok_or("the product has no updated_at")
+                .and_then(|at| parse_rfc3339(at).ok_or("the product's updated_at is not an ISO 8601 time"))?;
+            CommerceChange::Product(Box::new(LiveProduct {
+                shopify_id: product.id.to_string(),
+                product: Some(product),
+                updated_at,
+            }))
+        }
+        PayloadKind::ProductDeleted => {
+            let deleted: shopify::ProductDeleted = serde_json::from_slice(body).map_err(err)?;
+            CommerceChange::Product(Box::new(LiveProduct {
+                shopify_id: deleted.id.ok_or("the deletion names no product id")?,
+                product: None,
+                updated_at: i64::MAX,
+            }))
+        }
     })
+}
+
+/// The shop's live products laid over a catalog: a deleted product, or one no longer
+/// `active` (a draft, an archived item), leaves it; a changed one replaces the catalog's copy
+/// unless that copy says it is newer; a new one joins at the end. Applying it twice changes
+/// nothing the first time did not, so it serves both a fresh directory and the catalog as
+/// it stands.
+pub fn overlay_live_products(data: &mut MerchantData, live: &[LiveProduct]) {
+    for entry in live {
+        let Ok(id) = entry.shopify_id.parse::<u64>() else {
+            continue;
+        };
+        let at = data.products.iter().position(|product| product.id == id);
+        let for_sale = entry
+            .product
+            .as_ref()
+            .filter(|product| product.status.as_deref().is_none_or(|status| status == "active"));
+        match (at, for_sale) {
+            (Some(at), None) => {
+                data.products.remove(at);
+            }
+            (None, None) => {}
+            (Some(at), Some(product)) => {
+                let catalog_is_newer = data.products[at]
+                    .updated_at
+                    .as_deref()
+                    .and_then(parse_rfc3339)
+                    .is_some_and(|catalog_at| catalog_at > entry.updated_at);
+                if !catalog_is_newer {
+                    data.products[at] = product.clone();
+                }
+            }
+            (None, Some(product)) => data.products.push(product.clone()),
+        }
+    }
+}
+
+/// Ingests a merchant directory with the shop's live products laid over it, so a re-ingest
+/// of an older export does not undo a change the webhooks brought.
+pub async fn ingest_directory(
+    knowledge: &KnowledgeBase,
+    store: &Store,
+    mut data: MerchantData,
+    progress: IngestProgress<'_>,
+) -> Result<IngestReport, ServiceError> {
+    // The live rows are read under the ingest permit: a product webhook's refresh waiting
+    // for it then starts from this ingest's result, never the other way round.
+    let permit = knowledge.begin_ingest().await;
+    let live = store.live_products(data.config.id.as_str()).await?;
+    overlay_live_products(&mut data, &live);
+    Ok(knowledge.ingest_with(&permit, data, progress).await?)
+}
+
+/// [`ingest_directory`] for a directory on disk (read off the async threads).
+pub async fn ingest_directory_at(
+    knowledge: &KnowledgeBase,
+    store: &Store,
+    dir: &Path,
+    progress: IngestProgress<'_>,
+) -> Result<IngestReport, ServiceError> {
+    let owned = dir.to_path_buf();
+    let data = tokio::task::spawn_blocking(move || MerchantData::load(&owned))
+        .await
+        .map_err(|err| KnowledgeError::Index(format!("loader task failed: {err}")))??;
+    ingest_directory(knowledge, store, data, progress).await
 }
 
 /// The country a number without `+` is read in: the address's, else the US.
@@ -338,7 +426,52 @@ impl Service {
             .apply_shopify_event(event_id, &event.merchant_id, &change, self.now())
             .await?;
         tracing::debug!(event_id, topic = %event.topic, ?applied, "applied a Shopify event");
+        if matches!(change, CommerceChange::Product(_)) && applied == Applied::Applied {
+            // The event is applied either way: a refresh that fails here is retried by the
+            // reconciliation every start runs (`refresh_live_products` for each merchant).
+            if let Err(err) = self.refresh_live_products(&event.merchant_id).await {
+                tracing::error!(event_id, merchant = event.merchant_id, error = %err, "re-ingesting a changed product failed");
+            }
+        }
         Ok(Some(applied))
+    }
+
+    /// Lays the shop's live products over the merchant's catalog as it stands and re-ingests
+    /// if that changes anything; only the changed products' chunks and sentences are embedded
+    /// (the rest keep their vectors by content hash). `None` when nothing changed or the
+    /// merchant has no catalog yet (its first ingest applies the live products).
+    pub async fn refresh_live_products(
+        &self,
+        merchant_id: &str,
+    ) -> Result<Option<IngestReport>, ServiceError> {
+        let Ok(merchant) = MerchantId::parse(merchant_id) else {
+            return Ok(None);
+        };
+        let knowledge = self.agent.knowledge();
+        let permit = knowledge.begin_ingest().await;
+        let current = match knowledge.merchant(&merchant) {
+            Ok(current) => current,
+            Err(KnowledgeError::UnknownMerchant(_)) => return Ok(None),
+            Err(err) => return Err(err.into()),
+        };
+        let live = self.store.live_products(merchant_id).await?;
+        if live.is_empty() {
+            return Ok(None);
+        }
+        let mut data = MerchantData::clone(&current);
+        overlay_live_products(&mut data, &live);
+        if data.products == current.products {
+            return Ok(None);
+        }
+        let report = knowledge.ingest_with(&permit, data, &|_, _| {}).await?;
+        tracing::info!(
+            merchant = merchant_id,
+            embedded = report.n_embedded,
+            reused = report.n_reused,
+            removed = report.n_removed,
+            "applied the shop's product changes"
+        );
+        Ok(Some(report))
     }
 
     /// `apply_shopify_event` in the background, after the webhook's 200.
@@ -440,5 +573,57 @@ mod tests {
         assert!(signal.subscribed && signal.proof.contains("single_opt_in"));
         assert!(!facts("unsubscribed").marketing.unwrap().subscribed);
         assert!(facts("pending").marketing.is_none());
+    }
+
+    fn product(id: u64, price: &str, updated_at: Option<&str>, status: &str) -> parley_knowledge::Product {
+        serde_json::from_value(serde_json::json!({
+            "id": id, "title": format!("Item {id}"), "status": status, "updated_at": updated_at,
+            "variants": [{"id": id * 10, "title": "Default Title", "price": price}],
+        }))
+        .unwrap()
+    }
+
+    fn live(id: u64, product: Option<parley_knowledge::Product>, at: &str) -> LiveProduct {
+        LiveProduct {
+            shopify_id: id.to_string(),
+            updated_at: if product.is_some() {
+                parse_rfc3339(at).unwrap()
+            } else {
+                i64::MAX
+            },
+            product,
+        }
+    }
+
+    #[test]
+    fn live_products_replace_remove_and_add_and_a_second_overlay_changes_nothing() {
+        let dir = parley_testkit::workspace_root().join("fixtures/merchants/cadence");
+        let mut data = MerchantData::load(&dir).unwrap();
+        data.products = vec![
+            product(1, "10.00", None, "active"),
+            product(2, "20.00", Some("2026-11-01T00:00:00Z"), "active"),
+            product(3, "30.00", None, "active"),
+            product(4, "40.00", None, "active"),
+        ];
+        let at = "2026-10-01T00:00:00Z";
+        let rows = [
+            live(1, Some(product(1, "8.00", Some(at), "active")), at),
+            // The directory's copy of 2 is newer than this delivery: it stays.
+            live(2, Some(product(2, "18.00", Some(at), "active")), at),
+            live(3, None, at),
+            live(4, Some(product(4, "40.00", Some(at), "archived")), at),
+            live(5, Some(product(5, "50.00", Some(at), "active")), at),
+            live(6, Some(product(6, "60.00", Some(at), "draft")), at),
+        ];
+        overlay_live_products(&mut data, &rows);
+        let prices: Vec<(u64, &str)> = data
+            .products
+            .iter()
+            .map(|p| (p.id, p.variants[0].price.as_str()))
+            .collect();
+        assert_eq!(prices, [(1, "8.00"), (2, "20.00"), (5, "50.00")]);
+        let once = data.products.clone();
+        overlay_live_products(&mut data, &rows);
+        assert_eq!(data.products, once);
     }
 }

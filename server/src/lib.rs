@@ -444,6 +444,7 @@ impl From<ServiceError> for ApiError {
                 Self::new(StatusCode::FORBIDDEN, refused.to_string())
             }
             ServiceError::Refused(refused) => Self::new(StatusCode::CONFLICT, refused.to_string()),
+            ServiceError::Knowledge(err) => err.into(),
         }
     }
 }

@@ -193,7 +193,7 @@ async fn eval(
                 suite.path.display(),
                 dir.display()
             );
-            ingest(&knowledge, &dir).await?;
+            ingest(&knowledge, None, &dir).await?;
             ingested.push(&suite.merchant);
         }
     }
@@ -428,7 +428,13 @@ async fn chat(url: &str, merchant: &str, from: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn ingest(knowledge: &KnowledgeBase, dir: &std::path::Path) -> anyhow::Result<(MerchantId, PathBuf)> {
+/// Ingests one directory with a progress bar; with a store, the shop's live products (from
+/// Shopify's product webhooks) are laid over it, as the server does.
+async fn ingest(
+    knowledge: &KnowledgeBase,
+    store: Option<&Store>,
+    dir: &std::path::Path,
+) -> anyhow::Result<(MerchantId, PathBuf)> {
     let bar = ProgressBar::new(0).with_style(
         ProgressStyle::with_template("{msg} [{bar:30}] {pos}/{len} texts embedded ({elapsed})")
             .expect("static template")
@@ -439,7 +445,15 @@ async fn ingest(knowledge: &KnowledgeBase, dir: &std::path::Path) -> anyhow::Res
         bar.set_length(total as u64);
         bar.set_position(done as u64);
     };
-    let report = knowledge.ingest_dir(dir, &progress).await;
+    let report = match store {
+        Some(store) => parley_server::commerce::ingest_directory_at(knowledge, store, dir, &progress)
+            .await
+            .map_err(anyhow::Error::from),
+        None => knowledge
+            .ingest_dir(dir, &progress)
+            .await
+            .map_err(anyhow::Error::from),
+    };
     bar.finish_and_clear();
     let report = report.with_context(|| format!("ingesting {}", dir.display()))?;
     println!(
@@ -490,7 +504,7 @@ async fn main() -> anyhow::Result<()> {
             let knowledge = startup::open_knowledge(&settings)?;
             let store = Store::open(&settings.store_path()).await?;
             for dir in &merchant_dirs {
-                let (merchant, dir) = ingest(&knowledge, dir).await?;
+                let (merchant, dir) = ingest(&knowledge, Some(&store), dir).await?;
                 let data = knowledge.merchant(&merchant)?;
                 let row = parley_server::store::Merchant::from_config(
                     &data.config,
@@ -596,7 +610,8 @@ async fn main() -> anyhow::Result<()> {
             let knowledge = startup::open_knowledge(&settings)?;
             let mut ingested = Vec::new();
             for dir in &dirs {
-                ingested.push(ingest(&knowledge, dir).await?);
+                // The store opens with the service below; it lays live products over these.
+                ingested.push(ingest(&knowledge, None, dir).await?);
             }
             let parts = startup::Parts {
                 knowledge: Some(knowledge),

@@ -55,6 +55,8 @@ pub enum ServiceError {
     Store(#[from] StoreError),
     #[error(transparent)]
     Refused(#[from] Refused),
+    #[error(transparent)]
+    Knowledge(#[from] parley_knowledge::KnowledgeError),
 }
 
 /// Why a support-side user may not act on an escalation: the rules of who works what, in one

@@ -218,6 +218,14 @@ async fn build_state(
     if applied > 0 {
         tracing::info!(applied, "applied Shopify events received before the last stop");
     }
+    // Product changes committed before a crash (or before `serve --ingest` re-read an older
+    // directory) reach the catalog now; a merchant whose catalog already has them costs a
+    // comparison.
+    for id in knowledge.merchant_ids().unwrap_or_default() {
+        if let Err(err) = service.refresh_live_products(id.as_str()).await {
+            tracing::error!(merchant = %id, error = %err, "applying the shop's product changes failed");
+        }
+    }
     let (inbound, outbound) = service.recover().await?;
     if inbound + outbound > 0 {
         tracing::info!(inbound, outbound, "resuming work interrupted by the last stop");

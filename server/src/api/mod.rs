@@ -636,7 +636,8 @@ async fn upload_knowledge(
     let mut merchant = Merchant::from_config(&data.config, None);
     merchant.sms_number = assigned;
     merchant.shop_domain = assigned_shop;
-    let report = state.knowledge.ingest(data, &|_, _| {}).await?;
+    let report =
+        crate::commerce::ingest_directory(&state.knowledge, &state.service.store, data, &|_, _| {}).await?;
     // Keep the uploaded directory for re-ingest: swap it in by rename (same file system).
     let target = state.merchants_dir.join(&merchant_id);
     let old = state.merchants_dir.join(format!(".old-{merchant_id}"));
@@ -754,7 +755,13 @@ async fn reingest(
             "no knowledge directory on record; upload one with PUT /v1/merchants/{id}/knowledge",
         ));
     };
-    let report = state.knowledge.ingest_dir(Path::new(&dir), &|_, _| {}).await?;
+    let report = crate::commerce::ingest_directory_at(
+        &state.knowledge,
+        &state.service.store,
+        Path::new(&dir),
+        &|_, _| {},
+    )
+    .await?;
     sync_orders(&state, &merchant_id).await?;
     Ok(Json(report))
 }

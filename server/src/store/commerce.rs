@@ -1,7 +1,7 @@
 //! The store's commerce data: Shopify webhook events (received, then applied), customers'
 //! commerce facts and marketing consent, checkouts, orders and their line items.
 
-use parley_knowledge::shopify::{Fulfillment, Order, Refund};
+use parley_knowledge::shopify::{Fulfillment, Order, Product, Refund};
 use sqlx::{Row, Sqlite, Transaction};
 
 use super::{Result, Store, StoreError};
@@ -120,8 +120,20 @@ pub enum CommerceChange {
         refund: Refund,
     },
     Customer(CustomerFacts),
+    /// A product created, updated or (`product: None`) deleted in the shop.
+    Product(Box<LiveProduct>),
     /// Nothing to store (a customer without a phone, a topic handled elsewhere), and why.
     Nothing(String),
+}
+
+/// A product as the shop's webhooks last described it; see `live_products` in the migrations.
+#[derive(Debug, Clone)]
+pub struct LiveProduct {
+    pub shopify_id: String,
+    /// `None` once deleted.
+    pub product: Option<Product>,
+    /// Shopify's `updated_at` (ms); `i64::MAX` for a delete, which is final.
+    pub updated_at: i64,
 }
 
 /// How applying an event ended.
@@ -198,6 +210,31 @@ impl Store {
         self.guard(self.confirm_visible("SELECT id FROM shopify_events WHERE id = ?", id, "shopify event"))
             .await?;
         Ok(EventReceived::New(id))
+    }
+
+    /// The products the shop's webhooks have created, changed or deleted, by Shopify id.
+    pub async fn live_products(&self, merchant_id: &str) -> Result<Vec<LiveProduct>> {
+        let rows = sqlx::query(
+            "SELECT shopify_id, payload, updated_at FROM live_products WHERE merchant_id = ?
+             ORDER BY shopify_id",
+        )
+        .bind(merchant_id)
+        .fetch_all(&self.reader)
+        .await?;
+        rows.into_iter()
+            .map(|row| {
+                let shopify_id: String = row.get("shopify_id");
+                let payload: Option<String> = row.get("payload");
+                let product = payload
+                    .map(|json| serde_json::from_str::<Product>(&json))
+                    .transpose()?;
+                Ok(LiveProduct {
+                    shopify_id,
+                    product,
+                    updated_at: row.get("updated_at"),
+                })
+            })
+            .collect()
     }
 
     pub async fn shopify_event(&self, id: i64) -> Result<Option<ShopifyEventRow>> {
@@ -425,6 +462,7 @@ async fn apply_change(
             Ok(Applied::Applied)
         }
         CommerceChange::Checkout(checkout) => upsert_checkout(tx, merchant_id, checkout, now).await,
+        CommerceChange::Product(live) => upsert_live_product(tx, merchant_id, live, now).await,
         CommerceChange::Order(order) => upsert_order(tx, merchant_id, order, now).await,
         CommerceChange::Fulfillment {
             shopify_order_id,
@@ -557,6 +595,38 @@ async fn apply_marketing(
     Ok(())
 }
 
+/// An upsert guarded by "only if newer" wrote its row, or found a newer one stored.
+fn applied_unless_stale(written: bool) -> Applied {
+    if written { Applied::Applied } else { Applied::Stale }
+}
+
+async fn upsert_live_product(
+    tx: &mut Tx<'_>,
+    merchant_id: &str,
+    live: &LiveProduct,
+    now: i64,
+) -> Result<Applied> {
+    let payload = live.product.as_ref().map(serde_json::to_string).transpose()?;
+    let row = sqlx::query(
+        "INSERT INTO live_products (merchant_id, shopify_id, payload, updated_at, received_at)
+         VALUES (?, ?, ?, ?, ?)
+         ON CONFLICT (merchant_id, shopify_id) DO UPDATE SET
+           payload = excluded.payload,
+           updated_at = excluded.updated_at,
+           received_at = excluded.received_at
+         WHERE excluded.updated_at >= live_products.updated_at
+         RETURNING shopify_id",
+    )
+    .bind(merchant_id)
+    .bind(&live.shopify_id)
+    .bind(payload)
+    .bind(live.updated_at)
+    .bind(now)
+    .fetch_optional(&mut **tx)
+    .await?;
+    Ok(applied_unless_stale(row.is_some()))
+}
+
 async fn upsert_checkout(
     tx: &mut Tx<'_>,
     merchant_id: &str,
@@ -602,11 +672,7 @@ async fn upsert_checkout(
     .bind(now)
     .fetch_optional(&mut **tx)
     .await?;
-    Ok(if row.is_some() {
-        Applied::Applied
-    } else {
-        Applied::Stale
-    })
+    Ok(applied_unless_stale(row.is_some()))
 }
 
 async fn upsert_order(tx: &mut Tx<'_>, merchant_id: &str, order: &OrderRecord, now: i64) -> Result<Applied> {

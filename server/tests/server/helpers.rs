@@ -108,6 +108,19 @@ pub async fn spawn_app_tweaked(channel: Channel, tweak: impl FnOnce(&mut Setting
     app
 }
 
+/// [`spawn_app_tweaked`] over a knowledge base of its own (a copy of the shared one's
+/// catalogs and snapshots, in the app's data directory), for tests that change a catalog:
+/// the other tests of the binary read the shared one.
+pub async fn spawn_app_own_knowledge(channel: Channel, tweak: impl FnOnce(&mut Settings)) -> TestApp {
+    // The shared one is built on first use; the copy is made from it.
+    knowledge().await;
+    let data_dir = tempfile::tempdir().unwrap();
+    let knowledge = Arc::new(copied_knowledge(data_dir.path()));
+    let mut app = spawn_app_in(channel, knowledge, data_dir.path(), tweak).await;
+    app.data_dir = Some(data_dir);
+    app
+}
+
 /// The app with its data (and SQLite store) in `data_dir`, which the test may have prepared
 /// (or put on a small filesystem), and the settings adjusted by `tweak`.
 pub async fn spawn_app_in(

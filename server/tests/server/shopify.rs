@@ -12,12 +12,18 @@ const SECRET: &str = "shpss_test_app_secret";
 const SHOP: &str = "trailhead-demo.myshopify.com";
 const MERCHANT: &str = "trailhead";
 
+fn with_shopify(settings: &mut parley_server::settings::Settings) {
+    settings.shopify =
+        Some(serde_json::from_value(json!({ "app_secret": SECRET, "max_event_age": "24h" })).unwrap());
+}
+
 async fn shopify_app() -> TestApp {
-    spawn_app_tweaked(Channel::Simulator, |settings| {
-        settings.shopify =
-            Some(serde_json::from_value(json!({ "app_secret": SECRET, "max_event_age": "24h" })).unwrap());
-    })
-    .await
+    spawn_app_tweaked(Channel::Simulator, with_shopify).await
+}
+
+/// For tests whose product webhooks change the catalog: one of its own.
+async fn shopify_app_own_catalog() -> TestApp {
+    spawn_app_own_knowledge(Channel::Simulator, with_shopify).await
 }
 
 fn sample(name: &str) -> Value {
@@ -288,7 +294,7 @@ async fn without_a_secret_the_endpoint_does_not_exist() {
 
 #[tokio::test]
 async fn every_documented_sample_is_accepted_and_applied() {
-    let app = shopify_app().await;
+    let app = shopify_app_own_catalog().await;
     let topics = [
         ("customers/create", "customers_create"),
         ("customers/update", "customers_update"),
@@ -502,4 +508,135 @@ async fn the_order_tools_answer_from_orders_the_webhooks_brought() {
         !stranger.contains("Aviator") && !stranger.contains("1z827wk74630"),
         "{stranger}"
     );
+}
+
+/// Trailhead's product `id` as its directory describes it, in Shopify's REST shape.
+fn directory_product(id: u64) -> Value {
+    let path = workspace_root().join("fixtures/merchants/trailhead/products.json");
+    let products: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let products = products
+        .get("products")
+        .unwrap_or(&products)
+        .as_array()
+        .unwrap()
+        .clone();
+    products
+        .into_iter()
+        .find(|product| product["id"] == json!(id))
+        .expect("a trailhead product")
+}
+
+/// Chunk vectors in the merchant's index, by content hash.
+async fn index_hashes(app: &TestApp) -> std::collections::HashSet<String> {
+    let knowledge = &app.state.knowledge;
+    let merchant = parley_knowledge::MerchantId::parse(MERCHANT).unwrap();
+    let model = knowledge.embedder().model_id().to_owned();
+    let stored = knowledge.index().stored_vectors(&merchant, &model).await.unwrap();
+    stored.into_keys().collect()
+}
+
+/// How many chunks a catalog holding only `product` makes of it.
+fn chunks_of(app: &TestApp, product: &Value) -> usize {
+    let merchant = parley_knowledge::MerchantId::parse(MERCHANT).unwrap();
+    let mut data = parley_knowledge::MerchantData::clone(&app.state.knowledge.merchant(&merchant).unwrap());
+    data.products = vec![serde_json::from_value(product.clone()).unwrap()];
+    data.policies.clear();
+    data.orders.clear();
+    parley_knowledge::chunk::chunk_merchant(&data, app.state.knowledge.chunk_config()).len()
+}
+
+#[tokio::test]
+async fn a_product_webhook_changes_that_product_in_replies_and_re_embeds_only_it() {
+    let app = shopify_app_own_catalog().await;
+    let phone = "+13035550181";
+    let question = "how much is the Lumen Peak 400 headlamp?";
+    let before = reply_to(&app, phone, question).await;
+    assert!(before.contains("49"), "{before}");
+
+    // A sale in the shop: $39, was $49.
+    let old = directory_product(7001000042);
+    let mut sale = old.clone();
+    for variant in sale["variants"].as_array_mut().unwrap() {
+        variant["price"] = json!("39.00");
+        variant["compare_at_price"] = json!("49.00");
+    }
+    sale["updated_at"] = json!("2026-11-28T06:00:00-05:00");
+    let hashes_before = index_hashes(&app).await;
+    app.deliver_ok("products/update", "ev-p42-sale", &sale).await;
+    let hashes_after = index_hashes(&app).await;
+    let added = hashes_after.difference(&hashes_before).count();
+    let removed = hashes_before.difference(&hashes_after).count();
+    assert!(added >= 1, "the changed product was re-embedded");
+    assert!(
+        added <= chunks_of(&app, &sale) && removed <= chunks_of(&app, &old),
+        "only the changed product's chunks changed: {added} added, {removed} removed"
+    );
+    assert_eq!(hashes_after.len(), hashes_before.len() + added - removed);
+    let after = reply_to(&app, "+13035550182", question).await;
+    assert!(after.contains("39"), "{after}");
+
+    // Shopify retries out of order: an older delivery of the product changes nothing.
+    let mut stale = old.clone();
+    stale["updated_at"] = json!("2026-11-27T06:00:00-05:00");
+    app.deliver_ok("products/update", "ev-p42-old", &stale).await;
+    let (status, error) = app.event_status("ev-p42-old").await;
+    assert_eq!(status, "applied");
+    assert!(error.unwrap_or_default().contains("older"));
+    let merchant = parley_knowledge::MerchantId::parse(MERCHANT).unwrap();
+    let catalog = app.state.knowledge.merchant(&merchant).unwrap();
+    let served = catalog.products.iter().find(|p| p.id == 7001000042).unwrap();
+    assert_eq!(served.variants[0].price, "39.00");
+
+    // Nothing left to apply: a second refresh is a comparison, not an ingest.
+    assert!(
+        app.state
+            .service
+            .refresh_live_products(MERCHANT)
+            .await
+            .unwrap()
+            .is_none()
+    );
+
+    // Re-ingesting the (older) directory keeps the shop's newer product.
+    let dir = workspace_root().join("fixtures/merchants/trailhead");
+    parley_server::commerce::ingest_directory_at(
+        &app.state.knowledge,
+        &app.state.service.store,
+        &dir,
+        &|_, _| {},
+    )
+    .await
+    .unwrap();
+    let catalog = app.state.knowledge.merchant(&merchant).unwrap();
+    let served = catalog.products.iter().find(|p| p.id == 7001000042).unwrap();
+    assert_eq!(served.variants[0].price, "39.00");
+}
+
+#[tokio::test]
+async fn a_deleted_or_archived_product_leaves_the_catalog_and_a_created_one_joins_it() {
+    let app = shopify_app_own_catalog().await;
+    let merchant = parley_knowledge::MerchantId::parse(MERCHANT).unwrap();
+    let has = |id: u64| {
+        let catalog = app.state.knowledge.merchant(&merchant).unwrap();
+        catalog.products.iter().any(|p| p.id == id)
+    };
+    assert!(has(7001000043) && has(7001000045));
+    app.deliver_ok("products/delete", "ev-del-43", &json!({ "id": 7001000043_u64 }))
+        .await;
+    assert!(!has(7001000043));
+    let mut archived = directory_product(7001000045);
+    archived["status"] = json!("archived");
+    archived["updated_at"] = json!("2026-11-28T06:00:00-05:00");
+    app.deliver_ok("products/update", "ev-arch-45", &archived).await;
+    assert!(!has(7001000045));
+
+    let mut created = sample("products_create");
+    created["title"] = json!("Emberline Camp Stove");
+    created["handle"] = json!("emberline-camp-stove");
+    created["body_html"] = json!("<p>A one-burner canister stove that boils a litre in 3.5 minutes.</p>");
+    created["updated_at"] = json!("2026-11-28T06:00:00-05:00");
+    app.deliver_ok("products/create", "ev-new-stove", &created).await;
+    assert!(has(788032119674292922));
+    let reply = reply_to(&app, "+13035550183", "how much is the Emberline camp stove?").await;
+    assert!(reply.contains("19.99"), "{reply}");
 }
