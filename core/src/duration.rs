@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Deserializer};
 
-/// Accepts milliseconds as a number, or a string ending in `ms`, `s`, `m` or `h` (`"1.5s"`,
+/// Accepts milliseconds as a number, or a string ending in `ms`, `s`, `m`, `h` or `d` (`"1.5s"`,
 /// `"15m"`).
 pub fn deserialize_duration<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Duration, D::Error> {
     #[derive(Deserialize)]
@@ -27,6 +27,7 @@ pub fn deserialize_duration<'de, D: Deserializer<'de>>(deserializer: D) -> Resul
         .map(|n| (n, 1.0))
         .or_else(|| text.strip_suffix('m').map(|n| (n, 60.0)))
         .or_else(|| text.strip_suffix('h').map(|n| (n, 3600.0)))
+        .or_else(|| text.strip_suffix('d').map(|n| (n, 86_400.0)))
     {
         number
             .trim()
@@ -38,7 +39,7 @@ pub fn deserialize_duration<'de, D: Deserializer<'de>>(deserializer: D) -> Resul
     };
     parsed.ok_or_else(|| {
         serde::de::Error::custom(format!(
-            "{text:?} is not a duration; write milliseconds (500) or a unit (\"500ms\", \"10s\", \"15m\", \"1h\")"
+            "{text:?} is not a duration; write milliseconds (500) or a unit (\"500ms\", \"10s\", \"15m\", \"1h\", \"7d\")"
         ))
     })
 }
@@ -67,6 +68,10 @@ mod tests {
         assert_eq!(parse(r#"{"value": "250"}"#).unwrap(), Duration::from_millis(250));
         assert_eq!(parse(r#"{"value": "15m"}"#).unwrap(), Duration::from_secs(900));
         assert_eq!(parse(r#"{"value": "2h"}"#).unwrap(), Duration::from_secs(7200));
+        assert_eq!(
+            parse(r#"{"value": "3d"}"#).unwrap(),
+            Duration::from_secs(3 * 86_400)
+        );
         assert!(parse(r#"{"value": "soon"}"#).is_err());
         assert!(parse(r#"{"value": "5 days"}"#).is_err());
     }
