@@ -263,6 +263,33 @@ pub struct ConversationState {
     pub ai_turns_on_issue: u32,
 }
 
+impl ConversationState {
+    /// A message the store sent first (a cart reminder, a welcome) that the customer's next
+    /// text answers: it joins the turns, and the first product it was about (a catalog
+    /// handle) becomes the product under discussion, so "is it in XL?" is about that product.
+    /// Carrying the same message twice adds it once.
+    pub fn carry_store_message(&mut self, text: &str, product_handles: &[String]) {
+        let already = self
+            .turns
+            .last()
+            .is_some_and(|turn| turn.role == Role::Agent && turn.text == text);
+        if !already {
+            self.turns.push(Turn {
+                role: Role::Agent,
+                text: text.to_owned(),
+            });
+        }
+        if let Some(handle) = product_handles.first() {
+            self.last_product = Some(crate::tools::ProductMatch {
+                handle: handle.clone(),
+                options: Vec::new(),
+                sku: None,
+                named: true,
+            });
+        }
+    }
+}
+
 /// A finding from the guardrails about a draft reply.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Finding {

@@ -25,6 +25,13 @@ pub enum RunError {
         #[source]
         source: parley_agent::AgentError,
     },
+    /// A case's `context` names what the merchant does not have.
+    #[error("suite {suite}, case {case:?}, context: {problem}")]
+    Context {
+        suite: String,
+        case: String,
+        problem: String,
+    },
 }
 
 /// The scored result of one or more suites.
@@ -82,6 +89,28 @@ pub async fn run_suites(
                 opted_out: case.opted_out,
                 ..ConversationState::default()
             };
+            if let Some(context) = &case.context {
+                let catalog = agent
+                    .knowledge()
+                    .merchant(&merchant)
+                    .map_err(|err| RunError::Context {
+                        suite: suite.suite.clone(),
+                        case: case.id.clone(),
+                        problem: err.to_string(),
+                    })?;
+                if let Some(missing) = context
+                    .products
+                    .iter()
+                    .find(|handle| !catalog.products.iter().any(|p| &p.handle == *handle))
+                {
+                    return Err(RunError::Context {
+                        suite: suite.suite.clone(),
+                        case: case.id.clone(),
+                        problem: format!("no product with handle {missing:?} in {}", suite.merchant),
+                    });
+                }
+                state.carry_store_message(&context.message, &context.products);
+            }
             for (idx, turn) in case.turns.iter().enumerate() {
                 let inbound = Inbound {
                     merchant: &merchant,

@@ -46,7 +46,23 @@ pub struct Case {
     pub customer: Option<String>,
     #[serde(default)]
     pub opted_out: bool,
+    /// The store's message the case's first turn answers (a flow's cart reminder, a
+    /// welcome): the conversation starts from it, as the server starts a reply to a flow.
+    #[serde(default)]
+    pub context: Option<StoreMessage>,
     pub turns: Vec<TurnSpec>,
+}
+
+/// A message the store sent first.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StoreMessage {
+    /// The flow that sent it (`cart_recovery`, `welcome`, …), for the report.
+    pub flow: String,
+    pub message: String,
+    /// Catalog handles of the products it is about, most relevant first.
+    #[serde(default)]
+    pub products: Vec<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -127,7 +143,7 @@ fn intent<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Option<In
 }
 
 const SUITE_KEYS: &[&str] = &["suite", "merchant", "cases"];
-const CASE_KEYS: &[&str] = &["id", "customer", "opted_out", "turns"];
+const CASE_KEYS: &[&str] = &["id", "customer", "opted_out", "context", "turns"];
 const TURN_KEYS: &[&str] = &["say", "expect"];
 const EXPECT_KEYS: &[&str] = &[
     "route",
@@ -174,6 +190,15 @@ impl Suite {
 
     pub fn n_turns(&self) -> usize {
         self.cases.iter().map(|c| c.turns.len()).sum()
+    }
+
+    /// Turns in cases that start from a store's message (replies to flows).
+    pub fn n_flow_turns(&self) -> usize {
+        self.cases
+            .iter()
+            .filter(|c| c.context.is_some())
+            .map(|c| c.turns.len())
+            .sum()
     }
 }
 

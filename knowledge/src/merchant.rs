@@ -92,6 +92,10 @@ pub struct MerchantData {
     pub products: Vec<Product>,
     pub policies: Vec<PolicyDoc>,
     pub orders: Vec<Order>,
+    /// `flows.toml` as written, if the directory has one; the server reads it with
+    /// `parley-campaigns` (which validates it at ingest, naming the flow, step and key).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub flows_toml: Option<String>,
 }
 
 impl MerchantData {
@@ -139,11 +143,18 @@ impl MerchantData {
                 "no knowledge found: add products.json (or products.csv) and/or files under policies/",
             ));
         }
+        let flows_path = dir.join("flows.toml");
+        let flows_toml = if flows_path.exists() {
+            Some(read_text(&flows_path)?)
+        } else {
+            None
+        };
         Ok(Self {
             config,
             products,
             policies,
             orders,
+            flows_toml,
         })
     }
 }

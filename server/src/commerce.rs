@@ -176,6 +176,7 @@ pub async fn ingest_directory(
 ) -> Result<IngestReport, ServiceError> {
     // The live rows are read under the ingest permit: a product webhook's refresh waiting
     // for it then starts from this ingest's result, never the other way round.
+    crate::flows::check_flows(&data, None)?;
     let permit = knowledge.begin_ingest().await;
     let live = store.live_products(data.config.id.as_str()).await?;
     overlay_live_products(&mut data, &live);
@@ -193,6 +194,8 @@ pub async fn ingest_directory_at(
     let data = tokio::task::spawn_blocking(move || MerchantData::load(&owned))
         .await
         .map_err(|err| KnowledgeError::Index(format!("loader task failed: {err}")))??;
+    // Checked here too, so the error names the file where it is on disk.
+    crate::flows::check_flows(&data, Some(dir))?;
     ingest_directory(knowledge, store, data, progress).await
 }
 
@@ -426,6 +429,12 @@ impl Service {
             .apply_shopify_event(event_id, &event.merchant_id, &change, self.now())
             .await?;
         tracing::debug!(event_id, topic = %event.topic, ?applied, "applied a Shopify event");
+        if let (CommerceChange::Checkout(checkout), Applied::Applied) = (&change, &applied) {
+            // The event is applied; a flow that could not start is logged, not retried.
+            if let Err(err) = self.on_checkout(&event.merchant_id, checkout).await {
+                tracing::error!(event_id, error = %err, "starting a checkout's flows failed");
+            }
+        }
         if matches!(change, CommerceChange::Product(_)) && applied == Applied::Applied {
             // The event is applied either way: a refresh that fails here is retried by the
             // reconciliation every start runs (`refresh_live_products` for each merchant).

@@ -10,6 +10,7 @@ use parley_core::{ConsentPurpose, Phone, RetryPolicy};
 use serde::Deserialize;
 
 use crate::service::{Service, ServiceError};
+use crate::store::jobs::JobPayload;
 use crate::store::{JobKind, JobOutcome, JobRow, JobStatus, MessageStatus, NewJob, SendPayload};
 
 /// `[scheduler]` settings.
@@ -162,6 +163,8 @@ pub fn check_send(request: &SendRequest<'_>, now_ms: i64) -> Result<(SendPayload
             body: body.to_owned(),
             purpose: request.purpose,
             subject: subject.map(str::to_owned),
+            automated: false,
+            flow_context: None,
         },
         due.max(now_ms),
     ))
@@ -217,16 +220,35 @@ impl Service {
             Ok(checked) => checked,
             Err(invalid) => return Ok(Err(invalid)),
         };
+        Ok(Ok(self
+            .schedule_job(
+                merchant_id,
+                JobPayload::Send(&payload),
+                request.key,
+                due_at,
+                request.created_by,
+            )
+            .await?))
+    }
+
+    /// Schedules a checked job with the scheduler's attempt budget.
+    pub(crate) async fn schedule_job(
+        &self,
+        merchant_id: &str,
+        payload: JobPayload<'_>,
+        key: Option<&str>,
+        due_at: i64,
+        created_by: Option<i64>,
+    ) -> Result<(JobRow, bool), ServiceError> {
         let job = NewJob {
             merchant_id,
-            kind: JobKind::Send,
-            payload: &payload,
-            key: request.key,
+            payload,
+            key,
             due_at,
             max_attempts: self.scheduler.max_retries + 1,
-            created_by: request.created_by,
+            created_by,
         };
-        Ok(Ok(self.store.schedule_job(&job, now).await?))
+        Ok(self.store.schedule_job(&job, self.now()).await?)
     }
 
     /// Starts every job due now and hands its message to the send path; returns how many
@@ -235,9 +257,17 @@ impl Service {
         let now = self.now();
         let mut started = 0;
         for job in self.store.due_jobs(now, BATCH).await? {
-            if let Some(message_id) = self.start_job(&job, now).await? {
-                self.spawn_deliver(message_id);
-                started += 1;
+            match job.kind {
+                JobKind::Send => {
+                    if let Some(message_id) = self.start_job(&job, now).await? {
+                        self.spawn_deliver(message_id);
+                        started += 1;
+                    }
+                }
+                JobKind::Flow => {
+                    self.run_flow_job(&job, now).await?;
+                    started += 1;
+                }
             }
         }
         Ok(started)

@@ -4,6 +4,7 @@
 pub mod api;
 pub mod channel;
 pub mod commerce;
+pub mod flows;
 pub mod fuzzing;
 pub mod import;
 pub mod inbox;

@@ -306,6 +306,10 @@ impl Service {
         let mut state = pending.state.clone();
         // The ledger is the source of truth for consent (an API or provider opt-out counts too).
         state.opted_out = pending.opted_out;
+        // A reply to a flow's message is about what that message said.
+        if let Some((body, context)) = &pending.flow_message {
+            crate::flows::carry_flow_message(&mut state, body, context);
+        }
         // Compliance first, from the store alone: a STOP is honoured even when the merchant's
         // catalog, index or model cannot be read. It reads the customer's own words only.
         let merchant = parley_agent::MerchantContact {

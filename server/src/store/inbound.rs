@@ -45,6 +45,9 @@ pub struct PendingInbound {
     /// The merchant's name and support contact, from the store: enough for compliance.
     pub merchant: parley_agent::MerchantContact,
     pub num_media: u32,
+    /// The flow message this text answers: the latest one sent since the customer's previous
+    /// text, as (body, its `flow_context` JSON).
+    pub flow_message: Option<(String, String)>,
 }
 
 /// Everything one decision changes, committed together with marking the inbound processed:
@@ -151,7 +154,23 @@ impl Store {
         .await?;
         let Some(row) = row else { return Ok(None) };
         let state: String = row.get("state");
+        let conversation_id: i64 = row.get("conversation_id");
+        let flow_message = sqlx::query(
+            "SELECT body, flow_context FROM messages
+             WHERE conversation_id = ? AND direction = 'out' AND flow_context IS NOT NULL AND id < ?
+               AND id > COALESCE((SELECT MAX(id) FROM messages
+                                  WHERE conversation_id = ? AND direction = 'in' AND id < ?), 0)
+             ORDER BY id DESC LIMIT 1",
+        )
+        .bind(conversation_id)
+        .bind(message_id)
+        .bind(conversation_id)
+        .bind(message_id)
+        .fetch_optional(&self.writer)
+        .await?
+        .map(|row| (row.get("body"), row.get("flow_context")));
         Ok(Some(PendingInbound {
+            flow_message,
             message_id: row.get("id"),
             conversation_id: row.get("conversation_id"),
             merchant_id: row.get("merchant_id"),

@@ -21,6 +21,39 @@ use super::{Author, MessageStatus, Result, Store, StoreError};
 pub enum JobKind {
     /// Text one customer (payload: `SendPayload`).
     Send,
+    /// Decide a flow enrollment's next step (payload: `FlowPayload`): send it (as a `send`
+    /// job), wait, or end the enrollment. Deciding twice decides the same, so a crash before
+    /// the job is marked done only repeats a decision.
+    Flow,
+}
+
+/// A `flow` job's payload.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct FlowPayload {
+    pub enrollment: i64,
+}
+
+/// What a job carries, by kind.
+#[derive(Debug, Clone, Copy)]
+pub enum JobPayload<'a> {
+    Send(&'a SendPayload),
+    Flow(FlowPayload),
+}
+
+impl JobPayload<'_> {
+    fn kind(self) -> JobKind {
+        match self {
+            Self::Send(_) => JobKind::Send,
+            Self::Flow(_) => JobKind::Flow,
+        }
+    }
+
+    fn json(self) -> serde_json::Result<String> {
+        match self {
+            Self::Send(payload) => serde_json::to_string(payload),
+            Self::Flow(payload) => serde_json::to_string(&payload),
+        }
+    }
 }
 
 /// Where a job is.
@@ -66,14 +99,21 @@ pub struct SendPayload {
     /// What the text is about, for the same-subject limit (a campaign's name).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub subject: Option<String>,
+    /// Sent by a flow rather than written by a person: the message is the store's automated
+    /// voice (`ai`), not `human`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub automated: bool,
+    /// A flow's message: what it is about (JSON, `flows::FlowMessageContext`), kept on the
+    /// message for the reply that answers it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub flow_context: Option<String>,
 }
 
 /// A job to schedule.
 #[derive(Debug, Clone)]
 pub struct NewJob<'a> {
     pub merchant_id: &'a str,
-    pub kind: JobKind,
-    pub payload: &'a SendPayload,
+    pub payload: JobPayload<'a>,
     pub key: Option<&'a str>,
     pub due_at: i64,
     pub max_attempts: u32,
@@ -103,7 +143,8 @@ impl Store {
     /// Schedules a job. With a key already used by this merchant, nothing new is written and
     /// the existing job is returned with `false`.
     pub async fn schedule_job(&self, job: &NewJob<'_>, now: i64) -> Result<(JobRow, bool)> {
-        let payload = serde_json::to_string(job.payload)?;
+        let payload = job.payload.json()?;
+        let kind = job.payload.kind();
         let inserted = self
             .guard(async move {
                 let id: Option<i64> = sqlx::query(
@@ -112,7 +153,7 @@ impl Store {
                      ON CONFLICT (merchant_id, key) DO NOTHING RETURNING id",
                 )
                 .bind(job.merchant_id)
-                .bind(job.kind)
+                .bind(kind)
                 .bind(&payload)
                 .bind(job.key)
                 .bind(job.due_at)
@@ -242,25 +283,34 @@ impl Store {
             let created_by: Option<i64> = row.get("created_by");
             let (_, conversation_id) =
                 super::inbound::customer_and_conversation(&mut tx, &merchant_id, &payload.to, now).await?;
-            // A text a person scheduled is theirs; `human` is who wrote it.
+            // A text a person scheduled is theirs; `human` is who wrote it. A flow's is the
+            // store's automated voice.
+            let author = if payload.automated {
+                Author::Ai
+            } else {
+                Author::Human
+            };
             let message_id = super::outbound::insert_outbound(
                 &mut tx,
                 &merchant_id,
                 conversation_id,
-                Author::Human,
+                author,
                 body,
                 None,
                 created_by,
                 now,
             )
             .await?;
-            sqlx::query("UPDATE messages SET purpose = ?, subject = ?, job_id = ? WHERE id = ?")
-                .bind(<&str>::from(payload.purpose))
-                .bind(&payload.subject)
-                .bind(id)
-                .bind(message_id)
-                .execute(&mut *tx)
-                .await?;
+            sqlx::query(
+                "UPDATE messages SET purpose = ?, subject = ?, job_id = ?, flow_context = ? WHERE id = ?",
+            )
+            .bind(<&str>::from(payload.purpose))
+            .bind(&payload.subject)
+            .bind(id)
+            .bind(&payload.flow_context)
+            .bind(message_id)
+            .execute(&mut *tx)
+            .await?;
             sqlx::query("UPDATE jobs SET message_id = ? WHERE id = ?")
                 .bind(message_id)
                 .bind(id)
@@ -269,6 +319,20 @@ impl Store {
             tx.commit().await?;
             Ok(Some(message_id))
         })
+        .await
+    }
+
+    /// Marks a due `flow` job done once its decision is acted on; `false` if it was not
+    /// pending (cancelled meanwhile, or done by another poller).
+    pub async fn finish_flow_job(&self, id: i64, now: i64) -> Result<bool> {
+        self.write_changed(
+            sqlx::query(
+                "UPDATE jobs SET status = 'done', attempts = attempts + 1, updated_at = ?
+                 WHERE id = ? AND status = 'pending' AND kind = 'flow'",
+            )
+            .bind(now)
+            .bind(id),
+        )
         .await
     }
 

@@ -25,6 +25,7 @@ pub mod commerce;
 mod consent;
 mod conversations;
 mod escalations;
+pub mod flows;
 mod inbound;
 pub mod jobs;
 mod merchants;
@@ -140,6 +141,16 @@ impl Store {
 
     /// Runs a write; a database error (other than a constraint the caller handles) marks the
     /// writer connection for replacement before the error is returned.
+    /// One guarded write on its own: whether it changed any row (a conditional UPDATE that
+    /// found its row already moved on changes none).
+    async fn write_changed<'q>(
+        &self,
+        query: sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments<'q>>,
+    ) -> Result<bool> {
+        self.guard(async move { Ok(query.execute(&self.writer).await?.rows_affected() > 0) })
+            .await
+    }
+
     async fn guard<T>(&self, write: impl Future<Output = Result<T>>) -> Result<T> {
         let result = write.await;
         let failed = match &result {

@@ -4,6 +4,7 @@
 
 mod api;
 mod browser;
+mod flows;
 mod hardening;
 mod helpers;
 mod jobs;

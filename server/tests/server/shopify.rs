@@ -12,12 +12,15 @@ const SECRET: &str = "shpss_test_app_secret";
 const SHOP: &str = "trailhead-demo.myshopify.com";
 const MERCHANT: &str = "trailhead";
 
-fn with_shopify(settings: &mut parley_server::settings::Settings) {
+pub(crate) fn with_shopify(settings: &mut parley_server::settings::Settings) {
     settings.shopify =
         Some(serde_json::from_value(json!({ "app_secret": SECRET, "max_event_age": "24h" })).unwrap());
+    // A ticked checkout starts cart recovery: the tests run due jobs themselves, on the
+    // injected clock, rather than racing a poller.
+    settings.scheduler.poll_every = std::time::Duration::from_secs(3600);
 }
 
-async fn shopify_app() -> TestApp {
+pub(crate) async fn shopify_app() -> TestApp {
     spawn_app_tweaked(Channel::Simulator, with_shopify).await
 }
 
@@ -26,7 +29,7 @@ async fn shopify_app_own_catalog() -> TestApp {
     spawn_app_own_knowledge(Channel::Simulator, with_shopify).await
 }
 
-fn sample(name: &str) -> Value {
+pub(crate) fn sample(name: &str) -> Value {
     let path = workspace_root()
         .join("fixtures/shopify")
         .join(format!("{name}.json"));
@@ -34,7 +37,7 @@ fn sample(name: &str) -> Value {
 }
 
 /// A delivery as Shopify sends it; `tamper` may change any header before it goes.
-struct Delivery {
+pub(crate) struct Delivery {
     topic: &'static str,
     event_id: String,
     body: Vec<u8>,
@@ -44,7 +47,7 @@ struct Delivery {
 }
 
 impl Delivery {
-    fn new(app: &TestApp, topic: &'static str, event_id: &str, body: &Value) -> Self {
+    pub(crate) fn new(app: &TestApp, topic: &'static str, event_id: &str, body: &Value) -> Self {
         let body = serde_json::to_vec(body).unwrap();
         Self {
             topic,
@@ -56,7 +59,7 @@ impl Delivery {
         }
     }
 
-    async fn send(&self, app: &TestApp) -> reqwest::Response {
+    pub(crate) async fn send(&self, app: &TestApp) -> reqwest::Response {
         let mut request = app
             .client
             .post(app.url("/webhooks/shopify"))
@@ -82,7 +85,7 @@ impl TestApp {
         self.state.service.store.commerce_counts(MERCHANT).await.unwrap()
     }
 
-    async fn deliver_ok(&self, topic: &'static str, event_id: &str, body: &Value) {
+    pub(crate) async fn deliver_ok(&self, topic: &'static str, event_id: &str, body: &Value) {
         let response = Delivery::new(self, topic, event_id, body).send(self).await;
         let status = response.status();
         assert_eq!(status, 200, "{topic}: {}", response.text().await.unwrap());
@@ -355,7 +358,7 @@ async fn every_documented_sample_is_accepted_and_applied() {
 }
 
 /// A checkout as a live store sends it: the customer ticked the SMS box.
-fn ticked_checkout(token: &str, phone: &str, updated_at: &str) -> Value {
+pub(crate) fn ticked_checkout(token: &str, phone: &str, updated_at: &str) -> Value {
     let mut checkout = sample("checkouts_update");
     checkout["token"] = json!(token);
     checkout["sms_marketing_phone"] = json!(phone);

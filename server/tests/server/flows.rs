@@ -1,0 +1,233 @@
+//! Cart recovery end to end on the real server and the injected clock: a signed Shopify
+//! checkout webhook enrolls the customer, the first message goes at +2 h (not before, and
+//! held by quiet hours), a reply hands the conversation to the agent and ends the flow, and
+//! an order or a STOP at any point means nothing more is sent.
+
+use std::time::Duration;
+
+use parley_core::clock::rfc3339;
+use parley_server::store::{Author, MessageStatus};
+use serde_json::{Value, json};
+
+use crate::helpers::*;
+use crate::shopify::{sample, shopify_app, ticked_checkout};
+
+const MERCHANT: &str = "trailhead";
+const H: i64 = 3_600_000;
+
+/// A ticked checkout for the Stormline jacket, shipping to New York, last updated at `at`.
+fn cart(token: &str, phone: &str, at: i64) -> Value {
+    let mut checkout = ticked_checkout(token, phone, &rfc3339(at));
+    checkout["line_items"] = json!([{
+        "title": "Stormline 2.5L Rain Jacket", "variant_title": "M / Black", "quantity": 1,
+        "price": "169.00", "product_id": 7001000009_u64, "variant_id": 7001000009001_u64, "sku": null,
+    }]);
+    checkout["shipping_address"]["province_code"] = json!("NY");
+    checkout["shipping_address"]["country_code"] = json!("US");
+    checkout["billing_address"] = Value::Null;
+    checkout
+}
+
+/// Moves the clock to `at` and runs what is due until nothing more is (a flow decision
+/// schedules its message; the message goes on the next run).
+async fn run_at(app: &TestApp, at: i64) {
+    let now = app.clock_now();
+    assert!(at >= now, "the clock only moves forward");
+    app.clock
+        .advance(Duration::from_millis(u64::try_from(at - now).unwrap()));
+    for _ in 0..5 {
+        let started = app.state.service.run_due_jobs().await.unwrap();
+        app.settle().await;
+        if started == 0 {
+            break;
+        }
+    }
+    // Held messages whose time has come.
+    app.state.service.resume_stale().await.unwrap();
+    app.settle().await;
+}
+
+/// The flow messages sent (or held) to `phone`, oldest first.
+async fn flow_texts(app: &TestApp, phone: &str) -> Vec<parley_server::store::MessageRow> {
+    app.sent_to(MERCHANT, phone)
+        .await
+        .into_iter()
+        .filter(|m| m.author == Author::Ai && m.body.contains("Reply STOP to opt out"))
+        .collect()
+}
+
+async fn exit_reason(app: &TestApp, phone: &str) -> Option<String> {
+    let store = &app.state.service.store;
+    let enrollments = store.enrollments_of(MERCHANT, phone).await.unwrap();
+    assert_eq!(enrollments.len(), 1, "one enrollment per cart");
+    enrollments[0].exit_reason.clone()
+}
+
+fn order_for(token: &str, phone: &str, id: u64) -> Value {
+    let mut order = sample("orders_create");
+    order["id"] = json!(id);
+    order["checkout_token"] = json!(token);
+    order["phone"] = json!(phone);
+    order["customer"] = Value::Null;
+    order
+}
+
+#[tokio::test]
+async fn a_cart_reminder_goes_at_two_hours_and_a_reply_hands_over_to_the_agent() {
+    let app = shopify_app().await;
+    let phone = "+12125550171";
+    let t0 = app.clock_now();
+    app.deliver_ok("checkouts/update", "ev-cart-1", &cart("tok-r1", phone, t0))
+        .await;
+
+    run_at(&app, t0 + 2 * H - 60_000).await;
+    assert!(flow_texts(&app, phone).await.is_empty(), "not before two hours");
+    run_at(&app, t0 + 2 * H).await;
+    let texts = flow_texts(&app, phone).await;
+    assert_eq!(texts.len(), 1);
+    let first = &texts[0].body;
+    assert!(first.contains("Stormline 2.5L Rain Jacket"), "{first}");
+    assert!(first.contains("https://checkout.local/"), "{first}");
+    assert!(first.contains('?'), "it asks a question: {first}");
+    assert_eq!(texts[0].status, MessageStatus::Delivered);
+    // Running again sends nothing twice.
+    run_at(&app, t0 + 2 * H + 60_000).await;
+    assert_eq!(flow_texts(&app, phone).await.len(), 1);
+
+    // The customer answers without naming the product: the agent replies about the cart's
+    // jacket, which the reminder was about.
+    app.simulate(MERCHANT, phone, "is it available in XL?").await;
+    app.settle().await;
+    let reply = app.sent_to(MERCHANT, phone).await.last().unwrap().body.clone();
+    assert!(reply.contains("XL") && reply.contains("Stormline"), "{reply}");
+    assert!(
+        !reply.contains("Reply STOP"),
+        "a reply is not a marketing text: {reply}"
+    );
+
+    // The conversation is the agent's: the 24-hour reminder does not go, and the flow ends.
+    run_at(&app, t0 + 27 * H).await;
+    assert_eq!(flow_texts(&app, phone).await.len(), 1);
+    assert_eq!(exit_reason(&app, phone).await.as_deref(), Some("replied"));
+    // An order later changes nothing: no further text, ever.
+    app.deliver_ok(
+        "orders/create",
+        "ev-cart-1-order",
+        &order_for("tok-r1", phone, 88001),
+    )
+    .await;
+    run_at(&app, t0 + 80 * H).await;
+    assert_eq!(flow_texts(&app, phone).await.len(), 1);
+}
+
+#[tokio::test]
+async fn an_order_or_a_stop_at_any_point_ends_the_flow() {
+    let app = shopify_app().await;
+    let t0 = app.clock_now();
+    // (phone, what happens, hours after the checkout, reminders sent by then)
+    let cases = [
+        ("+12125550181", "order", 1, 0),
+        ("+12125550182", "order", 3, 1),
+        ("+12125550183", "stop", 1, 0),
+        ("+12125550184", "stop", 3, 1),
+        ("+12125550185", "nothing", 0, 0),
+    ];
+    for (i, (phone, _, _, _)) in cases.iter().enumerate() {
+        app.deliver_ok(
+            "checkouts/update",
+            Box::leak(format!("ev-x{i}").into_boxed_str()),
+            &cart(&format!("tok-x{i}"), phone, t0),
+        )
+        .await;
+    }
+    for hours in 1..=3 {
+        run_at(&app, t0 + hours * H).await;
+        for (i, (phone, event, at, _)) in cases.iter().enumerate() {
+            if *at != hours {
+                continue;
+            }
+            match *event {
+                "order" => {
+                    let order = order_for(&format!("tok-x{i}"), phone, 88100 + i as u64);
+                    app.deliver_ok(
+                        "orders/create",
+                        Box::leak(format!("ev-xo{i}").into_boxed_str()),
+                        &order,
+                    )
+                    .await;
+                }
+                "stop" => {
+                    app.simulate(MERCHANT, phone, "STOP").await;
+                    app.settle().await;
+                }
+                _ => {}
+            }
+        }
+    }
+    // Through the last reminder's time and beyond.
+    for at in [27, 76, 120] {
+        run_at(&app, t0 + at * H).await;
+    }
+    for (phone, event, _, reminders) in cases {
+        let sent = flow_texts(&app, phone).await.len();
+        let reason = exit_reason(&app, phone).await;
+        match event {
+            "order" => assert_eq!((sent, reason.as_deref()), (reminders, Some("ordered")), "{phone}"),
+            "stop" => {
+                assert_eq!(
+                    (sent, reason.as_deref()),
+                    (reminders, Some("opted_out")),
+                    "{phone}"
+                );
+                let last = app.sent_to(MERCHANT, phone).await.last().unwrap().body.clone();
+                assert!(
+                    last.contains("unsubscribed"),
+                    "the STOP confirmation is the last text: {last}"
+                );
+            }
+            _ => assert_eq!((sent, reason.as_deref()), (3, Some("completed")), "{phone}"),
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_reminder_due_in_quiet_hours_waits_for_the_morning() {
+    let app = shopify_app().await;
+    let phone = "+12125550191";
+    // 19:00 in New York: the first reminder falls due at 21:00, when marketing must stop.
+    let checkout_at = app.clock_now() + 12 * H;
+    run_at(&app, checkout_at).await;
+    app.deliver_ok("checkouts/update", "ev-q1", &cart("tok-q1", phone, checkout_at))
+        .await;
+    run_at(&app, checkout_at + 2 * H).await;
+    let held = flow_texts(&app, phone).await;
+    assert_eq!(held.len(), 1);
+    assert_eq!(held[0].status, MessageStatus::Deferred);
+    // 07:59 the next morning: still held. 08:00: sent.
+    run_at(&app, checkout_at + 13 * H - 60_000).await;
+    assert_eq!(flow_texts(&app, phone).await[0].status, MessageStatus::Deferred);
+    run_at(&app, checkout_at + 13 * H).await;
+    assert_eq!(flow_texts(&app, phone).await[0].status, MessageStatus::Delivered);
+}
+
+#[tokio::test]
+async fn an_old_or_unticked_cart_starts_nothing() {
+    let app = shopify_app().await;
+    let t0 = app.clock_now();
+    let old = "+12125550195";
+    app.deliver_ok("checkouts/update", "ev-old", &cart("tok-old", old, t0 - 30 * H))
+        .await;
+    let unticked = "+12125550196";
+    let mut checkout = cart("tok-unticked", unticked, t0);
+    checkout["buyer_accepts_sms_marketing"] = json!(false);
+    app.deliver_ok("checkouts/update", "ev-unticked", &checkout).await;
+    run_at(&app, t0 + 80 * H).await;
+    let store = &app.state.service.store;
+    for phone in [old, unticked] {
+        assert!(
+            store.enrollments_of(MERCHANT, phone).await.unwrap().is_empty(),
+            "{phone}"
+        );
+        assert!(flow_texts(&app, phone).await.is_empty(), "{phone}");
+    }
+}
