@@ -100,9 +100,10 @@ pub fn next(flows: &Flows, flow: &Flow, progress: &Progress, facts: &Facts, now:
     if facts.in_open_escalation {
         return Next::Exit(Exit::Escalated);
     }
+    // Strictly after: the text that started the flow (a JOIN) is not a reply to it.
     let replied = facts
         .last_customer_text_at
-        .is_some_and(|at| at >= progress.started_at);
+        .is_some_and(|at| at > progress.started_at);
     if replied && !flow.resume_after_reply {
         return Next::Exit(Exit::Replied);
     }
@@ -255,6 +256,11 @@ mod tests {
             ),
             // A text from before this flow began is not a reply to it.
             ("old text", with(&|f| f.last_customer_text_at = Some(T0 - 48 * H))),
+            // Nor is the text that started it.
+            (
+                "the trigger's text",
+                with(&|f| f.last_customer_text_at = Some(T0)),
+            ),
         ];
         let expected = [
             Next::Exit(Exit::OptedOut),
@@ -268,7 +274,12 @@ mod tests {
                 step: 1,
                 offer_expires_at: None,
             },
+            Next::Send {
+                step: 1,
+                offer_expires_at: None,
+            },
         ];
+        assert_eq!(table.len(), expected.len());
         for ((name, got), want) in table.iter().zip(expected) {
             assert_eq!(got, &want, "{name}");
         }

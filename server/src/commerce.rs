@@ -429,11 +429,29 @@ impl Service {
             .apply_shopify_event(event_id, &event.merchant_id, &change, self.now())
             .await?;
         tracing::debug!(event_id, topic = %event.topic, ?applied, "applied a Shopify event");
-        if let (CommerceChange::Checkout(checkout), Applied::Applied) = (&change, &applied) {
-            // The event is applied; a flow that could not start is logged, not retried.
-            if let Err(err) = self.on_checkout(&event.merchant_id, checkout).await {
-                tracing::error!(event_id, error = %err, "starting a checkout's flows failed");
+        // The event is applied; a flow that could not start is logged, not retried.
+        let started = match (&change, &applied) {
+            (CommerceChange::Checkout(checkout), Applied::Applied) => {
+                self.on_checkout(&event.merchant_id, checkout).await
             }
+            (
+                CommerceChange::Fulfillment {
+                    shopify_order_id,
+                    fulfillment,
+                },
+                Applied::Applied,
+            ) if fulfillment.shipment_status.as_deref() == Some("delivered") => {
+                let at = fulfillment
+                    .updated_at
+                    .as_deref()
+                    .and_then(parse_rfc3339)
+                    .unwrap_or_else(|| self.now());
+                self.on_delivered(&event.merchant_id, shopify_order_id, at).await
+            }
+            _ => Ok(()),
+        };
+        if let Err(err) = started {
+            tracing::error!(event_id, error = %err, "starting flows for a Shopify event failed");
         }
         if matches!(change, CommerceChange::Product(_)) && applied == Applied::Applied {
             // The event is applied either way: a refresh that fails here is retried by the

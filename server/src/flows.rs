@@ -164,9 +164,120 @@ impl Service {
             checkout: Some(checkout.token.clone()),
             product_handles,
         };
-        let context = serde_json::to_string(&context).map_err(crate::store::StoreError::from)?;
         let subject = format!("checkout:{}", checkout.token);
-        for flow in flows.started_by(Trigger::CheckoutAbandoned) {
+        self.start_flows(
+            merchant_id,
+            &flows,
+            Trigger::CheckoutAbandoned,
+            phone,
+            &subject,
+            checkout.updated_at,
+            &context,
+        )
+        .await
+    }
+
+    /// A keyword sign-up whose confirmation reached the provider: the welcome flow. (Consent
+    /// from a checkout box or Shopify comes with a cart or an order, whose flows speak first;
+    /// an import is not a moment to text thousands of people at once.)
+    pub(crate) async fn on_marketing_confirmed(
+        &self,
+        merchant_id: &str,
+        phone: &str,
+        message_id: i64,
+    ) -> Result<(), ServiceError> {
+        let Some((_, flows)) = self.flows_of(merchant_id) else {
+            return Ok(());
+        };
+        let first_name = self
+            .store
+            .customer_by_phone(merchant_id, phone)
+            .await?
+            .and_then(|customer| customer.first_name);
+        let context = MessageContext {
+            first_name,
+            ..MessageContext::default()
+        };
+        let subject = format!("opt-in:{message_id}");
+        self.start_flows(
+            merchant_id,
+            &flows,
+            Trigger::MarketingOptIn,
+            phone,
+            &subject,
+            self.now(),
+            &context,
+        )
+        .await
+    }
+
+    /// A shipment Shopify reports delivered: the flows that follow a delivery (feedback).
+    pub(crate) async fn on_delivered(
+        &self,
+        merchant_id: &str,
+        shopify_order_id: &str,
+        delivered_at: i64,
+    ) -> Result<(), ServiceError> {
+        if self.now().saturating_sub(delivered_at) > STALE_TRIGGER_MS {
+            return Ok(());
+        }
+        let Some((data, flows)) = self.flows_of(merchant_id) else {
+            return Ok(());
+        };
+        let Some(phone) = self.store.order_phone(merchant_id, shopify_order_id).await? else {
+            return Ok(());
+        };
+        let Some(order) = self.store.order(merchant_id, shopify_order_id).await? else {
+            return Ok(());
+        };
+        let products: Vec<String> = order.line_items.iter().map(|line| line.title.clone()).collect();
+        let product_handles = products
+            .iter()
+            .filter_map(|title| {
+                data.products
+                    .iter()
+                    .find(|p| &p.title == title)
+                    .map(|p| p.handle.clone())
+            })
+            .collect();
+        let first_name = self
+            .store
+            .customer_by_phone(merchant_id, &phone)
+            .await?
+            .and_then(|customer| customer.first_name);
+        let context = MessageContext {
+            first_name,
+            products,
+            product_handles,
+            ..MessageContext::default()
+        };
+        let subject = format!("order:{shopify_order_id}");
+        self.start_flows(
+            merchant_id,
+            &flows,
+            Trigger::OrderDelivered,
+            &phone,
+            &subject,
+            delivered_at,
+            &context,
+        )
+        .await
+    }
+
+    /// Enrolls `phone` in every enabled flow `trigger` starts and schedules each first step.
+    #[allow(clippy::too_many_arguments)]
+    async fn start_flows(
+        &self,
+        merchant_id: &str,
+        flows: &Flows,
+        trigger: Trigger,
+        phone: &str,
+        subject: &str,
+        started_at: i64,
+        context: &MessageContext,
+    ) -> Result<(), ServiceError> {
+        let context = serde_json::to_string(context).map_err(crate::store::StoreError::from)?;
+        for flow in flows.started_by(trigger) {
             let enrollment = self
                 .store
                 .enroll(
@@ -174,8 +285,8 @@ impl Service {
                         merchant_id,
                         flow_id: &flow.id,
                         phone,
-                        subject: &subject,
-                        started_at: checkout.updated_at,
+                        subject,
+                        started_at,
                         context: &context,
                     },
                     self.now(),

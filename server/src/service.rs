@@ -581,6 +581,13 @@ impl Service {
             && self.store.confirm_marketing(job.id, self.now()).await?
         {
             tracing::info!(message_id = job.id, "marketing sign-up confirmed");
+            // A welcome that cannot start is logged; the sign-up stands.
+            if let Err(err) = self
+                .on_marketing_confirmed(&job.merchant_id, &job.to, job.id)
+                .await
+            {
+                tracing::error!(message_id = job.id, error = %err, "starting the welcome flow failed");
+            }
         }
         if job.job_id.is_some() {
             self.settle_job(job.id, status, error).await?;

@@ -144,6 +144,18 @@ impl Store {
         .await
     }
 
+    /// The E.164 phone an order was placed with, if it has one.
+    pub async fn order_phone(&self, merchant_id: &str, shopify_id: &str) -> Result<Option<String>> {
+        Ok(
+            sqlx::query("SELECT phone FROM orders WHERE merchant_id = ? AND shopify_id = ?")
+                .bind(merchant_id)
+                .bind(shopify_id)
+                .fetch_optional(&self.reader)
+                .await?
+                .and_then(|row| row.get("phone")),
+        )
+    }
+
     /// The facts a step of `merchant_id`'s flow for `phone` is decided on; `checkout` is the
     /// token of the cart the enrollment is about, if it is about one.
     pub async fn flow_facts(

@@ -231,3 +231,84 @@ async fn an_old_or_unticked_cart_starts_nothing() {
         assert!(flow_texts(&app, phone).await.is_empty(), "{phone}");
     }
 }
+
+#[tokio::test]
+async fn a_keyword_sign_up_gets_the_welcome_after_its_confirmation() {
+    let app = shopify_app().await;
+    let phone = "+12125550161";
+    let t0 = app.clock_now();
+    // 07:00 in New York: the confirmation is a compliance text and goes at once; the welcome,
+    // due half an hour later, is marketing and waits for 8:00.
+    app.simulate(MERCHANT, phone, "JOIN").await;
+    app.settle().await;
+    let sent = app.sent_to(MERCHANT, phone).await;
+    assert!(sent[0].body.contains("Reply HELP"), "{}", sent[0].body);
+    run_at(&app, t0 + 30 * 60_000 - 1000).await;
+    assert!(
+        flow_texts(&app, phone).await.is_empty(),
+        "not within 30 minutes of the JOIN"
+    );
+    run_at(&app, t0 + 30 * 60_000).await;
+    let welcome = flow_texts(&app, phone).await;
+    assert_eq!(welcome.len(), 1);
+    assert_eq!(welcome[0].status, MessageStatus::Deferred, "quiet hours");
+    run_at(&app, t0 + H).await;
+    let welcome = flow_texts(&app, phone).await;
+    assert_eq!(welcome[0].status, MessageStatus::Delivered);
+    assert!(
+        welcome[0].body.contains("Trailhead Outfitters")
+            && welcome[0].body.contains("what are you shopping for?"),
+        "{}",
+        welcome[0].body
+    );
+    assert_eq!(exit_reason(&app, phone).await.as_deref(), Some("completed"));
+}
+
+#[tokio::test]
+async fn a_delivered_order_gets_a_feedback_request_three_days_later() {
+    let app = shopify_app().await;
+    let phone = "+12125550162";
+    let t0 = app.clock_now();
+    // A customer who agreed to marketing texts at checkout, then ordered.
+    let mut checkout = cart("tok-fb", phone, t0);
+    checkout["completed_at"] = json!(rfc3339(t0));
+    app.deliver_ok("checkouts/update", "ev-fb-c", &checkout).await;
+    let mut order = order_for("tok-fb", phone, 88200);
+    order["line_items"][0]["title"] = json!("Stormline 2.5L Rain Jacket");
+    order["line_items"].as_array_mut().unwrap().truncate(1);
+    app.deliver_ok("orders/create", "ev-fb-o", &order).await;
+    // Shipped: nothing yet. Delivered: the request is due three days on.
+    let mut shipment = sample("fulfillments_create");
+    shipment["order_id"] = json!(88200);
+    shipment["shipment_status"] = json!("in_transit");
+    shipment["updated_at"] = json!(rfc3339(t0 + H));
+    run_at(&app, t0 + H).await;
+    app.deliver_ok("fulfillments/update", "ev-fb-f1", &shipment).await;
+    shipment["shipment_status"] = json!("delivered");
+    shipment["updated_at"] = json!(rfc3339(t0 + 2 * H));
+    run_at(&app, t0 + 2 * H).await;
+    app.deliver_ok("fulfillments/update", "ev-fb-f2", &shipment).await;
+    run_at(&app, t0 + 2 * H + 72 * H - 60_000).await;
+    assert!(flow_texts(&app, phone).await.is_empty(), "not before three days");
+    run_at(&app, t0 + 2 * H + 72 * H).await;
+    let texts = flow_texts(&app, phone).await;
+    assert_eq!(texts.len(), 1);
+    assert!(
+        texts[0].body.contains("Stormline 2.5L Rain Jacket") && texts[0].body.contains("How is it"),
+        "{}",
+        texts[0].body
+    );
+    let store = &app.state.service.store;
+    let flows: Vec<String> = store
+        .enrollments_of(MERCHANT, phone)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| format!("{}:{}", e.flow_id, e.exit_reason.unwrap_or_default()))
+        .collect();
+    assert_eq!(
+        flows,
+        ["feedback:completed"],
+        "the completed cart started nothing"
+    );
+}
