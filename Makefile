@@ -36,9 +36,10 @@ unit:
 # lumen is the held-out merchant: measured with the others, never tuned on (cadence was held
 # out until issue 14 read its failures to choose classes of failure).
 EVAL_SUITES := --suite fixtures/evals/trailhead.yaml --suite fixtures/evals/glowleaf.yaml --suite fixtures/evals/cadence.yaml --suite fixtures/evals/lumen.yaml
-# Gates set just under the scores measured when they were last raised (see README), plus the
+# Gates set just under the scores measured when they were last set (see README: issue 17 added
+# 154 turns replying to flow messages, a weaker class, and lowered them to 0.78 / 0.95), plus the
 # committed baseline report: a regression in any rate beyond the tolerance fails the build.
-EVAL_GATES := --min-resolution 0.80 --min-escalation-recall 0.97 --baseline fixtures/evals/baseline.json --tolerance 0.03
+EVAL_GATES := --min-resolution 0.78 --min-escalation-recall 0.95 --baseline fixtures/evals/baseline.json --tolerance 0.03
 
 ## Reply quality over the fixture suites, offline (no LLM), gated.
 evals:
