@@ -68,12 +68,16 @@ struct ScheduleRequest {
 #[derive(Serialize, utoipa::ToSchema)]
 struct JobBody {
     id: i64,
+    /// `send` (a text) or `flow` (a flow's decision about an enrollment's next step).
     kind: JobKind,
     status: JobStatus,
-    to: String,
-    body: String,
-    purpose: String,
+    /// For a `send` job: the customer's phone, the text and its purpose.
+    to: Option<String>,
+    body: Option<String>,
+    purpose: Option<String>,
     subject: Option<String>,
+    /// For a `flow` job: the enrollment it decides for.
+    enrollment: Option<i64>,
     key: Option<String>,
     /// When it is (or was) due; for a retry, the next attempt's time. RFC 3339.
     due_at: String,
@@ -88,16 +92,36 @@ struct JobBody {
 
 impl JobBody {
     fn of(row: JobRow) -> Result<Self, ApiError> {
-        let payload: SendPayload =
-            serde_json::from_str(&row.payload).map_err(|err| ApiError::internal(&err))?;
+        let (send, flow) = match row.kind {
+            JobKind::Send => (
+                Some(
+                    serde_json::from_str::<SendPayload>(&row.payload)
+                        .map_err(|err| ApiError::internal(&err))?,
+                ),
+                None,
+            ),
+            JobKind::Flow => (
+                None,
+                Some(
+                    serde_json::from_str::<crate::store::jobs::FlowPayload>(&row.payload)
+                        .map_err(|err| ApiError::internal(&err))?,
+                ),
+            ),
+        };
+        let purpose = send.as_ref().map(|p| p.purpose.to_string());
+        let (to, body, subject) = match send {
+            Some(p) => (Some(p.to), Some(p.body), p.subject),
+            None => (None, None, None),
+        };
         Ok(Self {
             id: row.id,
             kind: row.kind,
             status: row.status,
-            to: payload.to,
-            body: payload.body,
-            purpose: payload.purpose.to_string(),
-            subject: payload.subject,
+            to,
+            body,
+            purpose,
+            subject,
+            enrollment: flow.map(|f| f.enrollment),
             key: row.key,
             due_at: rfc3339(row.due_at),
             attempts: row.attempts,

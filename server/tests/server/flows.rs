@@ -80,6 +80,22 @@ async fn a_cart_reminder_goes_at_two_hours_and_a_reply_hands_over_to_the_agent()
     app.deliver_ok("checkouts/update", "ev-cart-1", &cart("tok-r1", phone, t0))
         .await;
 
+    // The admin's job list shows the decision due at +2 h.
+    let admin = app
+        .token(MERCHANT, "ana", parley_server::store::UserRole::Admin)
+        .await;
+    let jobs: Value = app
+        .get("/v1/merchants/trailhead/jobs?status=pending", &admin)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let jobs = jobs["jobs"].as_array().unwrap();
+    assert_eq!(jobs.len(), 1, "{jobs:?}");
+    assert_eq!(jobs[0]["kind"], "flow");
+    assert_eq!(jobs[0]["due_at"], rfc3339(t0 + 2 * H));
+    assert!(jobs[0]["enrollment"].is_i64() && jobs[0]["to"].is_null());
+
     run_at(&app, t0 + 2 * H - 60_000).await;
     assert!(flow_texts(&app, phone).await.is_empty(), "not before two hours");
     run_at(&app, t0 + 2 * H).await;
