@@ -10,7 +10,7 @@ use crate::render;
 
 /// What starts a flow for one customer. The server watches for these; the anchor time of an
 /// enrollment is when the trigger happened (the checkout's last update, the opt-in, …).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Trigger {
     /// A checkout with a phone and marketing consent, not completed.

@@ -97,6 +97,37 @@ fn expiry_text(at_ms: i64, data: &MerchantData) -> Option<String> {
     Some(local.strftime("%b %-d, %-I:%M %p").to_string())
 }
 
+/// A step's text for one enrollment: its template over the enrollment's context, the store's
+/// name, and its offer (from the merchant's `[[offers]]`) with the expiry given.
+pub fn render_step(
+    data: &MerchantData,
+    spec: &parley_campaigns::Step,
+    context: &MessageContext,
+    offer_expires_at: Option<i64>,
+) -> Result<String, String> {
+    let offer = spec.offer.as_deref().and_then(|code| {
+        let offer = data
+            .config
+            .offers
+            .iter()
+            .find(|o| o.code.eq_ignore_ascii_case(code))?;
+        Some(OfferText {
+            code: offer.code.clone(),
+            description: offer.description.clone(),
+            expires: offer_expires_at.and_then(|at| expiry_text(at, data)),
+        })
+    });
+    let ctx = TemplateContext {
+        store: data.config.name.clone(),
+        first_name: context.first_name.clone(),
+        products: context.products.clone(),
+        cart_url: context.cart_url.clone(),
+        offer,
+        recommendation: None,
+    };
+    parley_campaigns::render(&spec.template, &ctx)
+}
+
 impl Service {
     /// The merchant's catalog and flows as last ingested; `None` (logged) when either cannot
     /// be read, so no flow sends on a broken definition.
@@ -399,27 +430,7 @@ impl Service {
             } => (step, offer_expires_at),
         };
         let spec = &flow.steps[step];
-        let offer = spec.offer.as_deref().and_then(|code| {
-            let offer = data
-                .config
-                .offers
-                .iter()
-                .find(|o| o.code.eq_ignore_ascii_case(code))?;
-            Some(OfferText {
-                code: offer.code.clone(),
-                description: offer.description.clone(),
-                expires: offer_expires_at.and_then(|at| expiry_text(at, &data)),
-            })
-        });
-        let ctx = TemplateContext {
-            store: data.config.name.clone(),
-            first_name: context.first_name.clone(),
-            products: context.products.clone(),
-            cart_url: context.cart_url.clone(),
-            offer,
-            recommendation: None,
-        };
-        let body = match parley_campaigns::render(&spec.template, &ctx) {
+        let body = match render_step(&data, spec, &context, offer_expires_at) {
             Ok(body) => body,
             Err(problem) => {
                 // Checked at ingest with every name filled in; a value that still breaks it

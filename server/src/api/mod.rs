@@ -14,6 +14,7 @@ use parley_knowledge::{IngestReport, MerchantData, MerchantId, SearchHit};
 use serde::{Deserialize, Serialize};
 
 mod bodies;
+mod flows;
 mod jobs;
 pub use bodies::{ConversationBody, EscalationBody, MessageBody};
 
@@ -57,6 +58,7 @@ pub fn routes() -> Router<AppState> {
             post(simulator_send).get(simulator_inbox),
         )
         .merge(jobs::routes())
+        .merge(flows::routes())
 }
 
 /// Routes that take large bodies.
@@ -965,6 +967,9 @@ struct IngestReportBody {
         jobs::show,
         jobs::cancel,
         jobs::send_decisions_export,
+        flows::list,
+        flows::preview,
+        flows::enrollments,
         crate::healthz,
         crate::readyz,
     ),

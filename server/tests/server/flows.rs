@@ -328,3 +328,109 @@ async fn a_delivered_order_gets_a_feedback_request_three_days_later() {
         "the completed cart started nothing"
     );
 }
+
+#[tokio::test]
+async fn the_api_lists_flows_previews_a_step_and_shows_a_customers_enrollments() {
+    use parley_server::store::UserRole;
+    let app = shopify_app().await;
+    let phone = "+12125550175";
+    let t0 = app.clock_now();
+    app.deliver_ok("checkouts/update", "ev-api-1", &cart("tok-api", phone, t0))
+        .await;
+    let admin = app.token(MERCHANT, "ana", UserRole::Admin).await;
+    let agent = app.token(MERCHANT, "sam", UserRole::Agent).await;
+
+    let listed: Value = app
+        .get("/v1/merchants/trailhead/flows", &admin)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let cart_flow = listed["flows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["id"] == "cart_recovery")
+        .unwrap()
+        .clone();
+    assert_eq!(cart_flow["trigger"], "checkout_abandoned");
+    let delays: Vec<i64> = cart_flow["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["delay_seconds"].as_i64().unwrap())
+        .collect();
+    assert_eq!(delays, [7200, 86_400, 172_800]);
+
+    let preview = |body: Value| {
+        let app = &app;
+        let admin = admin.clone();
+        async move {
+            app.post_json(
+                "/v1/merchants/trailhead/flows/cart_recovery/preview",
+                &admin,
+                body,
+            )
+            .await
+        }
+    };
+    let shown = preview(json!({ "step": 1, "phone": phone })).await;
+    assert_eq!(shown.status(), 200);
+    let shown: Value = shown.json().await.unwrap();
+    let body = shown["body"].as_str().unwrap();
+    assert!(
+        body.contains("Stormline 2.5L Rain Jacket") && body.ends_with("Reply STOP to opt out"),
+        "{body}"
+    );
+    assert_eq!(shown["encoding"], "gsm7");
+    assert_eq!(
+        shown["characters"].as_u64().unwrap() as usize,
+        body.chars().count()
+    );
+    assert!(shown["segments"].as_u64().unwrap() >= 1);
+    // Without a customer: the fallbacks.
+    let generic: Value = preview(json!({ "step": 1 })).await.json().await.unwrap();
+    assert!(
+        generic["body"].as_str().unwrap().contains("Hi there"),
+        "{generic}"
+    );
+    // Bad input: a clear error, nothing changed.
+    let missing = preview(json!({ "step": 4 })).await;
+    assert_eq!(missing.status(), 400);
+    assert!(missing.text().await.unwrap().contains("steps 1 to 3"));
+    assert_eq!(preview(json!({ "step": 1, "phone": "12" })).await.status(), 400);
+    let unknown = app
+        .post_json(
+            "/v1/merchants/trailhead/flows/nope/preview",
+            &admin,
+            json!({ "step": 1 }),
+        )
+        .await;
+    assert_eq!(unknown.status(), 404);
+    let as_agent = app
+        .post_json(
+            "/v1/merchants/trailhead/flows/cart_recovery/preview",
+            &agent,
+            json!({ "step": 1 }),
+        )
+        .await;
+    assert_eq!(as_agent.status(), 403);
+
+    let enrollments: Value = app
+        .get(
+            &format!(
+                "/v1/merchants/trailhead/flows/enrollments?phone=%2B{}",
+                &phone[1..]
+            ),
+            &agent,
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    let enrollments = enrollments["enrollments"].as_array().unwrap();
+    assert_eq!(enrollments.len(), 1);
+    assert_eq!(enrollments[0]["flow"], "cart_recovery");
+    assert_eq!(enrollments[0]["status"], "active");
+    assert_eq!(enrollments[0]["subject"], "checkout:tok-api");
+}
