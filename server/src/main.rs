@@ -248,6 +248,11 @@ enum ShopifyCommand {
         /// The service's base URL; default: the [server] address from the settings.
         #[arg(long)]
         url: Option<String>,
+        /// Stamp each payload's top-level `created_at` and `updated_at` with the current
+        /// time, as a live store's event would carry them (a sample from years ago starts no
+        /// flow: it is too old to be about a cart anyone remembers).
+        #[arg(long)]
+        now: bool,
         /// JSON payload files, e.g. fixtures/shopify/checkouts_create.json.
         #[arg(required = true)]
         files: Vec<PathBuf>,
@@ -268,12 +273,17 @@ async fn shopify_replay(
     url: &str,
     shop: &str,
     topic: Option<&str>,
+    stamp_now: bool,
     files: &[PathBuf],
 ) -> anyhow::Result<()> {
     let client = reqwest::Client::new();
     let mut refused = 0;
     for (i, file) in files.iter().enumerate() {
-        let body = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
+        let mut body = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
+        if stamp_now {
+            body = parley_server::shopify::stamp_now(&body, SystemClock.now_ms())
+                .with_context(|| format!("{}: not JSON, so --now cannot stamp it", file.display()))?;
+        }
         let topic = match topic {
             Some(topic) => topic.to_owned(),
             None => parley_server::shopify::topic_of_file(file).with_context(|| {
@@ -670,6 +680,7 @@ async fn main() -> anyhow::Result<()> {
                     shop,
                     topic,
                     url,
+                    now,
                     files,
                 },
         } => {
@@ -683,6 +694,7 @@ async fn main() -> anyhow::Result<()> {
                 &url,
                 &shop,
                 topic.as_deref(),
+                now,
                 &files,
             )
             .await?;

@@ -396,9 +396,38 @@ pub struct ProductDeleted {
     pub id: Option<String>,
 }
 
+/// A sample payload as if it happened at `now_ms`: its top-level `created_at` and
+/// `updated_at` (where present) become that time. For `parley shopify replay --now`: a sample
+/// from years ago starts no flow.
+pub fn stamp_now(body: &[u8], now_ms: i64) -> Result<Vec<u8>, serde_json::Error> {
+    let mut payload: serde_json::Value = serde_json::from_slice(body)?;
+    let now = parley_core::clock::rfc3339(now_ms);
+    if let Some(fields) = payload.as_object_mut() {
+        for key in ["created_at", "updated_at"] {
+            if let Some(value) = fields.get_mut(key) {
+                *value = serde_json::Value::String(now.clone());
+            }
+        }
+    }
+    serde_json::to_vec(&payload)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_stamped_sample_carries_the_time_given_and_nothing_else_changes() {
+        let body = br#"{"token":"t","created_at":"2021-12-31T19:00:00-05:00","updated_at":"2021-12-31T19:00:00-05:00","completed_at":null,"line_items":[{"updated_at":"x"}]}"#;
+        let stamped: serde_json::Value =
+            serde_json::from_slice(&stamp_now(body, 1_795_867_200_000).unwrap()).unwrap();
+        assert_eq!(stamped["created_at"], "2026-11-28T12:00:00Z");
+        assert_eq!(stamped["updated_at"], "2026-11-28T12:00:00Z");
+        assert!(stamped["completed_at"].is_null());
+        assert_eq!(stamped["line_items"][0]["updated_at"], "x", "only the top level");
+        assert_eq!(stamped["token"], "t");
+        assert!(stamp_now(b"not json", 0).is_err());
+    }
 
     #[test]
     fn the_signature_is_base64_hmac_sha256_of_the_raw_body() {

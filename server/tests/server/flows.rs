@@ -434,3 +434,35 @@ async fn the_api_lists_flows_previews_a_step_and_shows_a_customers_enrollments()
     assert_eq!(enrollments[0]["status"], "active");
     assert_eq!(enrollments[0]["subject"], "checkout:tok-api");
 }
+
+#[tokio::test]
+async fn the_tours_cart_stamped_now_starts_cart_recovery() {
+    let app = shopify_app().await;
+    let file = parley_testkit::workspace_root().join("fixtures/shopify/tour/checkouts_update.json");
+    let body = parley_server::shopify::stamp_now(&std::fs::read(&file).unwrap(), app.clock_now()).unwrap();
+    let triggered_at = rfc3339(app.clock_now());
+    let replay = parley_server::shopify::Replay {
+        base_url: &app.addr,
+        secret: "shpss_test_app_secret",
+        shop: "trailhead-demo.myshopify.com",
+        topic: "checkouts/update",
+        event_id: "tour-1",
+        triggered_at: &triggered_at,
+    };
+    assert_eq!(replay.send(&app.client, body).await.unwrap().status(), 200);
+    app.settle().await;
+    let phone = "+12025550123";
+    let store = &app.state.service.store;
+    let enrollments = store.enrollments_of(MERCHANT, phone).await.unwrap();
+    assert_eq!(enrollments.len(), 1);
+    assert_eq!(enrollments[0].subject, "checkout:tour-cart-1");
+    // 12:00 UTC is 07:00 in Washington: the reminder is made at +2 h, 09:00 there, and goes.
+    run_at(&app, app.clock_now() + 2 * H).await;
+    let texts = flow_texts(&app, phone).await;
+    assert_eq!(texts.len(), 1);
+    assert!(
+        texts[0].body.starts_with("Hi John, it's Trailhead Outfitters."),
+        "{}",
+        texts[0].body
+    );
+}
