@@ -54,7 +54,7 @@ api-test:
 
 ## Release-build benchmarks: a table on stdout and target/bench/bench.json (about 40 minutes on
 ## 2 cores, 25 of them the 10k-product ingest). They print figures and assert nothing. PARLEY_BENCH_QUICK=1 for a short smoke run,
-## PARLEY_BENCH_ONLY=load,stop,ingest,retrieval,evals to pick sections.
+## PARLEY_BENCH_ONLY=load,stop,ingest,retrieval,evals,segments to pick sections.
 bench: models
 	cargo bench --locked -p parley-server --bench bench
 	cargo bench --locked -p parley-agent --bench pipeline

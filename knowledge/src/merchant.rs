@@ -96,6 +96,10 @@ pub struct MerchantData {
     /// `parley-campaigns` (which validates it at ingest, naming the flow, step and key).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub flows_toml: Option<String>,
+    /// `segments.toml` as written, if any: thresholds for the built-in segments and the
+    /// merchant's own (read and validated by the server with `parley-campaigns`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub segments_toml: Option<String>,
 }
 
 impl MerchantData {
@@ -149,12 +153,19 @@ impl MerchantData {
         } else {
             None
         };
+        let segments_path = dir.join("segments.toml");
+        let segments_toml = if segments_path.exists() {
+            Some(read_text(&segments_path)?)
+        } else {
+            None
+        };
         Ok(Self {
             config,
             products,
             policies,
             orders,
             flows_toml,
+            segments_toml,
         })
     }
 }

@@ -66,18 +66,20 @@ pub fn flows_of_data(data: &MerchantData) -> Result<Flows, FlowsError> {
     Flows::load(data.flows_toml.as_deref().unwrap_or(""), &codes)
 }
 
-/// [`flows_of_data`] as an ingest error naming the file.
+/// The merchant's segments: the built-ins (with `segments.toml`'s thresholds) and its own.
+pub fn segments_of_data(data: &MerchantData) -> Result<Vec<parley_campaigns::Segment>, String> {
+    parley_campaigns::load_segments(data.segments_toml.as_deref().unwrap_or(""))
+}
+
+/// [`flows_of_data`] and [`segments_of_data`] as an ingest error naming the file.
 pub fn check_flows(data: &MerchantData, dir: Option<&std::path::Path>) -> Result<(), KnowledgeError> {
-    flows_of_data(data).map(|_| ()).map_err(|err| {
-        let path = dir.map_or_else(
-            || std::path::PathBuf::from("flows.toml"),
-            |d| d.join("flows.toml"),
-        );
-        KnowledgeError::InvalidFile {
-            path,
-            message: err.to_string(),
-        }
-    })
+    let invalid = |file: &str, message: String| {
+        let path = dir.map_or_else(|| std::path::PathBuf::from(file), |d| d.join(file));
+        KnowledgeError::InvalidFile { path, message }
+    };
+    flows_of_data(data).map_err(|err| invalid("flows.toml", err.to_string()))?;
+    segments_of_data(data).map_err(|err| invalid("segments.toml", err))?;
+    Ok(())
 }
 
 /// A trigger older than this when it arrives starts no flow.
@@ -534,6 +536,13 @@ mod tests {
             err.contains("/m/trailhead/flows.toml")
                 && err.contains("cart_recovery")
                 && err.contains("HALFOFF"),
+            "{err}"
+        );
+        data.flows_toml = None;
+        data.segments_toml = Some("[[segment]]\nid = \"big\"\nrule = { spent_at_least = -5 }\n".into());
+        let err = check_flows(&data, None).unwrap_err().to_string();
+        assert!(
+            err.contains("segments.toml") && err.contains("segment `big`"),
             "{err}"
         );
     }

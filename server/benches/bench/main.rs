@@ -2,7 +2,7 @@
 //! table and writes `target/bench/bench.json`. Nothing is asserted about speed: the figures
 //! are reported, each the median of repeated runs with its spread, and flagged when noisy.
 //!
-//! Sections (all by default; `PARLEY_BENCH_ONLY=load,stop,ingest,retrieval,evals` picks some,
+//! Sections (all by default; `PARLEY_BENCH_ONLY=load,stop,ingest,retrieval,evals,segments` picks some,
 //! `PARLEY_BENCH_QUICK=1` shortens every run for a smoke test):
 //! - load: signed Twilio webhooks into a real `parley serve` at 50/200/500 msg/s and at max,
 //!   with an instant fake LLM, then once with the offline responder;
@@ -10,11 +10,13 @@
 //! - ingest: a 10k-product catalog against the raw embedding throughput;
 //! - retrieval: top-5 hybrid queries at 1k/10k/100k chunks on the embedded index and on
 //!   Qdrant (the real engine behind its gRPC API, in process over loopback);
-//! - evals: wall time of `parley eval` over the fixture suites.
+//! - evals: wall time of `parley eval` over the fixture suites;
+//! - segments: counting each built-in segment and a layered custom one over 100k customers.
 
 mod ingest;
 mod load;
 mod retrieval;
+mod segments;
 mod stats;
 
 use std::path::{Path, PathBuf};
@@ -316,6 +318,11 @@ async fn main() {
     }
     if plan.runs("evals") {
         record(&mut report, "evals", evals_section(repeats));
+    }
+    if plan.runs("segments") {
+        let customers = if plan.quick { 5_000 } else { 100_000 };
+        let section = segments::run(scratch.path(), customers, repeats).await;
+        record(&mut report, "segments", section);
     }
 
     println!();

@@ -1,6 +1,7 @@
 //! A merchant's flows over the API: the definitions in force (built-ins with `flows.toml`), a
 //! preview of one step as a customer would get it (its text with the opt-out line, length,
-//! encoding and segment count), and a customer's enrollments (where each flow stands).
+//! encoding and segment count), a customer's enrollments (where each flow stands), and the
+//! segments with their live counts and members.
 
 use axum::extract::{Path as UrlPath, Query, State};
 use axum::routing::{get, post};
@@ -21,6 +22,11 @@ pub fn routes() -> axum::Router<AppState> {
         .route(
             "/v1/merchants/{merchant_id}/flows/{flow_id}/preview",
             post(preview),
+        )
+        .route("/v1/merchants/{merchant_id}/segments", get(segments))
+        .route(
+            "/v1/merchants/{merchant_id}/segments/{segment_id}/members",
+            get(members),
         )
 }
 
@@ -280,6 +286,124 @@ async fn enrollments(
                 sent_at: row.sent_at().into_iter().map(rfc3339).collect(),
                 status: row.status.clone(),
                 exit_reason: row.exit_reason.clone(),
+            })
+            .collect(),
+    }))
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+struct SegmentBody {
+    id: String,
+    /// One of Parley's (new_customers, repeat_buyers, cart_abandoners, inactive, vip), or
+    /// the merchant's own from `segments.toml`.
+    builtin: bool,
+    /// Customers in it now.
+    count: i64,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+struct SegmentList {
+    segments: Vec<SegmentBody>,
+}
+
+fn segment_defs(state: &AppState, merchant_id: &str) -> Result<Vec<parley_campaigns::Segment>, ApiError> {
+    let data = merchant_data(state, merchant_id)?;
+    crate::flows::segments_of_data(&data).map_err(|err| {
+        let err: Box<dyn std::error::Error> = err.into();
+        ApiError::internal(err.as_ref())
+    })
+}
+
+/// Every segment with how many customers are in it now (each counted by one SQL query).
+#[utoipa::path(
+    get,
+    path = "/v1/merchants/{merchant_id}/segments",
+    tag = "merchants",
+    params(("merchant_id" = String, Path, description = "The merchant's id")),
+    responses((status = 200, description = "The segments", body = SegmentList)),
+    security(("bearer" = [])),
+)]
+async fn segments(
+    State(state): State<AppState>,
+    user: AuthUser,
+    UrlPath(merchant_id): UrlPath<String>,
+) -> Result<Json<SegmentList>, ApiError> {
+    user.require(&merchant_id, UserRole::Admin)?;
+    let now = state.service.now();
+    let mut out = Vec::new();
+    for segment in segment_defs(&state, &merchant_id)? {
+        let compiled = crate::store::segments::compile(&segment.rule, now);
+        let count = state.service.store.segment_count(&merchant_id, &compiled).await?;
+        out.push(SegmentBody {
+            id: segment.id,
+            builtin: segment.builtin,
+            count,
+        });
+    }
+    Ok(Json(SegmentList { segments: out }))
+}
+
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+struct MembersParams {
+    /// At most this many (1 to 1000, default 100), by phone.
+    #[param(minimum = 1, maximum = 1000)]
+    limit: Option<i64>,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+struct MemberBody {
+    phone: String,
+    first_name: Option<String>,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+struct MemberList {
+    segment: String,
+    count: i64,
+    members: Vec<MemberBody>,
+}
+
+/// A segment's members now.
+#[utoipa::path(
+    get,
+    path = "/v1/merchants/{merchant_id}/segments/{segment_id}/members",
+    tag = "merchants",
+    params(
+        ("merchant_id" = String, Path, description = "The merchant's id"),
+        ("segment_id" = String, Path, description = "The segment's id"),
+        MembersParams,
+    ),
+    responses((status = 200, description = "The members", body = MemberList)),
+    security(("bearer" = [])),
+)]
+async fn members(
+    State(state): State<AppState>,
+    user: AuthUser,
+    UrlPath((merchant_id, segment_id)): UrlPath<(String, String)>,
+    Query(params): Query<MembersParams>,
+) -> Result<Json<MemberList>, ApiError> {
+    user.require(&merchant_id, UserRole::Admin)?;
+    let limit = params.limit.unwrap_or(100);
+    if !(1..=1000).contains(&limit) {
+        return Err(ApiError::bad_request("limit: between 1 and 1000"));
+    }
+    let segment = segment_defs(&state, &merchant_id)?
+        .into_iter()
+        .find(|s| s.id == segment_id)
+        .ok_or_else(|| ApiError::not_found("segment"))?;
+    let compiled = crate::store::segments::compile(&segment.rule, state.service.now());
+    let store = &state.service.store;
+    let count = store.segment_count(&merchant_id, &compiled).await?;
+    let members = store.segment_members(&merchant_id, &compiled, limit).await?;
+    Ok(Json(MemberList {
+        segment: segment.id,
+        count,
+        members: members
+            .into_iter()
+            .map(|m| MemberBody {
+                phone: m.phone,
+                first_name: m.first_name,
             })
             .collect(),
     }))

@@ -970,6 +970,8 @@ struct IngestReportBody {
         flows::list,
         flows::preview,
         flows::enrollments,
+        flows::segments,
+        flows::members,
         crate::healthz,
         crate::readyz,
     ),

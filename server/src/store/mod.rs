@@ -30,6 +30,7 @@ mod inbound;
 pub mod jobs;
 mod merchants;
 mod outbound;
+pub mod segments;
 #[cfg(test)]
 mod tests;
 mod users;

@@ -466,3 +466,76 @@ async fn the_tours_cart_stamped_now_starts_cart_recovery() {
         texts[0].body
     );
 }
+
+#[tokio::test]
+async fn segments_count_and_list_their_members_live() {
+    use parley_server::store::UserRole;
+    let app = shopify_app().await;
+    let phone = "+12125550177";
+    let t0 = app.clock_now();
+    app.deliver_ok("checkouts/update", "ev-seg-1", &cart("tok-seg", phone, t0))
+        .await;
+    let admin = app.token(MERCHANT, "ana", UserRole::Admin).await;
+    let count_of = |listed: &Value, id: &str| {
+        listed["segments"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["id"] == id)
+            .unwrap()["count"]
+            .as_i64()
+            .unwrap()
+    };
+    // Thirty minutes in, the cart is not yet abandoned (1-2 h old); at 90 minutes it is.
+    app.clock.advance(Duration::from_secs(30 * 60));
+    let listed: Value = app
+        .get("/v1/merchants/trailhead/segments", &admin)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let ids: Vec<&str> = listed["segments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        ids,
+        [
+            "new_customers",
+            "repeat_buyers",
+            "cart_abandoners",
+            "inactive",
+            "vip"
+        ]
+    );
+    assert_eq!(count_of(&listed, "cart_abandoners"), 0);
+    app.clock.advance(Duration::from_secs(60 * 60));
+    let listed: Value = app
+        .get("/v1/merchants/trailhead/segments", &admin)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(count_of(&listed, "cart_abandoners"), 1);
+    let members: Value = app
+        .get("/v1/merchants/trailhead/segments/cart_abandoners/members", &admin)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(members["count"], 1);
+    assert_eq!(members["members"][0]["phone"], phone);
+    let bad = app
+        .get(
+            "/v1/merchants/trailhead/segments/cart_abandoners/members?limit=0",
+            &admin,
+        )
+        .await;
+    assert_eq!(bad.status(), 400);
+    let unknown = app
+        .get("/v1/merchants/trailhead/segments/nope/members", &admin)
+        .await;
+    assert_eq!(unknown.status(), 404);
+}
